@@ -1,0 +1,970 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The "shm" device: an NTB emulated in one shared-memory file, as specified
+ * by spec/shm-device.md (format 1).  Two processes (or two handles) each
+ * claim a port; each port's inbound windows are the other's outbound ones.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ntbt/shm.h>
+
+#include "../util/barrier.h"
+#include "../util/clock.h"
+#include "../util/futex.h"
+#include "../util/log.h"
+#include "../util/parse.h"
+#include "dev.h"
+#include "shm_regs.h"
+
+/* How often a waiter looks at the peer's process while it sleeps on link_seq:
+ * a SIGKILLed peer never bumps link_seq, so this bounds its detection time. */
+#define LINK_POLL_NS (20 * NS_PER_MS)
+
+/* A validated, mapped device file.  Fields are our copies of the header,
+ * taken once at open: the file is never trusted after validation. */
+struct shm_map {
+        int fd;
+        uint8_t *base;
+        size_t len;
+        struct shm_hdr *hdr;
+        uint32_t mw_count, spad_count;
+        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes;
+};
+
+struct shm_dev {
+        struct shm_map map;
+        int port;
+        uint32_t pid, generation; /* what we wrote when we claimed */
+        struct shm_port *me, *peer;
+        uint32_t kicks; /* db_wait_interrupt counter, local to this handle */
+        /* Liveness cache of the peer's owner: a pidfd for (pid, generation). */
+        pthread_mutex_t peer_lock;
+        int peer_pidfd;
+        uint32_t peer_pid, peer_gen;
+};
+
+static struct shm_dev *to_shm(struct ntbt_dev *dev)
+{
+        return dev->priv;
+}
+
+/* ---- names and validation ---- */
+
+int ntbt_shm_path(const char *name, char *buf, size_t len)
+{
+        size_t n, i;
+
+        if (!name || !buf)
+                return -EINVAL;
+        if (name[0] == '/') {
+                if (strlen(name) >= len)
+                        return -ENAMETOOLONG;
+                strcpy(buf, name);
+                return 0;
+        }
+        n = strlen(name);
+        if (n < 1 || n > 64)
+                return -EINVAL;
+        for (i = 0; i < n; i++) {
+                char c = name[i];
+
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '.' || c == '-'))
+                        return -EINVAL;
+        }
+        if ((size_t)snprintf(buf, len, "/dev/shm/ntbt-%s", name) >= len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int is_pow2(uint64_t v)
+{
+        return v && !(v & (v - 1));
+}
+
+/* Check geometry against the spec's limits; *field names the first bad one. */
+static int geom_check(uint32_t mw_count, uint32_t spad_count, uint64_t db_valid_mask,
+                      uint64_t mw_size, uint64_t xlat_align, const char **field)
+{
+        int db_bits = __builtin_popcountll(db_valid_mask);
+
+        if (mw_count < SHM_MW_COUNT_MIN || mw_count > SHM_MW_COUNT_MAX)
+                return *field = "mw_count (must be 1-8)", -EINVAL;
+        if (spad_count < SHM_SPAD_MIN || spad_count > SHM_SPAD_MAX)
+                return *field = "spad_count (must be 6-64)", -EINVAL;
+        /* Contiguous from bit 0: mask + 1 is a power of two (or 0 for all 64 bits). */
+        if (db_bits < SHM_DB_BITS_MIN || (db_valid_mask & (db_valid_mask + 1)) != 0)
+                return *field = "db_valid_mask (must be 2-64 contiguous bits from bit 0)", -EINVAL;
+        if (!is_pow2(mw_size) || mw_size < SHM_MW_SIZE_MIN || mw_size > SHM_MW_SIZE_MAX)
+                return *field = "mw_size (must be a power of two, 4 KiB - 1 GiB)", -EINVAL;
+        if (!is_pow2(xlat_align) || xlat_align < SHM_XLAT_ALIGN_MIN || xlat_align > mw_size)
+                return *field = "xlat_align (must be a power of two, 4 KiB - mw_size)", -EINVAL;
+        return 0;
+}
+
+static uint64_t geom_file_bytes(uint32_t mw_count, uint64_t mw_size)
+{
+        return SHM_HEADER_BYTES + 2ull * mw_count * mw_size;
+}
+
+/* ---- create / remove ---- */
+
+int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
+{
+        struct ntbt_shm_geom g = {.size = sizeof(g)};
+        uint64_t db_mask, file_bytes, magic;
+        const char *field = NULL;
+        struct shm_hdr *hdr;
+        char path[PATH_MAX];
+        int fd, ret;
+        void *base;
+
+        if (geom) {
+                if (geom->size < sizeof(uint32_t) || geom->size > sizeof(g))
+                        return -EINVAL;
+                memcpy(&g, geom, geom->size);
+        }
+        ret = ntbt_shm_path(name, path, sizeof(path));
+        if (ret) {
+                log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)",
+                        name ? name : "(null)");
+                return ret;
+        }
+        if (!g.mw_count)
+                g.mw_count = SHM_MW_COUNT_DEF;
+        if (!g.spad_count)
+                g.spad_count = SHM_SPAD_DEF;
+        if (!g.db_bits)
+                g.db_bits = SHM_DB_BITS_DEF;
+        if (!g.mw_size)
+                g.mw_size = SHM_MW_SIZE_DEF;
+        if (!g.xlat_align)
+                g.xlat_align = SHM_XLAT_ALIGN_DEF;
+        if (g.db_bits > SHM_DB_BITS_MAX) {
+                log_err("%s: db_bits %u out of range 2-64", name, g.db_bits);
+                return -EINVAL;
+        }
+        db_mask = g.db_bits == 64 ? ~0ull : (1ull << g.db_bits) - 1;
+        ret = geom_check(g.mw_count, g.spad_count, db_mask, g.mw_size, g.xlat_align, &field);
+        if (ret) {
+                log_err("%s: bad %s", name, field);
+                return ret;
+        }
+        file_bytes = geom_file_bytes(g.mw_count, g.mw_size);
+
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t)file_bytes) < 0) {
+                ret = -errno;
+                goto fail_unlink;
+        }
+        base = mmap(NULL, SHM_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED) {
+                ret = -errno;
+                goto fail_unlink;
+        }
+        hdr = base;
+        /* Nobody can validate the file before the magic is there, so plain
+         * relaxed stores are enough for the fields; the magic's release store
+         * publishes them all. */
+        store_relaxed(&hdr->format, SHM_FORMAT);
+        store_relaxed(&hdr->header_bytes, SHM_HEADER_BYTES);
+        store_relaxed(&hdr->mw_count, g.mw_count);
+        store_relaxed(&hdr->spad_count, g.spad_count);
+        store_relaxed(&hdr->db_valid_mask, db_mask);
+        store_relaxed(&hdr->mw_size, g.mw_size);
+        store_relaxed(&hdr->xlat_align, g.xlat_align);
+        store_relaxed(&hdr->file_bytes, file_bytes);
+        memcpy(&magic, SHM_MAGIC, 8);
+        store_release((uint64_t *)(void *)hdr->magic, magic);
+        munmap(base, SHM_HEADER_BYTES);
+        close(fd);
+        return 0;
+
+fail_unlink:
+        unlink(path);
+        close(fd);
+        return ret;
+}
+
+int ntbt_shm_remove(const char *name)
+{
+        char path[PATH_MAX];
+        int ret = ntbt_shm_path(name, path, sizeof(path));
+
+        if (ret)
+                return ret;
+        return unlink(path) ? -errno : 0;
+}
+
+/* ---- open and validate ---- */
+
+static uint32_t le32(const uint8_t *p)
+{
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+        return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/*
+ * Open and map a device file.  Every header field is checked against the
+ * spec's limits and the file's real size before anything is mapped, so a
+ * malformed file never leads to an access outside the mapping.
+ */
+static int shm_map_open(const char *name, int writable, struct shm_map *m)
+{
+        uint8_t raw[0x40];
+        char path[PATH_MAX];
+        const char *field = NULL;
+        int64_t deadline = now_ns() + NS_PER_SEC;
+        struct stat st;
+        int fd, ret;
+        ssize_t n;
+
+        memset(m, 0, sizeof(*m));
+        m->fd = -1;
+        ret = ntbt_shm_path(name, path, sizeof(path));
+        if (ret) {
+                log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)", name);
+                return ret;
+        }
+        fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                ret = -errno;
+                if (ret == -ELOOP)
+                        log_err("%s: is a symbolic link; refusing it", path);
+                else
+                        log_err("%s: cannot open: %s", path, strerror(-ret));
+                return ret;
+        }
+        /* The creator writes the magic last: wait up to a second for it. */
+        for (;;) {
+                if (fstat(fd, &st) < 0) {
+                        ret = -errno;
+                        goto fail;
+                }
+                if (!S_ISREG(st.st_mode)) {
+                        log_err("%s: not a regular file", path);
+                        ret = -EINVAL;
+                        goto fail;
+                }
+                memset(raw, 0, sizeof(raw));
+                n = pread(fd, raw, sizeof(raw), 0);
+                if (n < 0) {
+                        ret = -errno;
+                        goto fail;
+                }
+                if (memcmp(raw, SHM_MAGIC, 8) == 0)
+                        break;
+                if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
+                        log_err("%s: wrong magic (not an ntbt shm device)", path);
+                        ret = -EINVAL;
+                        goto fail;
+                }
+                if (now_ns() > deadline) {
+                        log_err("%s: no magic after 1 s (file not initialised)", path);
+                        ret = -EINVAL;
+                        goto fail;
+                }
+                nanosleep(&(struct timespec){0, 10 * NS_PER_MS}, NULL);
+        }
+        if (n < (ssize_t)sizeof(raw) || (uint64_t)st.st_size < SHM_HEADER_BYTES) {
+                log_err("%s: truncated (%lld bytes, the header alone is 0x3000)", path,
+                        (long long)st.st_size);
+                ret = -EINVAL;
+                goto fail;
+        }
+        if (le32(raw + 0x08) != SHM_FORMAT) {
+                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
+                        SHM_FORMAT);
+                ret = -EPROTO;
+                goto fail;
+        }
+        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
+                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
+                ret = -EINVAL;
+                goto fail;
+        }
+        m->mw_count = le32(raw + 0x10);
+        m->spad_count = le32(raw + 0x14);
+        m->db_valid_mask = le64(raw + 0x18);
+        m->mw_size = le64(raw + 0x20);
+        m->xlat_align = le64(raw + 0x28);
+        m->file_bytes = le64(raw + 0x30);
+        ret = geom_check(m->mw_count, m->spad_count, m->db_valid_mask, m->mw_size, m->xlat_align,
+                         &field);
+        if (ret) {
+                log_err("%s: bad %s", path, field);
+                goto fail;
+        }
+        if (m->file_bytes != geom_file_bytes(m->mw_count, m->mw_size)) {
+                log_err("%s: file_bytes %llu, the geometry needs %llu", path,
+                        (unsigned long long)m->file_bytes,
+                        (unsigned long long)geom_file_bytes(m->mw_count, m->mw_size));
+                ret = -EINVAL;
+                goto fail;
+        }
+        if ((uint64_t)st.st_size != m->file_bytes) {
+                log_err("%s: size mismatch: file is %lld bytes, header says %llu", path,
+                        (long long)st.st_size, (unsigned long long)m->file_bytes);
+                ret = -EINVAL;
+                goto fail;
+        }
+        m->len = (size_t)m->file_bytes;
+        m->base =
+            mmap(NULL, m->len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+        if (m->base == MAP_FAILED) {
+                ret = -errno;
+                log_err("%s: mmap: %s", path, strerror(-ret));
+                goto fail;
+        }
+        m->fd = fd;
+        m->hdr = (struct shm_hdr *)(void *)m->base;
+        return 0;
+fail:
+        close(fd);
+        return ret;
+}
+
+static void shm_map_close(struct shm_map *m)
+{
+        if (m->base)
+                munmap(m->base, m->len);
+        if (m->fd >= 0)
+                close(m->fd);
+        m->base = NULL;
+        m->fd = -1;
+}
+
+static struct shm_port *map_port(struct shm_map *m, int p)
+{
+        return (struct shm_port *)(void *)(m->base + SHM_PORT_OFFSET(p));
+}
+
+/* Inbound window n of port p. */
+static uint8_t *map_window(struct shm_map *m, int p, int n)
+{
+        return m->base + SHM_HEADER_BYTES + ((uint64_t)p * m->mw_count + (uint64_t)n) * m->mw_size;
+}
+
+static void bump_link_seq(struct shm_map *m)
+{
+        /* Every change of state, pid or link_enabled is followed by this
+         * increment (seq_cst, so it is ordered after that change), then a wake. */
+        fetch_add_sc(&m->hdr->link_seq, 1);
+        futex_wake_shared(&m->hdr->link_seq, INT_MAX);
+}
+
+/* ---- process liveness ---- */
+
+static int pidfd_open_(pid_t pid)
+{
+        return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* 1 if the pidfd's process has exited (a zombie counts as dead). */
+static int pidfd_exited(int pidfd)
+{
+        struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+
+        return poll(&pfd, 1, 0) > 0;
+}
+
+static int pid_alive(uint32_t pid)
+{
+        int fd, dead;
+
+        if (pid == 0 || pid > INT_MAX)
+                return 0;
+        fd = pidfd_open_((pid_t)pid);
+        if (fd < 0)
+                return errno == ESRCH ? 0 : (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+        dead = pidfd_exited(fd);
+        close(fd);
+        return !dead;
+}
+
+/* ---- claim / release ---- */
+
+static void port_reset(struct shm_map *m, struct shm_port *pt)
+{
+        uint32_t i;
+
+        /* Resets of a port we now own; seq_cst like every register access. */
+        store_sc(&pt->db, 0);
+        store_sc(&pt->db_mask, 0);
+        for (i = 0; i < m->spad_count; i++)
+                store_sc(&pt->spad[i], 0);
+        for (i = 0; i < m->mw_count; i++)
+                store_sc(&pt->xlat_size[i], 0);
+        store_sc(&pt->link_enabled, 0);
+}
+
+/* Claim port p: 0 on success, -EBUSY if a live owner holds it. */
+static int port_claim(struct shm_dev *s, int p)
+{
+        struct shm_port *pt = map_port(&s->map, p);
+        uint32_t me = (uint32_t)getpid();
+        uint32_t state = SHM_PORT_FREE;
+        uint32_t old_pid = load_sc(&pt->pid);
+
+        if (cas_sc(&pt->state, &state, SHM_PORT_CLAIMED)) {
+                /* Swap the pid we saw for ours: if a third party took the port
+                 * over in between (it saw state 1 and a dead pid), it won. */
+                if (!cas_sc(&pt->pid, &old_pid, me))
+                        return -EBUSY;
+        } else {
+                if (old_pid == me || pid_alive(old_pid))
+                        return -EBUSY;
+                /* The owner is dead: take over by swapping its pid for ours. */
+                if (!cas_sc(&pt->pid, &old_pid, me))
+                        return -EBUSY;
+        }
+        s->pid = me;
+        s->generation = fetch_add_sc(&pt->generation, 1) + 1;
+        port_reset(&s->map, pt);
+        bump_link_seq(&s->map);
+        return 0;
+}
+
+/* 1 while this handle still owns its port (nobody took it over). */
+static int own_port(struct shm_dev *s)
+{
+        return load_sc(&s->me->state) == SHM_PORT_CLAIMED && load_sc(&s->me->pid) == s->pid &&
+               load_sc(&s->me->generation) == s->generation;
+}
+
+static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
+{
+        const char *pstr = dev_args_get(args, "port");
+        struct shm_dev *s;
+        int ret, p, first = 0, last = 1;
+
+        if (pstr) {
+                if (strcmp(pstr, "0") && strcmp(pstr, "1")) {
+                        log_err("%s: bad value port=%s (must be 0 or 1)", dev->spec, pstr);
+                        return -EINVAL;
+                }
+                first = last = pstr[0] - '0';
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        ret = shm_map_open(args->name, 1, &s->map);
+        if (ret) {
+                free(s);
+                return ret;
+        }
+        ret = -EBUSY;
+        for (p = first; p <= last && ret; p++) {
+                ret = port_claim(s, p);
+                if (!ret)
+                        s->port = p;
+        }
+        if (ret) {
+                log_err("%s: %s busy (claimed by a live process)", dev->spec,
+                        pstr ? "port" : "both ports");
+                shm_map_close(&s->map);
+                free(s);
+                return ret;
+        }
+        s->me = map_port(&s->map, s->port);
+        s->peer = map_port(&s->map, 1 - s->port);
+        s->peer_pidfd = -1;
+        pthread_mutex_init(&s->peer_lock, NULL);
+        dev->priv = s;
+        return 0;
+}
+
+static void shm_close(struct ntbt_dev *dev)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (own_port(s)) {
+                store_sc(&s->me->link_enabled, 0);
+                store_sc(&s->me->state, SHM_PORT_FREE);
+                bump_link_seq(&s->map);
+        }
+        if (s->peer_pidfd >= 0)
+                close(s->peer_pidfd);
+        pthread_mutex_destroy(&s->peer_lock);
+        shm_map_close(&s->map);
+        free(s);
+}
+
+static int shm_port(struct ntbt_dev *dev)
+{
+        return to_shm(dev)->port;
+}
+
+/* ---- link ---- */
+
+/* Is the peer port's owner alive?  Caches a pidfd per (pid, generation). */
+static int peer_alive(struct shm_dev *s, uint32_t pid, uint32_t gen)
+{
+        int alive;
+
+        if (pid == s->pid)
+                return 1; /* two handles in one process */
+        pthread_mutex_lock(&s->peer_lock);
+        if (s->peer_pidfd < 0 || s->peer_pid != pid || s->peer_gen != gen) {
+                if (s->peer_pidfd >= 0)
+                        close(s->peer_pidfd);
+                s->peer_pidfd = pid && pid <= INT_MAX ? pidfd_open_((pid_t)pid) : -1;
+                s->peer_pid = pid;
+                s->peer_gen = gen;
+        }
+        alive = s->peer_pidfd >= 0 ? !pidfd_exited(s->peer_pidfd) : pid_alive(pid);
+        pthread_mutex_unlock(&s->peer_lock);
+        return alive;
+}
+
+static int shm_link_is_up(struct ntbt_dev *dev)
+{
+        struct shm_dev *s = to_shm(dev);
+        uint32_t pgen, ppid;
+
+        if (!own_port(s) || !load_sc(&s->me->link_enabled))
+                return 0;
+        /* Read generation before and after pid so a restart in between is seen. */
+        pgen = load_sc(&s->peer->generation);
+        if (load_sc(&s->peer->state) != SHM_PORT_CLAIMED || !load_sc(&s->peer->link_enabled))
+                return 0;
+        ppid = load_sc(&s->peer->pid);
+        if (load_sc(&s->peer->generation) != pgen)
+                return 0;
+        return peer_alive(s, ppid, pgen);
+}
+
+static int set_link_enabled(struct ntbt_dev *dev, uint32_t v)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (!own_port(s))
+                return -ENODEV;
+        store_sc(&s->me->link_enabled, v);
+        bump_link_seq(&s->map);
+        return 0;
+}
+
+static int shm_link_enable(struct ntbt_dev *dev)
+{
+        return set_link_enabled(dev, 1);
+}
+
+static int shm_link_disable(struct ntbt_dev *dev)
+{
+        return set_link_enabled(dev, 0);
+}
+
+static int shm_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
+{
+        struct shm_dev *s = to_shm(dev);
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+
+        for (;;) {
+                uint32_t seq = load_sc(&s->map.hdr->link_seq);
+                int up = shm_link_is_up(dev);
+                int64_t left = deadline - now_ns();
+
+                if (up != !!was_up || left <= 0)
+                        return up;
+                /* link_seq wakes us for every clean change; the slice bounds
+                 * how long a killed peer goes unnoticed. */
+                futex_wait_shared(&s->map.hdr->link_seq, seq,
+                                  left < LINK_POLL_NS ? left : LINK_POLL_NS);
+        }
+}
+
+/* ---- windows ---- */
+
+static int check_widx(struct shm_dev *s, int widx)
+{
+        return widx >= 0 && (uint32_t)widx < s->map.mw_count ? 0 : -EINVAL;
+}
+
+static int shm_mw_count(struct ntbt_dev *dev)
+{
+        return (int)to_shm(dev)->map.mw_count;
+}
+
+static int shm_mw_get_align(struct ntbt_dev *dev, int widx, uint64_t *addr_align,
+                            uint64_t *size_align, uint64_t *size_max)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (check_widx(s, widx))
+                return -EINVAL;
+        if (addr_align)
+                *addr_align = s->map.xlat_align;
+        if (size_align)
+                *size_align = s->map.xlat_align;
+        if (size_max)
+                *size_max = s->map.mw_size;
+        return 0;
+}
+
+static int shm_mw_set_trans(struct ntbt_dev *dev, int widx, uint64_t size)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (check_widx(s, widx) || size == 0 || size > s->map.mw_size || size % s->map.xlat_align)
+                return -EINVAL;
+        store_sc(&s->me->xlat_size[widx], size);
+        return 0;
+}
+
+static int shm_mw_clear_trans(struct ntbt_dev *dev, int widx)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (check_widx(s, widx))
+                return -EINVAL;
+        store_sc(&s->me->xlat_size[widx], 0);
+        return 0;
+}
+
+static int shm_peer_mw_size(struct ntbt_dev *dev, int widx, uint64_t *size)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (check_widx(s, widx))
+                return -EINVAL;
+        *size = s->map.mw_size;
+        return 0;
+}
+
+static int shm_mw_inbound(struct ntbt_dev *dev, int widx, void **base, uint64_t *size)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (check_widx(s, widx))
+                return -EINVAL;
+        *base = map_window(&s->map, s->port, widx);
+        *size = s->map.mw_size;
+        return 0;
+}
+
+/* The outbound window widx, with [off, off+len) checked against it. */
+static uint8_t *outbound(struct shm_dev *s, int widx, uint64_t off, uint64_t len)
+{
+        if (check_widx(s, widx) || off > s->map.mw_size || len > s->map.mw_size - off)
+                return NULL;
+        return map_window(&s->map, 1 - s->port, widx) + off;
+}
+
+static int shm_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const void *src,
+                             size_t len)
+{
+        uint8_t *dst = outbound(to_shm(dev), widx, off, len);
+
+        if (!dst)
+                return -EINVAL;
+        /* Plain stores: they are published by the release store (write32) or
+         * the fence (wmb) that the transport issues before the DONE flag. */
+        memcpy(dst, src, len);
+        return 0;
+}
+
+static int shm_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
+{
+        uint8_t *dst = outbound(to_shm(dev), widx, off, 4);
+
+        if (!dst || (off & 3))
+                return -EINVAL;
+        /* Release: a 32-bit window store (a header field or rx_info) is never
+         * seen before the stores that preceded it, in particular the payload
+         * before DONE and the receiver's copy-out before rx_info.  On x86 this
+         * is a plain mov; it also lets TSan see the hand-off, which it cannot
+         * through a standalone fence. */
+        store_release((uint32_t *)(void *)dst, val);
+        return 0;
+}
+
+static int shm_peer_mw_wmb(struct ntbt_dev *dev, int widx)
+{
+        if (check_widx(to_shm(dev), widx))
+                return -EINVAL;
+        /* Earlier window stores before later ones (the kernel's wmb()). */
+        smp_wmb();
+        return 0;
+}
+
+static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
+{
+        uint8_t *p = outbound(to_shm(dev), widx, off, 4);
+
+        if (!p || (off & 3))
+                return -EINVAL;
+        /* The patch's ordering fix: a full barrier orders every earlier window
+         * store before the doorbell store that follows; the read-back is what
+         * drains posted writes on real hardware (here coherent memory needs
+         * only the barrier, but the read is kept so the sequence is the same). */
+        smp_mb();
+        (void)load_acquire((uint32_t *)(void *)p);
+        return 0;
+}
+
+/* ---- doorbells ---- */
+
+static uint64_t shm_db_valid_mask(struct ntbt_dev *dev)
+{
+        return to_shm(dev)->map.db_valid_mask;
+}
+
+static uint64_t shm_db_read(struct ntbt_dev *dev)
+{
+        return load_sc(&to_shm(dev)->me->db);
+}
+
+static int shm_db_clear(struct ntbt_dev *dev, uint64_t bits)
+{
+        fetch_and_sc(&to_shm(dev)->me->db, ~bits);
+        return 0;
+}
+
+static uint64_t shm_db_mask(struct ntbt_dev *dev)
+{
+        return load_sc(&to_shm(dev)->me->db_mask);
+}
+
+static int shm_db_set_mask(struct ntbt_dev *dev, uint64_t bits)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        fetch_or_sc(&s->me->db_mask, bits & s->map.db_valid_mask);
+        return 0;
+}
+
+static void wake_own_waiters(struct shm_dev *s)
+{
+        /* Bump db_seq so a waiter between reading it and FUTEX_WAIT does not
+         * sleep through this; then wake whoever already sleeps. */
+        fetch_add_sc(&s->me->db_seq, 1);
+        if (load_sc(&s->me->db_sleepers))
+                futex_wake_shared(&s->me->db_seq, INT_MAX);
+}
+
+static int shm_db_clear_mask(struct ntbt_dev *dev, uint64_t bits)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        fetch_and_sc(&s->me->db_mask, ~bits);
+        /* Unmasking a pending bit is an interrupt on real hardware. */
+        if (load_sc(&s->me->db) & bits)
+                wake_own_waiters(s);
+        return 0;
+}
+
+static int shm_peer_db_set(struct ntbt_dev *dev, uint64_t bits)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        bits &= s->map.db_valid_mask;
+        if (!bits)
+                return 0;
+        /*
+         * The spec's order, all seq_cst: OR the bits, bump db_seq, and only
+         * then look at db_sleepers.  A waiter increments db_sleepers before
+         * re-checking db (shm_db_wait), so either it sees our bits or we see
+         * it sleeping and wake it: no lost wake-up, and no system call while
+         * the peer polls.
+         */
+        fetch_or_sc(&s->peer->db, bits);
+        fetch_add_sc(&s->peer->db_seq, 1);
+        if (load_sc(&s->peer->db_sleepers))
+                futex_wake_shared(&s->peer->db_seq, INT_MAX);
+        return 0;
+}
+
+static int db_pending(struct shm_dev *s, uint64_t bits)
+{
+        return (load_sc(&s->me->db) & ~load_sc(&s->me->db_mask) & bits) != 0;
+}
+
+static int shm_db_wait(struct ntbt_dev *dev, uint64_t bits, int64_t timeout_ns)
+{
+        struct shm_dev *s = to_shm(dev);
+        uint32_t k0 = load_sc(&s->kicks);
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+
+        for (;;) {
+                uint32_t seq = load_sc(&s->me->db_seq);
+                int64_t left;
+
+                if (load_sc(&s->kicks) != k0)
+                        return -EINTR;
+                if (db_pending(s, bits))
+                        return 0;
+                left = deadline - now_ns();
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                fetch_add_sc(&s->me->db_sleepers, 1);
+                /* Re-check after announcing ourselves (see shm_peer_db_set). */
+                if (!db_pending(s, bits) && load_sc(&s->kicks) == k0)
+                        futex_wait_shared(&s->me->db_seq, seq, timeout_ns < 0 ? -1 : left);
+                fetch_sub_sc(&s->me->db_sleepers, 1);
+        }
+}
+
+static int shm_db_wait_interrupt(struct ntbt_dev *dev)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        fetch_add_sc(&s->kicks, 1);
+        wake_own_waiters(s);
+        return 0;
+}
+
+/* ---- scratchpads ---- */
+
+static int shm_spad_count(struct ntbt_dev *dev)
+{
+        return (int)to_shm(dev)->map.spad_count;
+}
+
+static uint32_t *spad_ptr(struct shm_dev *s, struct shm_port *pt, int idx)
+{
+        if (idx < 0 || (uint32_t)idx >= s->map.spad_count)
+                return NULL;
+        return &pt->spad[idx];
+}
+
+static int spad_rd(struct shm_dev *s, struct shm_port *pt, int idx, uint32_t *val)
+{
+        uint32_t *p = spad_ptr(s, pt, idx);
+
+        if (!p)
+                return -EINVAL;
+        *val = load_sc(p);
+        return 0;
+}
+
+static int spad_wr(struct shm_dev *s, struct shm_port *pt, int idx, uint32_t val)
+{
+        uint32_t *p = spad_ptr(s, pt, idx);
+
+        if (!p)
+                return -EINVAL;
+        store_sc(p, val);
+        return 0;
+}
+
+static int shm_spad_read(struct ntbt_dev *dev, int idx, uint32_t *val)
+{
+        return spad_rd(to_shm(dev), to_shm(dev)->me, idx, val);
+}
+
+static int shm_spad_write(struct ntbt_dev *dev, int idx, uint32_t val)
+{
+        return spad_wr(to_shm(dev), to_shm(dev)->me, idx, val);
+}
+
+static int shm_peer_spad_read(struct ntbt_dev *dev, int idx, uint32_t *val)
+{
+        return spad_rd(to_shm(dev), to_shm(dev)->peer, idx, val);
+}
+
+static int shm_peer_spad_write(struct ntbt_dev *dev, int idx, uint32_t val)
+{
+        return spad_wr(to_shm(dev), to_shm(dev)->peer, idx, val);
+}
+
+/* ---- inspect ---- */
+
+int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
+{
+        struct shm_map m;
+        int ret, p;
+        uint32_t i;
+
+        if (!info || info->size != sizeof(*info))
+                return -EINVAL;
+        ret = shm_map_open(name, 0, &m);
+        if (ret)
+                return ret;
+        memset(info, 0, sizeof(*info));
+        info->size = sizeof(*info);
+        info->format = SHM_FORMAT;
+        info->mw_count = m.mw_count;
+        info->spad_count = m.spad_count;
+        info->db_valid_mask = m.db_valid_mask;
+        info->mw_size = m.mw_size;
+        info->xlat_align = m.xlat_align;
+        info->file_bytes = m.file_bytes;
+        info->link_seq = load_sc(&m.hdr->link_seq);
+        for (p = 0; p < 2; p++) {
+                struct shm_port *pt = map_port(&m, p);
+                struct ntbt_shm_port_info *pi = &info->port[p];
+
+                pi->state = load_sc(&pt->state);
+                pi->pid = load_sc(&pt->pid);
+                pi->generation = load_sc(&pt->generation);
+                pi->link_enabled = load_sc(&pt->link_enabled);
+                pi->alive = pi->state == SHM_PORT_CLAIMED && pid_alive(pi->pid);
+                pi->db = load_sc(&pt->db);
+                pi->db_mask = load_sc(&pt->db_mask);
+                pi->db_seq = load_sc(&pt->db_seq);
+                pi->db_sleepers = load_sc(&pt->db_sleepers);
+                for (i = 0; i < m.spad_count; i++)
+                        pi->spad[i] = load_sc(&pt->spad[i]);
+                for (i = 0; i < m.mw_count; i++)
+                        pi->xlat_size[i] = load_sc(&pt->xlat_size[i]);
+        }
+        info->link_up = info->port[0].alive && info->port[1].alive &&
+                        info->port[0].link_enabled == 1 && info->port[1].link_enabled == 1;
+        shm_map_close(&m);
+        return 0;
+}
+
+const struct ntbt_dev_ops shm_dev_ops = {
+    .type = "shm",
+    .open = shm_open_dev,
+    .close = shm_close,
+    .port = shm_port,
+    .link_is_up = shm_link_is_up,
+    .link_enable = shm_link_enable,
+    .link_disable = shm_link_disable,
+    .link_wait = shm_link_wait,
+    .mw_count = shm_mw_count,
+    .mw_get_align = shm_mw_get_align,
+    .mw_set_trans = shm_mw_set_trans,
+    .mw_clear_trans = shm_mw_clear_trans,
+    .peer_mw_size = shm_peer_mw_size,
+    .mw_inbound = shm_mw_inbound,
+    .peer_mw_write = shm_peer_mw_write,
+    .peer_mw_write32 = shm_peer_mw_write32,
+    .peer_mw_wmb = shm_peer_mw_wmb,
+    .peer_mw_flush = shm_peer_mw_flush,
+    .db_valid_mask = shm_db_valid_mask,
+    .db_read = shm_db_read,
+    .db_clear = shm_db_clear,
+    .peer_db_set = shm_peer_db_set,
+    .db_mask = shm_db_mask,
+    .db_set_mask = shm_db_set_mask,
+    .db_clear_mask = shm_db_clear_mask,
+    .db_wait = shm_db_wait,
+    .db_wait_interrupt = shm_db_wait_interrupt,
+    .spad_count = shm_spad_count,
+    .spad_read = shm_spad_read,
+    .spad_write = shm_spad_write,
+    .peer_spad_read = shm_peer_spad_read,
+    .peer_spad_write = shm_peer_spad_write,
+};

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The "shm" device's register map, spec/shm-device.md format 1: every byte
+ * another program sees.  Offsets are asserted so that the structs cannot
+ * drift from the spec.
+ */
+#ifndef NTBT_DEV_SHM_REGS_H
+#define NTBT_DEV_SHM_REGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHM_MAGIC          "NTBTSHM1"
+#define SHM_FORMAT         1
+#define SHM_HEADER_BYTES   0x3000u
+#define SHM_PORT_OFFSET(p) (0x1000u + (uint32_t)(p)*0x1000u)
+#define SHM_PORT_FREE      0
+#define SHM_PORT_CLAIMED   1
+
+/* Limits and defaults (spec table "Device header"). */
+#define SHM_MW_COUNT_MIN   1
+#define SHM_MW_COUNT_MAX   8
+#define SHM_MW_COUNT_DEF   2
+#define SHM_SPAD_MIN       6
+#define SHM_SPAD_MAX       64
+#define SHM_SPAD_DEF       16
+#define SHM_DB_BITS_MIN    2
+#define SHM_DB_BITS_MAX    64
+#define SHM_DB_BITS_DEF    16
+#define SHM_MW_SIZE_MIN    4096ull
+#define SHM_MW_SIZE_MAX    (1ull << 30)
+#define SHM_MW_SIZE_DEF    (4ull << 20)
+#define SHM_XLAT_ALIGN_MIN 4096ull
+#define SHM_XLAT_ALIGN_DEF 4096ull
+
+struct shm_hdr {
+        char magic[8];
+        uint32_t format;
+        uint32_t header_bytes;
+        uint32_t mw_count;
+        uint32_t spad_count;
+        uint64_t db_valid_mask;
+        uint64_t mw_size;
+        uint64_t xlat_align;
+        uint64_t file_bytes;
+        uint32_t link_seq;
+};
+
+_Static_assert(offsetof(struct shm_hdr, format) == 0x08, "format");
+_Static_assert(offsetof(struct shm_hdr, header_bytes) == 0x0C, "header_bytes");
+_Static_assert(offsetof(struct shm_hdr, mw_count) == 0x10, "mw_count");
+_Static_assert(offsetof(struct shm_hdr, spad_count) == 0x14, "spad_count");
+_Static_assert(offsetof(struct shm_hdr, db_valid_mask) == 0x18, "db_valid_mask");
+_Static_assert(offsetof(struct shm_hdr, mw_size) == 0x20, "mw_size");
+_Static_assert(offsetof(struct shm_hdr, xlat_align) == 0x28, "xlat_align");
+_Static_assert(offsetof(struct shm_hdr, file_bytes) == 0x30, "file_bytes");
+_Static_assert(offsetof(struct shm_hdr, link_seq) == 0x38, "link_seq");
+
+struct shm_port {
+        uint32_t state;
+        uint32_t pid;
+        uint32_t generation;
+        uint32_t link_enabled;
+        uint8_t reserved0[0x30];
+        uint64_t db;
+        uint64_t db_mask;
+        uint32_t db_seq;
+        uint32_t db_sleepers;
+        uint8_t reserved1[0x28];
+        uint32_t spad[SHM_SPAD_MAX];
+        uint64_t xlat_size[SHM_MW_COUNT_MAX];
+};
+
+_Static_assert(offsetof(struct shm_port, pid) == 0x004, "pid");
+_Static_assert(offsetof(struct shm_port, generation) == 0x008, "generation");
+_Static_assert(offsetof(struct shm_port, link_enabled) == 0x00C, "link_enabled");
+_Static_assert(offsetof(struct shm_port, db) == 0x040, "db");
+_Static_assert(offsetof(struct shm_port, db_mask) == 0x048, "db_mask");
+_Static_assert(offsetof(struct shm_port, db_seq) == 0x050, "db_seq");
+_Static_assert(offsetof(struct shm_port, db_sleepers) == 0x054, "db_sleepers");
+_Static_assert(offsetof(struct shm_port, spad) == 0x080, "spad");
+_Static_assert(offsetof(struct shm_port, xlat_size) == 0x180, "xlat_size");
+_Static_assert(sizeof(struct shm_port) <= 0x1000, "port page");
+
+#endif

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef NTBT_UTIL_CLOCK_H
+#define NTBT_UTIL_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Monotonic time in nanoseconds (vDSO: no system call). */
+static inline int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define NS_PER_MS  1000000LL
+#define NS_PER_SEC 1000000000LL
+
+#endif

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Opening a malformed device file is refused with an errno and a message
+ * naming what is wrong, never a crash or an access outside the mapping (run
+ * under ASan in CI).  Each file is written byte by byte from the spec.
+ */
+#include "../harness.h"
+
+#include <fcntl.h>
+#include <limits.h>
+
+static char dir[PATH_MAX];
+
+struct hdr {
+        const char *magic;
+        uint32_t format, header_bytes, mw_count, spad_count;
+        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes;
+};
+
+static void put32(uint8_t *b, size_t off, uint32_t v)
+{
+        for (int i = 0; i < 4; i++)
+                b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *b, size_t off, uint64_t v)
+{
+        put32(b, off, (uint32_t)v);
+        put32(b, off + 4, (uint32_t)(v >> 32));
+}
+
+static struct hdr good(void)
+{
+        struct hdr h = {"NTBTSHM1", 1, 0x3000, 1, 8, 0xF, 4096, 4096, 0};
+
+        h.file_bytes = 0x3000 + 2ull * h.mw_count * h.mw_size;
+        return h;
+}
+
+/* Write a device file with header h and `size` bytes in all. */
+static const char *write_file(const char *tag, const struct hdr *h, uint64_t size)
+{
+        static char path[PATH_MAX + 64];
+        uint8_t raw[0x40] = {0};
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, tag);
+        unlink(path);
+        memcpy(raw, h->magic, 8);
+        put32(raw, 0x08, h->format);
+        put32(raw, 0x0C, h->header_bytes);
+        put32(raw, 0x10, h->mw_count);
+        put32(raw, 0x14, h->spad_count);
+        put64(raw, 0x18, h->db_valid_mask);
+        put64(raw, 0x20, h->mw_size);
+        put64(raw, 0x28, h->xlat_align);
+        put64(raw, 0x30, h->file_bytes);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        CHECK(fd >= 0);
+        CHECK_EQ(ftruncate(fd, (off_t)size), 0);
+        CHECK_EQ(pwrite(fd, raw, size < sizeof(raw) ? size : sizeof(raw), 0),
+                 size < sizeof(raw) ? size : sizeof(raw));
+        close(fd);
+        return path;
+}
+
+static void expect_refused(const char *tag, const struct hdr *h, uint64_t size, int err,
+                           const char *word)
+{
+        const char *path = write_file(tag, h, size);
+        char spec[PATH_MAX + 80];
+        struct ntbt_dev *dev = NULL;
+        struct ntbt_shm_info info = {.size = sizeof(info)};
+        int ret;
+
+        snprintf(spec, sizeof(spec), "shm:%s", path);
+        test_last_log[0] = '\0';
+        ret = ntbt_dev_open(spec, &dev);
+        if (ret != -err)
+                fprintf(stderr, "%s: open returned %d (%s), wanted -%d; log: %s\n", tag, ret,
+                        strerror(-ret), err, test_last_log);
+        CHECK_EQ(ret, -err);
+        CHECK(dev == NULL);
+        if (!strstr(test_last_log, word))
+                fprintf(stderr, "%s: log line '%s' does not name '%s'\n", tag, test_last_log, word);
+        CHECK(strstr(test_last_log, word) != NULL);
+        /* Inspection (ntbt dev show) refuses it the same way. */
+        CHECK_EQ(ntbt_shm_inspect(path, &info), -err);
+        unlink(path);
+}
+
+int main(void)
+{
+        struct hdr h;
+        struct ntbt_dev *dev = NULL;
+        char spec[PATH_MAX + 80];
+        const char *path;
+        char link[PATH_MAX + 64];
+
+        ntbt_set_log(test_log_hook, NULL);
+        snprintf(dir, sizeof(dir), "/tmp/ntbt-refuse-XXXXXX");
+        CHECK(mkdtemp(dir) != NULL);
+
+        /* Control: the good file opens, so the refusals below mean something. */
+        h = good();
+        path = write_file("good", &h, h.file_bytes);
+        snprintf(spec, sizeof(spec), "shm:%s", path);
+        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
+        CHECK_EQ(ntbt_dev_mw_count(dev), 1);
+        CHECK_EQ(ntbt_dev_spad_count(dev), 8);
+        ntbt_dev_close(dev);
+        unlink(path);
+
+        h = good(), h.magic = "NTBTSHM2";
+        expect_refused("magic", &h, h.file_bytes, EINVAL, "magic");
+        h = good(), h.format = 2;
+        expect_refused("format", &h, h.file_bytes, EPROTO, "format");
+        h = good(), h.header_bytes = 0x2000;
+        expect_refused("header_bytes", &h, h.file_bytes, EINVAL, "header_bytes");
+        h = good();
+        expect_refused("size-bigger", &h, h.file_bytes + 4096, EINVAL, "size mismatch");
+        h = good();
+        expect_refused("truncated", &h, h.file_bytes - 4096, EINVAL, "size mismatch");
+        h = good();
+        expect_refused("truncated-header", &h, 0x20, EINVAL, "truncated");
+        h = good();
+        expect_refused("truncated-page", &h, 0x1000, EINVAL, "truncated");
+        h = good(), h.mw_count = 0;
+        expect_refused("mw0", &h, 0x3000, EINVAL, "mw_count");
+        h = good(), h.mw_count = 9, h.file_bytes = 0x3000 + 2ull * 9 * 4096;
+        expect_refused("mw9", &h, h.file_bytes, EINVAL, "mw_count");
+        h = good(), h.spad_count = 5;
+        expect_refused("spad5", &h, h.file_bytes, EINVAL, "spad_count");
+        h = good(), h.spad_count = 65;
+        expect_refused("spad65", &h, h.file_bytes, EINVAL, "spad_count");
+        h = good(), h.mw_size = 12288, h.file_bytes = 0x3000 + 2 * 12288;
+        expect_refused("mw-npow2", &h, h.file_bytes, EINVAL, "mw_size");
+        h = good(), h.mw_size = 2048, h.file_bytes = 0x3000 + 2 * 2048;
+        expect_refused("mw-small", &h, h.file_bytes, EINVAL, "mw_size");
+        h = good(), h.xlat_align = 8192;
+        expect_refused("xlat-big", &h, h.file_bytes, EINVAL, "xlat_align");
+        h = good(), h.db_valid_mask = 0x5;
+        expect_refused("db-holes", &h, h.file_bytes, EINVAL, "db_valid_mask");
+        h = good(), h.db_valid_mask = 0xFFFE;
+        expect_refused("db-not-bit0", &h, h.file_bytes, EINVAL, "db_valid_mask");
+        h = good(), h.db_valid_mask = 0x1;
+        expect_refused("db-one-bit", &h, h.file_bytes, EINVAL, "db_valid_mask");
+        h = good(), h.file_bytes = 1ull << 40;
+        expect_refused("file-bytes", &h, good().file_bytes, EINVAL, "file_bytes");
+
+        /* A symlink to a good file is refused (O_NOFOLLOW). */
+        h = good();
+        path = write_file("target", &h, h.file_bytes);
+        snprintf(link, sizeof(link), "%s/link", dir);
+        CHECK_EQ(symlink(path, link), 0);
+        snprintf(spec, sizeof(spec), "shm:%s", link);
+        test_last_log[0] = '\0';
+        CHECK_EQ(ntbt_dev_open(spec, &dev), -ELOOP);
+        CHECK(strstr(test_last_log, "symbolic link") != NULL);
+        unlink(link);
+        unlink(path);
+
+        /* A missing file. */
+        snprintf(spec, sizeof(spec), "shm:%s/none", dir);
+        CHECK_EQ(ntbt_dev_open(spec, &dev), -ENOENT);
+        rmdir(dir);
+        printf("shm open refusals: ok\n");
+        return 0;
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the ntbt subcommands. */
+#ifndef NTBT_TOOLS_CLI_H
+#define NTBT_TOOLS_CLI_H
+
+#include <stdint.h>
+
+/* Print "ntbt: <ctx>: <message>" to stderr. */
+void cli_err(const char *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Install a library log hook that prints errors and warnings to stderr. */
+void cli_install_log(int verbose);
+/* Parse a size with K/M/G suffix or fail with a message naming the option. */
+int cli_size(const char *ctx, const char *opt, const char *arg, uint64_t *out);
+/* Format bytes with a binary suffix ("4 MiB") into buf. */
+const char *cli_fmt_bytes(uint64_t v, char *buf, int len);
+
+int cmd_dev(int argc, char **argv);
+
+#endif

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/* ntbt dev create|rm|show: administration of emulated (shm) devices. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <ntbt/ntbt.h>
+
+#include "cli.h"
+
+static const char dev_usage[] =
+    "usage: ntbt dev create NAME [--mw-count N] [--mw-size SIZE] [--spad-count N]\n"
+    "                            [--db-bits N] [--xlat-align SIZE]\n"
+    "       ntbt dev rm NAME\n"
+    "       ntbt dev show NAME [--json]\n"
+    "\n"
+    "Create, remove or inspect an emulated NTB device (spec/shm-device.md, format 1).\n"
+    "NAME is 1-64 of [A-Za-z0-9_.-] (the object /dev/shm/ntbt-NAME) or an absolute path.\n"
+    "Sizes take K, M and G suffixes.  Defaults: 2 windows of 4M, 16 scratchpads,\n"
+    "16 doorbell bits, xlat-align 4K.\n";
+
+static int dev_create(int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"mw-count", required_argument, NULL, 'w'},
+            {"mw-size", required_argument, NULL, 's'},
+            {"spad-count", required_argument, NULL, 'p'},
+            {"db-bits", required_argument, NULL, 'd'},
+            {"xlat-align", required_argument, NULL, 'a'},
+            {"help", no_argument, NULL, 'h'},
+            {0, 0, 0, 0},
+        };
+        struct ntbt_shm_geom g = {.size = sizeof(g)};
+        const char *ctx = "dev create";
+        uint64_t v;
+        int c, ret;
+
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'h':
+                        fputs(dev_usage, stdout);
+                        return 0;
+                case 'w':
+                case 'p':
+                case 'd':
+                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                                return 2;
+                        if (v == 0 || v > 64) {
+                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
+                                return 2;
+                        }
+                        if (c == 'w')
+                                g.mw_count = (uint32_t)v;
+                        else if (c == 'p')
+                                g.spad_count = (uint32_t)v;
+                        else
+                                g.db_bits = (uint32_t)v;
+                        break;
+                case 's':
+                case 'a':
+                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                                return 2;
+                        if (v == 0) {
+                                cli_err(ctx, "%s must not be 0", argv[optind - 1]);
+                                return 2;
+                        }
+                        if (c == 's')
+                                g.mw_size = v;
+                        else
+                                g.xlat_align = v;
+                        break;
+                default:
+                        fputs(dev_usage, stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 1) {
+                cli_err(ctx, "expected one device NAME");
+                return 2;
+        }
+        ret = ntbt_shm_create(argv[optind], &g);
+        if (ret) {
+                cli_err(ctx, "%s: %s", argv[optind], strerror(-ret));
+                return 1;
+        }
+        return 0;
+}
+
+static int dev_rm(int argc, char **argv)
+{
+        int ret;
+
+        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+                fputs(dev_usage, stdout);
+                return 0;
+        }
+        if (argc != 2 || argv[1][0] == '-') {
+                cli_err("dev rm", "expected one device NAME");
+                return 2;
+        }
+        ret = ntbt_shm_remove(argv[1]);
+        if (ret) {
+                cli_err("dev rm", "%s: %s", argv[1], strerror(-ret));
+                return 1;
+        }
+        return 0;
+}
+
+static const char *port_state(const struct ntbt_shm_port_info *p)
+{
+        if (p->state == 0)
+                return "free";
+        if (p->state == 1)
+                return p->alive ? "claimed" : "claimed (owner dead)";
+        return "invalid";
+}
+
+static void show_text(const char *name, const struct ntbt_shm_info *in)
+{
+        char b1[32], b2[32];
+        uint32_t i;
+        int p;
+
+        printf("device %s: shm format %u, %llu bytes\n", name, in->format,
+               (unsigned long long)in->file_bytes);
+        printf("  windows      %u x %s (xlat_align %s)\n", in->mw_count,
+               cli_fmt_bytes(in->mw_size, b1, sizeof(b1)),
+               cli_fmt_bytes(in->xlat_align, b2, sizeof(b2)));
+        printf("  scratchpads  %u\n", in->spad_count);
+        printf("  doorbells    %d bits (valid mask 0x%llx)\n",
+               __builtin_popcountll(in->db_valid_mask), (unsigned long long)in->db_valid_mask);
+        printf("  link         %s (link_seq %u)\n", in->link_up ? "up" : "down", in->link_seq);
+        for (p = 0; p < 2; p++) {
+                const struct ntbt_shm_port_info *pi = &in->port[p];
+
+                printf("  port %d: %s, pid %u, generation %u, link_enabled %u\n", p, port_state(pi),
+                       pi->pid, pi->generation, pi->link_enabled);
+                printf("    doorbell 0x%llx, mask 0x%llx, db_seq %u, sleepers %u\n",
+                       (unsigned long long)pi->db, (unsigned long long)pi->db_mask, pi->db_seq,
+                       pi->db_sleepers);
+                for (i = 0; i < in->spad_count; i++)
+                        if (pi->spad[i])
+                                printf("    spad[%u] = 0x%08x (%u)\n", i, pi->spad[i], pi->spad[i]);
+                for (i = 0; i < in->mw_count; i++)
+                        if (pi->xlat_size[i])
+                                printf("    mw%u translation %llu bytes\n", i,
+                                       (unsigned long long)pi->xlat_size[i]);
+        }
+}
+
+static void show_json(const char *name, const struct ntbt_shm_info *in)
+{
+        uint32_t i;
+        int p;
+
+        printf("{\"name\":\"");
+        for (i = 0; name[i]; i++)
+                if (name[i] == '"' || name[i] == '\\')
+                        printf("\\%c", name[i]);
+                else
+                        putchar(name[i]);
+        printf("\",\"format\":%u,\"file_bytes\":%llu,\"mw_count\":%u,\"mw_size\":%llu,"
+               "\"xlat_align\":%llu,\"spad_count\":%u,\"db_valid_mask\":%llu,"
+               "\"link_seq\":%u,\"link_up\":%s,\"ports\":[",
+               in->format, (unsigned long long)in->file_bytes, in->mw_count,
+               (unsigned long long)in->mw_size, (unsigned long long)in->xlat_align, in->spad_count,
+               (unsigned long long)in->db_valid_mask, in->link_seq, in->link_up ? "true" : "false");
+        for (p = 0; p < 2; p++) {
+                const struct ntbt_shm_port_info *pi = &in->port[p];
+
+                printf("%s{\"port\":%d,\"state\":%u,\"alive\":%s,\"pid\":%u,\"generation\":%u,"
+                       "\"link_enabled\":%u,\"db\":%llu,\"db_mask\":%llu,\"db_seq\":%u,"
+                       "\"db_sleepers\":%u,\"spad\":[",
+                       p ? "," : "", p, pi->state, pi->alive ? "true" : "false", pi->pid,
+                       pi->generation, pi->link_enabled, (unsigned long long)pi->db,
+                       (unsigned long long)pi->db_mask, pi->db_seq, pi->db_sleepers);
+                for (i = 0; i < in->spad_count; i++)
+                        printf("%s%u", i ? "," : "", pi->spad[i]);
+                printf("],\"xlat_size\":[");
+                for (i = 0; i < in->mw_count; i++)
+                        printf("%s%llu", i ? "," : "", (unsigned long long)pi->xlat_size[i]);
+                printf("]}");
+        }
+        printf("]}\n");
+}
+
+static int dev_show(int argc, char **argv)
+{
+        struct ntbt_shm_info info = {.size = sizeof(info)};
+        const char *name = NULL;
+        int i, json = 0, ret;
+
+        for (i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json")) {
+                        json = 1;
+                } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        fputs(dev_usage, stdout);
+                        return 0;
+                } else if (argv[i][0] == '-' || name) {
+                        cli_err("dev show", "unexpected argument '%s'", argv[i]);
+                        return 2;
+                } else {
+                        name = argv[i];
+                }
+        }
+        if (!name) {
+                cli_err("dev show", "expected one device NAME");
+                return 2;
+        }
+        ret = ntbt_shm_inspect(name, &info);
+        if (ret) {
+                cli_err("dev show", "%s: %s", name, strerror(-ret));
+                return 1;
+        }
+        if (json)
+                show_json(name, &info);
+        else
+                show_text(name, &info);
+        return 0;
+}
+
+int cmd_dev(int argc, char **argv)
+{
+        cli_install_log(0);
+        if (argc < 2) {
+                fputs(dev_usage, stderr);
+                return 2;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+                fputs(dev_usage, stdout);
+                return 0;
+        }
+        if (!strcmp(argv[1], "create"))
+                return dev_create(argc - 1, argv + 1);
+        if (!strcmp(argv[1], "rm"))
+                return dev_rm(argc - 1, argv + 1);
+        if (!strcmp(argv[1], "show"))
+                return dev_show(argc - 1, argv + 1);
+        cli_err("dev", "unknown subcommand '%s'", argv[1]);
+        fputs(dev_usage, stderr);
+        return 2;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* The ntbt command: one binary, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *what;
+} cmds[] = {
+    {"dev", cmd_dev, "create, remove and inspect emulated NTB devices"},
+};
+
+static void usage(FILE *f)
+{
+        size_t i;
+
+        fprintf(f, "usage: ntbt COMMAND [ARGS...]\n\n"
+                   "The Linux ntb_transport protocol (v4) in userspace.\n\ncommands:\n");
+        for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                fprintf(f, "  %-6s %s\n", cmds[i].name, cmds[i].what);
+        fprintf(f, "\n'ntbt COMMAND --help' describes each.  Devices are named by strings\n"
+                   "TYPE:NAME[,key=value...], e.g. shm:demo or shm:demo,port=1.\n");
+}
+
+int main(int argc, char **argv)
+{
+        size_t i;
+
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return 0;
+        }
+        for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                if (!strcmp(argv[1], cmds[i].name))
+                        return cmds[i].fn(argc - 1, argv + 1);
+        fprintf(stderr, "ntbt: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+}
