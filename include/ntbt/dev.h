@@ -44,6 +44,13 @@ int ntbt_dev_link_disable(struct ntbt_dev *dev);
  */
 int ntbt_dev_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns);
 
+/*
+ * A counter that changes on every link change of either side (0 if the
+ * device cannot tell): compare two readings to see a down-and-up that
+ * ntbt_dev_link_is_up alone would miss.
+ */
+uint32_t ntbt_dev_link_events(struct ntbt_dev *dev);
+
 /* Memory windows. */
 int ntbt_dev_mw_count(struct ntbt_dev *dev);
 /* Address and size alignment of mw_set_trans, and the largest inbound size. */

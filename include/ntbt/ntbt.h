@@ -6,5 +6,6 @@
 #include <ntbt/log.h>
 #include <ntbt/dev.h>
 #include <ntbt/shm.h>
+#include <ntbt/transport.h>
 
 #endif

@@ -20,6 +20,11 @@ static int no_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
         (void)dev, (void)was_up, (void)timeout_ns;
         return -EOPNOTSUPP;
 }
+static uint32_t no_link_events(struct ntbt_dev *dev)
+{
+        (void)dev;
+        return 0;
+}
 static int no_mw_clear_trans(struct ntbt_dev *dev, int widx)
 {
         (void)dev, (void)widx;
@@ -58,6 +63,8 @@ int dev_register(const struct ntbt_dev_ops *ops)
                 o.link_disable = no_link_op;
         if (!o.link_wait)
                 o.link_wait = no_link_wait;
+        if (!o.link_events)
+                o.link_events = no_link_events;
         if (!o.mw_clear_trans)
                 o.mw_clear_trans = no_mw_clear_trans;
         if (!o.db_mask)
@@ -242,6 +249,10 @@ int ntbt_dev_link_disable(struct ntbt_dev *d)
 int ntbt_dev_link_wait(struct ntbt_dev *d, int was_up, int64_t timeout_ns)
 {
         return d->ops->link_wait(d, was_up, timeout_ns);
+}
+uint32_t ntbt_dev_link_events(struct ntbt_dev *d)
+{
+        return d->ops->link_events(d);
 }
 int ntbt_dev_mw_count(struct ntbt_dev *d)
 {

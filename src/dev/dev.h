@@ -57,6 +57,10 @@ struct ntbt_dev_ops {
         int (*link_disable)(struct ntbt_dev *dev);
         /* Blocks up to timeout_ns until the state differs from was_up; returns the state. */
         int (*link_wait)(struct ntbt_dev *dev, int was_up, int64_t timeout_ns);
+        /* Optional.  A counter that changes whenever either side's link state
+         * changes, so a down-and-up between two looks is still seen (the
+         * level from link_is_up alone would miss it).  Stub: always 0. */
+        uint32_t (*link_events)(struct ntbt_dev *dev);
 
         /* Required. */
         int (*mw_count)(struct ntbt_dev *dev);

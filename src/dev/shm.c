@@ -593,6 +593,12 @@ static int shm_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
         }
 }
 
+static uint32_t shm_link_events(struct ntbt_dev *dev)
+{
+        /* link_seq moves on every claim, release and link_enable/disable. */
+        return load_sc(&to_shm(dev)->map.hdr->link_seq);
+}
+
 /* ---- windows ---- */
 
 static int check_widx(struct shm_dev *s, int widx)
@@ -943,6 +949,7 @@ const struct ntbt_dev_ops shm_dev_ops = {
     .link_enable = shm_link_enable,
     .link_disable = shm_link_disable,
     .link_wait = shm_link_wait,
+    .link_events = shm_link_events,
     .mw_count = shm_mw_count,
     .mw_get_align = shm_mw_get_align,
     .mw_set_trans = shm_mw_set_trans,

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The NTB transport (protocol v4, spec/ntb-transport-v4.md): queue pairs
+ * (QPs) over an NTB device, the kernel's ntb_transport client API in
+ * userspace form.
+ *
+ * Threads.  Each transport has one event thread.  It watches the device
+ * link and runs the transport-level handshake for every QP.  A QP is driven
+ * in one of two ways, chosen at creation:
+ *
+ *  - event mode (default): the event thread also runs the QP's handshake
+ *    and receive path and calls its rx and event handlers.
+ *  - poll mode: the application calls ntbt_qp_poll() from one thread of its
+ *    own; the rx and event handlers run inside that call, and no library
+ *    thread touches the QP.  In poll mode ntbt_qp_link_up/link_down/free
+ *    must be called from the polling thread (or serialised with it).
+ *
+ * The tx handler runs on the thread that called ntbt_qp_tx_enqueue (inline
+ * copy), right after the frame is in the peer's window.  Handlers may call
+ * back into the QP (post a buffer, enqueue, link down, free).
+ * ntbt_qp_tx_enqueue may be called from any thread; calls on one QP are
+ * serialised internally.
+ *
+ * Every function returns 0 (or a documented non-negative value) or a
+ * negative errno.
+ */
+#ifndef NTBT_TRANSPORT_H
+#define NTBT_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ntbt/dev.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ntbt_transport;
+struct ntbt_qp;
+
+/* Options of a transport; zero fields take the defaults (the kernel's). */
+struct ntbt_transport_opts {
+        uint32_t size;          /* sizeof(struct ntbt_transport_opts) */
+        uint32_t transport_mtu; /* largest frame, default 65536 */
+        uint32_t max_qps;       /* the kernel's max_num_clients, default 0 (one per window) */
+        uint32_t reserved;
+        uint64_t max_mw_size; /* cap on each window's size, default 0 (none) */
+};
+
+/*
+ * Start a transport on an open device: enables the device link and starts
+ * the event thread.  The device stays the caller's; close the transport
+ * first.  -EINVAL if the device has fewer than 6 scratchpads or the
+ * options cannot be met (logged).
+ */
+int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *opts,
+                        struct ntbt_transport **out);
+/* Free every QP still open (as ntbt_qp_free), stop the event thread, clear our scratchpads. */
+void ntbt_transport_close(struct ntbt_transport *t);
+/* Number of QPs this transport offers (same on both sides, or the handshake fails). */
+int ntbt_transport_qp_count(struct ntbt_transport *t);
+/* 1 while the transport-level handshake has completed, 0 otherwise. */
+int ntbt_transport_link_is_up(struct ntbt_transport *t);
+/*
+ * Why the handshake does not complete: writes a line naming what does not
+ * match (version, QP count, window count or size) into buf and returns 1;
+ * returns 0 when nothing is known to be wrong.
+ */
+int ntbt_transport_mismatch(struct ntbt_transport *t, char *buf, size_t len);
+
+/* Why a QP's link went down (the `reason` of the event handler). */
+enum ntbt_qp_event_reason {
+        NTBT_QP_UP = 0,
+        NTBT_QP_DOWN_LOCAL = 1,     /* our client called ntbt_qp_link_down/free */
+        NTBT_QP_DOWN_PEER = 2,      /* the peer sent LINK_DOWN (it closed the QP) */
+        NTBT_QP_DOWN_LINK_LOST = 3, /* the device link or transport handshake went away */
+        NTBT_QP_DOWN_PROTOCOL = 4,  /* the peer broke the protocol; the QP was reset */
+};
+
+struct ntbt_qp_handlers {
+        /*
+         * A posted receive buffer comes back: len bytes of payload (>= 0),
+         * or a negative errno: -EMSGSIZE (the frame was larger than the
+         * buffer or the ring's payload; the frame is dropped and counted),
+         * -ECANCELED (the QP is being freed).
+         */
+        void (*rx)(struct ntbt_qp *qp, void *qp_ctx, void *buf_ctx, void *data, int len);
+        /* A transmit buffer may be reused: len as enqueued, or a negative errno (not sent). */
+        void (*tx)(struct ntbt_qp *qp, void *qp_ctx, void *buf_ctx, const void *data, int len);
+        /* The QP's link changed: up is 1 or 0, reason an enum ntbt_qp_event_reason. */
+        void (*event)(struct ntbt_qp *qp, void *qp_ctx, int up, int reason);
+};
+
+#define NTBT_QP_ANY (-1)
+
+enum ntbt_tx_mode {
+        NTBT_TX_INLINE = 0, /* the enqueuing thread copies into the window */
+};
+
+struct ntbt_qp_opts {
+        uint32_t size; /* sizeof(struct ntbt_qp_opts) */
+        int qp_num;    /* a QP number, or NTBT_QP_ANY (0 also means QP 0) */
+        int poll;      /* 1: poll mode; 0: event mode */
+        int tx_mode;   /* enum ntbt_tx_mode */
+};
+
+/*
+ * Create a QP.  opts may be NULL (event mode, lowest free QP).  -EBUSY if
+ * the QP is taken, -ENOSPC if none is free, -EINVAL for a bad number.
+ * The QP starts with its link not requested: call ntbt_qp_link_up.
+ */
+int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
+                   const struct ntbt_qp_handlers *h, void *qp_ctx, struct ntbt_qp **out);
+/*
+ * Close the QP (LINK_DOWN frame to the peer if it was up) and free it.
+ * Posted receive buffers come back through the rx handler with -ECANCELED,
+ * on the calling thread.  In event mode it waits for the event thread to
+ * let go of the QP (unless called from a handler).
+ */
+void ntbt_qp_free(struct ntbt_qp *qp);
+
+/* Post a receive buffer of len bytes; buf_ctx comes back with it. */
+int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t len);
+/* Take a posted buffer back while the QP is down: 0, -ENOENT when none, -EBUSY while up. */
+int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len);
+
+/* More frames follow at once: do not ring the doorbell for this one. */
+#define NTBT_TX_MORE 0x1u
+
+/*
+ * Send len bytes (1..ntbt_qp_max_payload).  Returns 0 when the frame was
+ * accepted (the tx handler reports when the buffer is free), -ENOLINK if
+ * the QP is down, -EMSGSIZE if too long, -EINVAL if len is 0, -EAGAIN if no
+ * slot is free.  With NTBT_TX_MORE the doorbell waits for the next frame
+ * sent without it (a burst rings once); an -EAGAIN rings it anyway.
+ */
+int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
+                       unsigned flags);
+
+/* Ask for the QP link (the handshake runs until the peer's client asks too). */
+int ntbt_qp_link_up(struct ntbt_qp *qp);
+/* Close the QP's link: a LINK_DOWN frame to the peer; the QP stays allocated. */
+int ntbt_qp_link_down(struct ntbt_qp *qp);
+/* 1 if up. */
+int ntbt_qp_link_is_up(struct ntbt_qp *qp);
+unsigned ntbt_qp_num(struct ntbt_qp *qp);
+/* The largest message, once the QP has been up (0 before). */
+uint32_t ntbt_qp_max_payload(struct ntbt_qp *qp);
+/* Free transmit slots now (0 while down). */
+int ntbt_qp_tx_free(struct ntbt_qp *qp);
+/* Slots in the ring (entries - 1 are usable), 0 while down. */
+int ntbt_qp_tx_entries(struct ntbt_qp *qp);
+
+/*
+ * Poll-mode QPs: run the handshake and receive up to budget frames.
+ * Returns the number of frames received (>= 0).  -EINVAL on an event-mode QP.
+ */
+int ntbt_qp_poll(struct ntbt_qp *qp, int budget);
+
+/*
+ * Block until the QP link is up (0) or timeout_ns passes (-ETIMEDOUT;
+ * < 0 waits forever).  Poll-mode QPs are polled inside the call.
+ */
+int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns);
+/*
+ * Block until at least `want` transmit slots are free (0), the link is down
+ * (-ENOLINK) or timeout_ns passes (-ETIMEDOUT).  Spins briefly, then
+ * sleeps in short steps; never burns a core for long.  Poll-mode QPs are
+ * polled inside the call.
+ */
+int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns);
+
+/* Per-QP counters, named as the kernel's debugfs (spec section 8), plus ntbt's own. */
+struct ntbt_qp_stats {
+        uint32_t size; /* set by the caller to sizeof(struct ntbt_qp_stats) */
+        uint32_t qp_num;
+        uint64_t rx_bytes, rx_pkts, rx_memcpy, rx_async, rx_ring_empty;
+        uint64_t rx_err_no_buf, rx_err_oflow, rx_err_ver;
+        uint64_t rx_index, rx_max_entry;
+        uint64_t tx_bytes, tx_pkts, tx_memcpy, tx_async, tx_ring_full, tx_err_no_buf;
+        uint64_t tx_index, rri, tx_max_entry, free_tx, link;
+        /* ntbt's own: frames with undefined flag bits, out-of-range rx_info
+         * values written by the peer, and QP resets after protocol errors. */
+        uint64_t rx_err_flags, tx_err_rri, resets;
+};
+
+int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport link: opening a transport, the event thread, and the
+ * transport-level handshake of spec section 4 (scratchpads), with a clear
+ * report of what does not match.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/barrier.h"
+#include "../util/clock.h"
+#include "../util/log.h"
+#include "transport.h"
+#include "wire.h"
+
+/* How often the event thread looks at the device link while idle, and
+ * while busy: a SIGKILLed peer never rings, so this bounds detection. */
+#define LINK_IDLE_POLL_NS (20 * NS_PER_MS)
+#define LINK_BUSY_POLL_NS (1 * NS_PER_MS)
+#define RX_BUDGET         64
+
+void transport_kick(struct ntbt_transport *t)
+{
+        /* Wakes the event thread's doorbell wait so it looks at requests now. */
+        ntbt_dev_db_wait_interrupt(t->dev);
+}
+
+void transport_qp_links(struct ntbt_transport *t, unsigned q, int set)
+{
+        /* Several owners (event thread, pollers) update one register: the
+         * lock makes each whole-value write carry every current bit. */
+        pthread_mutex_lock(&t->spad_lock);
+        if (set)
+                t->qp_links |= 1u << q;
+        else
+                t->qp_links &= ~(1u << q);
+        ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_QP_LINKS, t->qp_links);
+        pthread_mutex_unlock(&t->spad_lock);
+}
+
+static void mismatch(struct ntbt_transport *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Record why the handshake fails; from the second failure on, say it once. */
+static void mismatch(struct ntbt_transport *t, const char *fmt, ...)
+{
+        char buf[sizeof(t->mismatch)];
+        int changed, say;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        pthread_mutex_lock(&t->lock);
+        changed = strcmp(buf, t->mismatch) != 0;
+        if (changed) {
+                strcpy(t->mismatch, buf);
+                t->mismatch_logged = 0;
+        }
+        t->fail_count++;
+        t->mismatch_set = 1;
+        say = t->fail_count >= 2 && !t->mismatch_logged;
+        if (say)
+                t->mismatch_logged = 1;
+        pthread_mutex_unlock(&t->lock);
+        if (say)
+                log_warn("%s: transport handshake: %s (retrying every 10 ms)",
+                         ntbt_dev_spec(t->dev), buf);
+}
+
+static void mismatch_clear(struct ntbt_transport *t)
+{
+        pthread_mutex_lock(&t->lock);
+        t->mismatch[0] = '\0';
+        t->mismatch_set = 0;
+        t->fail_count = 0;
+        t->mismatch_logged = 0;
+        pthread_mutex_unlock(&t->lock);
+}
+
+int ntbt_transport_mismatch(struct ntbt_transport *t, char *buf, size_t len)
+{
+        int set;
+
+        pthread_mutex_lock(&t->lock);
+        set = t->mismatch_set;
+        if (buf && len)
+                snprintf(buf, len, "%s", set ? t->mismatch : "");
+        pthread_mutex_unlock(&t->lock);
+        return set;
+}
+
+static void transport_down(struct ntbt_transport *t)
+{
+        uint32_t i;
+        int n = ntbt_dev_spad_count(t->dev);
+
+        /* Even epoch: QP owners see it (acquire) and reset their QPs. */
+        store_release(&t->epoch, t->epoch + 1);
+        for (i = 0; i < t->mw_count; i++)
+                ntbt_dev_mw_clear_trans(t->dev, (int)i);
+        /* The peer's old advertisement must not survive into the next handshake. */
+        for (i = 0; i < (uint32_t)n; i++)
+                ntbt_dev_spad_write(t->dev, (int)i, 0);
+        pthread_mutex_lock(&t->spad_lock);
+        t->qp_links = 0;
+        pthread_mutex_unlock(&t->spad_lock);
+        log_info("%s: transport link down", ntbt_dev_spec(t->dev));
+}
+
+static uint32_t spad_get(struct ntbt_transport *t, int idx)
+{
+        uint32_t v = 0;
+
+        ntbt_dev_spad_read(t->dev, idx, &v);
+        return v;
+}
+
+/* One handshake attempt (spec section 4, transport level).  The peer's
+ * scratchpad values are untrusted: each is checked before use. */
+static void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
+{
+        uint64_t in_size[NTBT_MAX_MWS];
+        uint32_t ver, nqps, nmws, i, q;
+
+        for (i = 0; i < t->mw_count; i++) {
+                ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_MW_SZ_HIGH(i),
+                                         (uint32_t)(t->out_size[i] >> 32));
+                ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_MW_SZ_LOW(i), (uint32_t)t->out_size[i]);
+        }
+        ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_NUM_MWS, t->mw_count);
+        ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_NUM_QPS, t->qp_count);
+        ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_VERSION, NTB_TRANSPORT_VERSION);
+
+        ver = spad_get(t, NTB_SPAD_VERSION);
+        if (ver == 0)
+                return; /* the peer has not written yet: nothing is wrong */
+        if (ver != NTB_TRANSPORT_VERSION) {
+                mismatch(t, "peer speaks protocol version %u, ntbt speaks %u", ver,
+                         NTB_TRANSPORT_VERSION);
+                return;
+        }
+        nqps = spad_get(t, NTB_SPAD_NUM_QPS);
+        if (nqps != t->qp_count) {
+                mismatch(t,
+                         "peer has %u queue pairs, we have %u (compare max_qps and the "
+                         "doorbell and window counts on both sides)",
+                         nqps, t->qp_count);
+                return;
+        }
+        nmws = spad_get(t, NTB_SPAD_NUM_MWS);
+        if (nmws != t->mw_count) {
+                mismatch(t, "peer has %u memory windows, we have %u", nmws, t->mw_count);
+                return;
+        }
+        for (i = 0; i < t->mw_count; i++) {
+                uint64_t size = (uint64_t)spad_get(t, NTB_SPAD_MW_SZ_HIGH(i)) << 32 |
+                                spad_get(t, NTB_SPAD_MW_SZ_LOW(i));
+                uint64_t al = t->in_align[i];
+
+                if (size == 0 || size > t->in_max[i]) {
+                        mismatch(t,
+                                 "peer's window %u is %llu bytes; our inbound window %u "
+                                 "takes 1 to %llu",
+                                 i, (unsigned long long)size, i, (unsigned long long)t->in_max[i]);
+                        return;
+                }
+                size = (size + al - 1) / al * al; /* no overflow: size <= in_max */
+                if (size > t->in_max[i]) {
+                        mismatch(t, "peer's window %u rounds up past our inbound window", i);
+                        return;
+                }
+                in_size[i] = size;
+        }
+        for (q = 0; q < t->qp_count; q++) {
+                struct qp_geom g;
+
+                if (geom_qp(in_size[q % t->mw_count], t->qp_count, t->mw_count, q,
+                            t->o.transport_mtu, &g)) {
+                        mismatch(t, "peer's window %u (%llu bytes) is too small for QP %u",
+                                 q % t->mw_count, (unsigned long long)in_size[q % t->mw_count], q);
+                        return;
+                }
+        }
+        for (i = 0; i < t->mw_count; i++) {
+                int ret = ntbt_dev_mw_set_trans(t->dev, (int)i, in_size[i]);
+
+                if (ret) {
+                        mismatch(t, "inbound translation of window %u (%llu bytes): %s", i,
+                                 (unsigned long long)in_size[i], strerror(-ret));
+                        return;
+                }
+                t->in_size[i] = in_size[i];
+        }
+        mismatch_clear(t);
+        t->up_link_seq = link_seq;
+        /* Odd epoch, release: publishes in_size[] to the QP owners. */
+        store_release(&t->epoch, t->epoch + 1);
+        log_info("%s: transport link up: %u queue pairs over %u windows", ntbt_dev_spec(t->dev),
+                 t->qp_count, t->mw_count);
+        transport_kick(t); /* poll-mode owners and waiters look again */
+}
+
+/* Watch the device link; run the handshake while it is up and we are not. */
+static void transport_service(struct ntbt_transport *t, int64_t now)
+{
+        int up = transport_epoch_up(t->epoch);
+        uint32_t seq;
+        int link;
+
+        if (up && now - t->last_link_check < LINK_BUSY_POLL_NS)
+                return;
+        t->last_link_check = now;
+        /* Read the event counter before the level, so a change after our
+         * look shows up as a different counter next time. */
+        seq = ntbt_dev_link_events(t->dev);
+        link = ntbt_dev_link_is_up(t->dev) == 1;
+        if (up && (!link || seq != t->up_link_seq)) {
+                transport_down(t);
+                up = 0;
+        }
+        if (link != t->link_was_up) {
+                log_info("%s: device link %s", ntbt_dev_spec(t->dev), link ? "up" : "down");
+                t->link_was_up = link;
+                if (!link)
+                        mismatch_clear(t);
+        }
+        if (!up && link && now >= t->next_try) {
+                t->next_try = now + NTB_HANDSHAKE_RETRY_NS;
+                transport_try_up(t, seq);
+        }
+}
+
+static void *event_thread(void *arg)
+{
+        struct ntbt_transport *t = arg;
+
+        while (!load_acquire(&t->stop)) {
+                struct ntbt_qp *qps[NTBT_MAX_QPS];
+                int64_t now = now_ns(), timeout;
+                int i, n = 0, busy = 0, hs = 0;
+                uint64_t bits = 0;
+
+                transport_service(t, now);
+                if (!transport_epoch_up(t->epoch) && t->link_was_up)
+                        hs = 1;
+                /* Event-mode QPs cannot disappear under us: their frees are
+                 * finished by this thread (qp_release_from_owner). */
+                pthread_mutex_lock(&t->lock);
+                for (i = 0; i < NTBT_MAX_QPS; i++)
+                        if (t->qps[i] && !t->qps[i]->poll_mode)
+                                qps[n++] = t->qps[i];
+                pthread_mutex_unlock(&t->lock);
+                for (i = 0; i < n; i++) {
+                        if (load_sc(&qps[i]->free_req)) {
+                                qp_release_from_owner(qps[i]);
+                                continue;
+                        }
+                        qp_service(qps[i], RX_BUDGET, &busy, &hs);
+                        if (load_sc(&qps[i]->free_req)) {
+                                qp_release_from_owner(qps[i]);
+                                continue;
+                        }
+                        if (qps[i]->state == QP_UP)
+                                bits |= 1ull << qps[i]->num;
+                }
+                if (busy)
+                        continue;
+                timeout = hs ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS;
+                ntbt_dev_db_wait(t->dev, bits, timeout);
+        }
+        return NULL;
+}
+
+int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *opts,
+                        struct ntbt_transport **out)
+{
+        struct ntbt_transport_opts o = {.size = sizeof(o)};
+        struct ntbt_transport *t;
+        pthread_condattr_t ca;
+        int spads, mws, ret;
+        uint32_t i, q;
+
+        if (!dev || !out)
+                return -EINVAL;
+        if (opts) {
+                if (opts->size < sizeof(uint32_t) || opts->size > sizeof(o))
+                        return -EINVAL;
+                memcpy(&o, opts, opts->size);
+                o.size = sizeof(o);
+        }
+        if (!o.transport_mtu)
+                o.transport_mtu = NTB_TRANSPORT_MTU_DEFAULT;
+        if (o.transport_mtu <= sizeof(struct ntb_payload_header)) {
+                log_err("%s: transport_mtu %u is too small", ntbt_dev_spec(dev), o.transport_mtu);
+                return -EINVAL;
+        }
+        spads = ntbt_dev_spad_count(dev);
+        mws = ntbt_dev_mw_count(dev);
+        if (spads < NTB_MIN_SPADS || mws < 1) {
+                log_err("%s: the transport needs at least %d scratchpads and one window",
+                        ntbt_dev_spec(dev), NTB_MIN_SPADS);
+                return -EINVAL;
+        }
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->dev = dev;
+        t->o = o;
+        geom_counts(ntbt_dev_db_valid_mask(dev), (uint32_t)mws, (uint32_t)spads, o.max_qps,
+                    &t->qp_count, &t->mw_count);
+        if (t->mw_count > NTBT_MAX_MWS)
+                t->mw_count = NTBT_MAX_MWS;
+        if (t->qp_count < 1 || t->qp_count > NTBT_MAX_QPS) {
+                log_err("%s: %u queue pairs: ntbt supports 1 to %d (QP_LINKS is 32 bits)",
+                        ntbt_dev_spec(dev), t->qp_count, NTBT_MAX_QPS);
+                free(t);
+                return -EINVAL;
+        }
+        for (i = 0; i < t->mw_count; i++) {
+                void *base;
+                uint64_t in_size;
+
+                ret = ntbt_dev_peer_mw_size(dev, (int)i, &t->out_size[i]);
+                if (!ret)
+                        ret = ntbt_dev_mw_get_align(dev, (int)i, NULL, &t->in_align[i],
+                                                    &t->in_max[i]);
+                if (!ret)
+                        ret = ntbt_dev_mw_inbound(dev, (int)i, &base, &in_size);
+                if (ret) {
+                        free(t);
+                        return ret;
+                }
+                t->in_base[i] = base;
+                if (t->in_max[i] > in_size)
+                        t->in_max[i] = in_size;
+                if (!t->in_align[i])
+                        t->in_align[i] = 1;
+                if (o.max_mw_size && t->out_size[i] > o.max_mw_size)
+                        t->out_size[i] = o.max_mw_size;
+        }
+        for (q = 0; q < t->qp_count; q++) {
+                struct qp_geom g;
+
+                if (geom_qp(t->out_size[q % t->mw_count], t->qp_count, t->mw_count, q,
+                            o.transport_mtu, &g)) {
+                        log_err("%s: window %u (%llu bytes) is too small for %u queue pairs",
+                                ntbt_dev_spec(dev), q % t->mw_count,
+                                (unsigned long long)t->out_size[q % t->mw_count], t->qp_count);
+                        free(t);
+                        return -EINVAL;
+                }
+        }
+        pthread_mutex_init(&t->lock, NULL);
+        pthread_mutex_init(&t->spad_lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&t->cond, &ca);
+        pthread_condattr_destroy(&ca);
+
+        ret = ntbt_dev_link_enable(dev);
+        if (!ret)
+                ret = -pthread_create(&t->thread, NULL, event_thread, t);
+        if (ret) {
+                pthread_cond_destroy(&t->cond);
+                pthread_mutex_destroy(&t->lock);
+                pthread_mutex_destroy(&t->spad_lock);
+                free(t);
+                return ret;
+        }
+        t->thread_started = 1;
+        *out = t;
+        return 0;
+}
+
+void ntbt_transport_close(struct ntbt_transport *t)
+{
+        int i, n;
+
+        if (!t)
+                return;
+        for (;;) {
+                struct ntbt_qp *qp = NULL;
+
+                pthread_mutex_lock(&t->lock);
+                for (i = 0; i < NTBT_MAX_QPS && !qp; i++)
+                        qp = t->qps[i];
+                pthread_mutex_unlock(&t->lock);
+                if (!qp)
+                        break;
+                ntbt_qp_free(qp);
+        }
+        store_release(&t->stop, 1);
+        transport_kick(t);
+        pthread_join(t->thread, NULL);
+        n = ntbt_dev_spad_count(t->dev);
+        for (i = 0; i < n; i++)
+                ntbt_dev_spad_write(t->dev, i, 0);
+        for (i = 0; i < (int)t->mw_count; i++)
+                ntbt_dev_mw_clear_trans(t->dev, i);
+        ntbt_dev_link_disable(t->dev);
+        pthread_cond_destroy(&t->cond);
+        pthread_mutex_destroy(&t->lock);
+        pthread_mutex_destroy(&t->spad_lock);
+        free(t);
+}
+
+int ntbt_transport_qp_count(struct ntbt_transport *t)
+{
+        return (int)t->qp_count;
+}
+
+int ntbt_transport_link_is_up(struct ntbt_transport *t)
+{
+        return transport_epoch_up(load_acquire(&t->epoch));
+}

@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queue pairs: creation and freeing, the QP-level handshake (spec section
+ * 4), link down (section 7), and the client calls that are neither TX nor RX.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util/barrier.h"
+#include "../util/clock.h"
+#include "../util/log.h"
+#include "transport.h"
+#include "wire.h"
+
+/* How long a QP that sent LINK_DOWN waits for the peer to re-request the
+ * link before it prepares its ring anyway (see QP_WAIT_PEER). */
+#define WAIT_PEER_NS (200 * NS_PER_MS)
+
+static void broadcast(struct ntbt_transport *t)
+{
+        pthread_mutex_lock(&t->lock);
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+}
+
+static void call_event(struct ntbt_qp *qp, int up, int reason)
+{
+        if (!qp->h.event)
+                return;
+        qp->in_handler++;
+        qp->h.event(qp, qp->ctx, up, reason);
+        qp->in_handler--;
+}
+
+static int peer_requested(struct ntbt_qp *qp)
+{
+        uint32_t v = 0;
+
+        ntbt_dev_spad_read(qp->t->dev, NTB_SPAD_QP_LINKS, &v);
+        return (v >> qp->num) & 1;
+}
+
+/* Forget the peer's request bit in our own spad[1]: it must set it again
+ * after it has seen our LINK_DOWN, so we do not link up with its old self. */
+static void forget_peer_request(struct ntbt_qp *qp)
+{
+        uint32_t v = 0;
+
+        ntbt_dev_spad_read(qp->t->dev, NTB_SPAD_QP_LINKS, &v);
+        ntbt_dev_spad_write(qp->t->dev, NTB_SPAD_QP_LINKS, v & ~(1u << qp->num));
+}
+
+void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
+{
+        struct ntbt_transport *t = qp->t;
+        int was = qp->state;
+        int tup = transport_epoch_up(load_acquire(&t->epoch));
+
+        if (tup && (was == QP_HANDSHAKE || was == QP_UP))
+                transport_qp_links(t, qp->num, 0);
+        if (tup && send_link_down && was == QP_UP)
+                forget_peer_request(qp);
+        pthread_mutex_lock(&qp->tx_lock);
+        /* Spec section 7: the LINK_DOWN frame goes out after our bit is
+         * cleared, so the peer cannot re-link with our old self. */
+        if (tup && send_link_down && was == QP_UP && qp->tx_up)
+                tx_send_link_down_locked(qp);
+        tx_reset_locked(qp);
+        qp->tx_closing = 0;
+        pthread_mutex_unlock(&qp->tx_lock);
+        qp->rx_index = 0;
+        qp->rx_pkts = 0;
+        STAT_SET(qp, rx_index, 0);
+        qp->state = QP_DOWN;
+        qp->initiator = send_link_down && was == QP_UP;
+        if (was == QP_UP) {
+                store_sc(&qp->link_up, 0);
+                broadcast(t);
+                call_event(qp, 0, reason);
+        }
+}
+
+void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
+{
+        char buf[200];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        STAT_ADD(qp, resets, 1);
+        log_warn("%s: qp %u: %s; resetting the queue pair", ntbt_dev_spec(qp->t->dev), qp->num,
+                 buf);
+        qp_go_down(qp, 1, NTBT_QP_DOWN_PROTOCOL);
+}
+
+/* Spec section 4 step 3, per QP: geometry, zeroed ring, rx_info copy, then our bit. */
+static void qp_prepare(struct ntbt_qp *qp)
+{
+        struct ntbt_transport *t = qp->t;
+        struct qp_geom rx, tx;
+        uint32_t i;
+        uint8_t *win;
+
+        /* Both checked by the handshake (rx) and at open (tx). */
+        geom_qp(t->in_size[qp->num % t->mw_count], t->qp_count, t->mw_count, qp->num,
+                t->o.transport_mtu, &rx);
+        geom_qp(t->out_size[qp->num % t->mw_count], t->qp_count, t->mw_count, qp->num,
+                t->o.transport_mtu, &tx);
+        win = t->in_base[rx.mw];
+        for (i = 0; i < rx.entries; i++) {
+                uint8_t *hdr = win + rx.offset + (uint64_t)(i + 1) * rx.frame -
+                               sizeof(struct ntb_payload_header);
+
+                /* Our own inbound memory, which the peer does not write while
+                 * we are not requesting the link; relaxed, published by the
+                 * seq_cst spad write in transport_qp_links below. */
+                store_relaxed((uint32_t *)(void *)(hdr + NTB_HDR_FLAGS_OFF), 0u);
+                store_relaxed((uint32_t *)(void *)(hdr + NTB_HDR_LEN_OFF), 0u);
+                store_relaxed((uint32_t *)(void *)(hdr + NTB_HDR_VER_OFF), 0u);
+        }
+        qp->rx_win = win;
+        qp->rx_index = 0;
+        qp->rx_pkts = 0;
+        pthread_mutex_lock(&qp->tx_lock);
+        qp->rx_g = rx; /* under the lock too: ntbt_qp_stats reads it */
+        qp->tx_g = tx;
+        qp->remote_rx_info = (uint32_t *)(void *)(win + rx.rx_info_off);
+        /* The sender-side copy of the peer's rx_info: all slots but one free. */
+        store_relaxed(qp->remote_rx_info, tx.entries - 1);
+        tx_reset_locked(qp);
+        pthread_mutex_unlock(&qp->tx_lock);
+        store_sc(&qp->max_payload, tx.payload < rx.payload ? tx.payload : rx.payload);
+        transport_qp_links(t, qp->num, 1);
+        qp->state = QP_HANDSHAKE;
+        qp->next_try = 0;
+}
+
+static void qp_come_up(struct ntbt_qp *qp)
+{
+        pthread_mutex_lock(&qp->tx_lock);
+        qp->tx_up = 1;
+        pthread_mutex_unlock(&qp->tx_lock);
+        qp->state = QP_UP;
+        store_sc(&qp->link_up, 1);
+        log_info("%s: qp %u up: %u-byte frames, %u entries", ntbt_dev_spec(qp->t->dev), qp->num,
+                 qp->tx_g.frame, qp->tx_g.entries);
+        broadcast(qp->t);
+        call_event(qp, 1, NTBT_QP_UP);
+}
+
+int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
+{
+        struct ntbt_transport *t = qp->t;
+        uint32_t epoch = load_acquire(&t->epoch);
+        int64_t now;
+        int n = 0;
+
+        if (epoch != qp->seen_epoch) {
+                if (qp->state == QP_UP)
+                        rx_process(qp, (int)qp->rx_g.entries); /* what arrived whole */
+                if (qp->state != QP_DOWN)
+                        qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
+                qp->seen_epoch = epoch;
+                qp->initiator = 0;
+        }
+        if (load_sc(&qp->down_req)) {
+                store_sc(&qp->down_req, 0);
+                qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        }
+        if (!transport_epoch_up(epoch))
+                return 0;
+        if (!load_sc(&qp->want_link)) {
+                if (qp->state == QP_HANDSHAKE || qp->state == QP_WAIT_PEER)
+                        qp_go_down(qp, 0, NTBT_QP_DOWN_LOCAL);
+                return 0;
+        }
+        now = now_ns();
+        switch (qp->state) {
+        case QP_DOWN:
+                if (qp->initiator) {
+                        qp->state = QP_WAIT_PEER;
+                        qp->wait_deadline = now + WAIT_PEER_NS;
+                } else {
+                        qp_prepare(qp);
+                }
+                *handshaking = 1;
+                break;
+        case QP_WAIT_PEER:
+                if (peer_requested(qp) || now >= qp->wait_deadline) {
+                        qp->initiator = 0;
+                        qp_prepare(qp);
+                }
+                *handshaking = 1;
+                break;
+        case QP_HANDSHAKE:
+                *handshaking = 1;
+                if (now < qp->next_try)
+                        break;
+                qp->next_try = now + NTB_HANDSHAKE_RETRY_NS;
+                /* Rewrite our bit (the peer may have zeroed its scratchpads). */
+                transport_qp_links(t, qp->num, 1);
+                if (peer_requested(qp))
+                        qp_come_up(qp);
+                break;
+        case QP_UP: {
+                uint64_t bit = 1ull << qp->num;
+
+                /* Clear first, then look: a frame that lands after the clear
+                 * rings again, so none is missed. */
+                if (budget > 0 && (ntbt_dev_db_read(t->dev) & bit))
+                        ntbt_dev_db_clear(t->dev, bit);
+                n = rx_process(qp, budget);
+                if (n >= budget)
+                        *busy = 1;
+                break;
+        }
+        }
+        return n;
+}
+
+/* ---- creation and freeing ---- */
+
+int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
+                   const struct ntbt_qp_handlers *h, void *qp_ctx, struct ntbt_qp **out)
+{
+        struct ntbt_qp_opts o = {.size = sizeof(o), .qp_num = NTBT_QP_ANY};
+        struct ntbt_qp *qp;
+        int num, ret = 0;
+
+        if (!t || !out)
+                return -EINVAL;
+        if (opts) {
+                if (opts->size < sizeof(uint32_t) || opts->size > sizeof(o))
+                        return -EINVAL;
+                memcpy(&o, opts, opts->size);
+        }
+        if (o.tx_mode != NTBT_TX_INLINE)
+                return -EINVAL;
+        if (o.qp_num != NTBT_QP_ANY && (o.qp_num < 0 || (uint32_t)o.qp_num >= t->qp_count))
+                return -EINVAL;
+        qp = calloc(1, sizeof(*qp));
+        if (!qp)
+                return -ENOMEM;
+        qp->t = t;
+        qp->poll_mode = !!o.poll;
+        if (h)
+                qp->h = *h;
+        qp->ctx = qp_ctx;
+        qp->seen_epoch = 0; /* down; the first service looks at the real epoch */
+        pthread_mutex_init(&qp->tx_lock, NULL);
+        rxq_init(&qp->rxq);
+
+        pthread_mutex_lock(&t->lock);
+        if (o.qp_num != NTBT_QP_ANY) {
+                num = o.qp_num;
+                if (t->qps[num])
+                        ret = -EBUSY;
+        } else {
+                for (num = 0; num < (int)t->qp_count && t->qps[num]; num++)
+                        ;
+                if (num == (int)t->qp_count)
+                        ret = -ENOSPC;
+        }
+        if (!ret) {
+                qp->num = (unsigned)num;
+                t->qps[num] = qp;
+        }
+        pthread_mutex_unlock(&t->lock);
+        if (ret) {
+                qp_destroy(qp);
+                return ret;
+        }
+        *out = qp;
+        return 0;
+}
+
+void qp_destroy(struct ntbt_qp *qp)
+{
+        rxq_destroy(&qp->rxq);
+        pthread_mutex_destroy(&qp->tx_lock);
+        free(qp);
+}
+
+static void unregister(struct ntbt_qp *qp)
+{
+        struct ntbt_transport *t = qp->t;
+
+        pthread_mutex_lock(&t->lock);
+        if (t->qps[qp->num] == qp)
+                t->qps[qp->num] = NULL;
+        pthread_mutex_unlock(&t->lock);
+}
+
+static void cancel_rx_buffers(struct ntbt_qp *qp)
+{
+        struct rx_buf b;
+
+        while (rxq_pop(&qp->rxq, &b) == 0)
+                if (qp->h.rx)
+                        qp->h.rx(qp, qp->ctx, b.ctx, b.data, -ECANCELED);
+}
+
+/* Owner side of a free: LINK_DOWN to the peer if up, and forget the QP. */
+static void qp_close_owner(struct ntbt_qp *qp)
+{
+        struct ntbt_transport *t = qp->t;
+        uint32_t epoch = load_acquire(&t->epoch);
+
+        store_sc(&qp->want_link, 0);
+        /* No down event on free: the client is going away. */
+        qp->h.event = NULL;
+        if (epoch != qp->seen_epoch && qp->state != QP_DOWN)
+                qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
+        else if (qp->state != QP_DOWN)
+                qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        unregister(qp);
+}
+
+void qp_release_from_owner(struct ntbt_qp *qp)
+{
+        int self_freed = load_sc(&qp->free_req) == 2;
+
+        qp_close_owner(qp);
+        if (self_freed) {
+                /* Freed from one of its own handlers on this thread. */
+                cancel_rx_buffers(qp);
+                qp_destroy(qp);
+                return;
+        }
+        pthread_mutex_lock(&qp->t->lock);
+        store_sc(&qp->freed, 1);
+        pthread_cond_broadcast(&qp->t->cond);
+        pthread_mutex_unlock(&qp->t->lock);
+}
+
+void ntbt_qp_free(struct ntbt_qp *qp)
+{
+        struct ntbt_transport *t;
+
+        if (!qp)
+                return;
+        t = qp->t;
+        if (qp->poll_mode) {
+                if (qp->in_handler) {
+                        store_sc(&qp->free_req, 2); /* ntbt_qp_poll finishes it */
+                        return;
+                }
+                qp_close_owner(qp);
+                cancel_rx_buffers(qp);
+                qp_destroy(qp);
+                return;
+        }
+        if (t->thread_started && pthread_equal(pthread_self(), t->thread)) {
+                /* From a handler on the event thread: it finishes the free
+                 * after the handler returns. */
+                store_sc(&qp->free_req, 2);
+                return;
+        }
+        store_sc(&qp->free_req, 1);
+        transport_kick(t);
+        pthread_mutex_lock(&t->lock);
+        while (!load_sc(&qp->freed))
+                pthread_cond_wait(&t->cond, &t->lock);
+        pthread_mutex_unlock(&t->lock);
+        cancel_rx_buffers(qp);
+        qp_destroy(qp);
+}
+
+/* ---- link requests ---- */
+
+int ntbt_qp_link_up(struct ntbt_qp *qp)
+{
+        store_sc(&qp->want_link, 1);
+        if (!qp->poll_mode)
+                transport_kick(qp->t);
+        return 0;
+}
+
+int ntbt_qp_link_down(struct ntbt_qp *qp)
+{
+        /* From now on enqueue refuses; the owner sends LINK_DOWN and resets. */
+        pthread_mutex_lock(&qp->tx_lock);
+        qp->tx_closing = 1;
+        pthread_mutex_unlock(&qp->tx_lock);
+        store_sc(&qp->want_link, 0);
+        store_sc(&qp->down_req, 1);
+        if (!qp->poll_mode) {
+                transport_kick(qp->t);
+        } else if (!qp->in_handler) {
+                store_sc(&qp->down_req, 0);
+                qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        }
+        return 0;
+}
+
+int ntbt_qp_link_is_up(struct ntbt_qp *qp)
+{
+        return load_sc(&qp->link_up);
+}
+
+unsigned ntbt_qp_num(struct ntbt_qp *qp)
+{
+        return qp->num;
+}
+
+uint32_t ntbt_qp_max_payload(struct ntbt_qp *qp)
+{
+        return load_sc(&qp->max_payload);
+}
+
+int ntbt_qp_poll(struct ntbt_qp *qp, int budget)
+{
+        int busy = 0, hs = 0, n;
+
+        if (!qp->poll_mode || budget < 0)
+                return -EINVAL;
+        n = qp_service(qp, budget, &busy, &hs);
+        if (load_sc(&qp->free_req) == 2) {
+                qp_close_owner(qp);
+                cancel_rx_buffers(qp);
+                qp_destroy(qp);
+        } else if (load_sc(&qp->down_req)) {
+                store_sc(&qp->down_req, 0);
+                qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        }
+        return n;
+}
+
+static void sleep_ns(int64_t ns)
+{
+        struct timespec ts = {(time_t)(ns / NS_PER_SEC), (long)(ns % NS_PER_SEC)};
+
+        nanosleep(&ts, NULL);
+}
+
+int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns)
+{
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+        struct ntbt_transport *t = qp->t;
+
+        if (qp->poll_mode) {
+                while (!ntbt_qp_link_is_up(qp)) {
+                        ntbt_qp_poll(qp, 0);
+                        if (ntbt_qp_link_is_up(qp))
+                                break;
+                        if (now_ns() >= deadline)
+                                return -ETIMEDOUT;
+                        sleep_ns(NS_PER_MS);
+                }
+                return 0;
+        }
+        pthread_mutex_lock(&t->lock);
+        while (!load_sc(&qp->link_up)) {
+                struct timespec ts;
+                int64_t until = deadline;
+
+                if (now_ns() >= deadline) {
+                        pthread_mutex_unlock(&t->lock);
+                        return -ETIMEDOUT;
+                }
+                if (until - now_ns() > 100 * NS_PER_MS)
+                        until = now_ns() + 100 * NS_PER_MS;
+                ts.tv_sec = (time_t)(until / NS_PER_SEC);
+                ts.tv_nsec = (long)(until % NS_PER_SEC);
+                pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+        }
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+}
+
+int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
+{
+        int64_t start = now_ns();
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+        int64_t nap = 2000; /* ns; doubles up to 200 us */
+        int spins = 0;
+
+        if (want < 1)
+                want = 1;
+        for (;;) {
+                if (ntbt_qp_tx_free(qp) >= want)
+                        return 0;
+                if (!ntbt_qp_link_is_up(qp))
+                        return -ENOLINK;
+                if (qp->poll_mode)
+                        ntbt_qp_poll(qp, 64);
+                if (now_ns() >= deadline)
+                        return -ETIMEDOUT;
+                /* The peer frees slots by writing rx_info, which rings no
+                 * doorbell: spin a little, then sleep in growing steps. */
+                if (spins < 200) {
+                        spins++;
+                        cpu_relax();
+                        continue;
+                }
+                sleep_ns(nap);
+                if (nap < 200000)
+                        nap *= 2;
+        }
+}
+
+int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)
+{
+        if (!st || st->size != sizeof(*st))
+                return -EINVAL;
+        memset(st, 0, sizeof(*st));
+        st->size = sizeof(*st);
+        st->qp_num = qp->num;
+        st->rx_bytes = STAT_GET(qp, rx_bytes);
+        st->rx_pkts = STAT_GET(qp, rx_pkts);
+        st->rx_memcpy = STAT_GET(qp, rx_memcpy);
+        st->rx_ring_empty = STAT_GET(qp, rx_ring_empty);
+        st->rx_err_no_buf = STAT_GET(qp, rx_err_no_buf);
+        st->rx_err_oflow = STAT_GET(qp, rx_err_oflow);
+        st->rx_err_ver = STAT_GET(qp, rx_err_ver);
+        st->rx_err_flags = STAT_GET(qp, rx_err_flags);
+        st->rx_index = STAT_GET(qp, rx_index);
+        st->tx_bytes = STAT_GET(qp, tx_bytes);
+        st->tx_pkts = STAT_GET(qp, tx_pkts);
+        st->tx_memcpy = STAT_GET(qp, tx_memcpy);
+        st->tx_ring_full = STAT_GET(qp, tx_ring_full);
+        st->tx_err_rri = STAT_GET(qp, tx_err_rri);
+        st->resets = STAT_GET(qp, resets);
+        pthread_mutex_lock(&qp->tx_lock);
+        st->tx_index = qp->tx_index;
+        st->tx_max_entry = qp->tx_g.entries;
+        st->rx_max_entry = qp->tx_g.entries ? qp->rx_g.entries : 0;
+        if (qp->remote_rx_info)
+                st->rri = load_acquire(qp->remote_rx_info);
+        st->free_tx = qp->tx_up ? tx_free_locked(qp) : 0;
+        pthread_mutex_unlock(&qp->tx_lock);
+        st->link = (uint64_t)ntbt_qp_link_is_up(qp);
+        return 0;
+}

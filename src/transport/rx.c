@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Receiving frames (spec section 6).  Every value the peer writes into our
+ * ring (flags, ver, len) is read once, checked, and only then used.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/barrier.h"
+#include "transport.h"
+#include "wire.h"
+
+void rxq_init(struct rxq *q)
+{
+        pthread_mutex_init(&q->lock, NULL);
+        q->v = NULL;
+        q->cap = q->head = q->count = 0;
+}
+
+void rxq_destroy(struct rxq *q)
+{
+        free(q->v);
+        pthread_mutex_destroy(&q->lock);
+}
+
+int rxq_push(struct rxq *q, const struct rx_buf *b)
+{
+        int ret = 0;
+
+        pthread_mutex_lock(&q->lock);
+        if (q->count == q->cap) {
+                uint32_t cap = q->cap ? q->cap * 2 : 64, i;
+                struct rx_buf *v = cap > q->cap ? malloc(sizeof(*v) * cap) : NULL;
+
+                if (!v) {
+                        ret = -ENOMEM;
+                        goto out;
+                }
+                for (i = 0; i < q->count; i++)
+                        v[i] = q->v[(q->head + i) % q->cap];
+                free(q->v);
+                q->v = v;
+                q->cap = cap;
+                q->head = 0;
+        }
+        q->v[(q->head + q->count) % q->cap] = *b;
+        q->count++;
+out:
+        pthread_mutex_unlock(&q->lock);
+        return ret;
+}
+
+int rxq_pop(struct rxq *q, struct rx_buf *b)
+{
+        int ret = -ENOENT;
+
+        pthread_mutex_lock(&q->lock);
+        if (q->count) {
+                *b = q->v[q->head];
+                q->head = (q->head + 1) % q->cap;
+                q->count--;
+                ret = 0;
+        }
+        pthread_mutex_unlock(&q->lock);
+        return ret;
+}
+
+int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t len)
+{
+        struct rx_buf b = {buf_ctx, data, len};
+
+        if (!data || !len)
+                return -EINVAL;
+        return rxq_push(&qp->rxq, &b);
+}
+
+int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len)
+{
+        struct rx_buf b;
+
+        if (ntbt_qp_link_is_up(qp))
+                return -EBUSY;
+        if (rxq_pop(&qp->rxq, &b))
+                return -ENOENT;
+        if (buf_ctx)
+                *buf_ctx = b.ctx;
+        if (data)
+                *data = b.data;
+        if (len)
+                *len = b.len;
+        return 0;
+}
+
+static uint32_t *hdr_word(uint8_t *hdr, size_t off)
+{
+        return (uint32_t *)(void *)(hdr + off);
+}
+
+int rx_process(struct ntbt_qp *qp, int budget)
+{
+        const struct qp_geom *g = &qp->rx_g;
+        struct ntbt_dev *dev = qp->t->dev;
+        int n = 0;
+
+        while (n < budget && qp->state == QP_UP) {
+                /* rx_index < entries always (we alone advance it, modulo
+                 * entries), and the geometry was checked to fit the window. */
+                uint8_t *frame = qp->rx_win + g->offset + (uint64_t)qp->rx_index * g->frame;
+                uint8_t *hdr = frame + g->payload;
+                uint32_t flags, ver, len, consumed;
+                struct rx_buf b;
+                int res;
+
+                /* Acquire: pairs with the sender's release of DONE, so the
+                 * header fields and payload it wrote before are visible. */
+                flags = load_acquire(hdr_word(hdr, NTB_HDR_FLAGS_OFF));
+                if (!(flags & NTB_DESC_DONE_FLAG)) {
+                        if (n == 0)
+                                STAT_ADD(qp, rx_ring_empty, 1);
+                        break;
+                }
+                if (flags & ~NTB_FLAGS_VALID) {
+                        STAT_ADD(qp, rx_err_flags, 1);
+                        qp_protocol_reset(qp, "frame %u has undefined flag bits 0x%x", qp->rx_index,
+                                          flags);
+                        break;
+                }
+                if (flags & NTB_LINK_DOWN_FLAG) {
+                        store_relaxed(hdr_word(hdr, NTB_HDR_FLAGS_OFF), 0u);
+                        qp_go_down(qp, 0, NTBT_QP_DOWN_PEER);
+                        break;
+                }
+                /* Relaxed: ordered after the acquire of flags above. */
+                ver = load_relaxed(hdr_word(hdr, NTB_HDR_VER_OFF));
+                len = load_relaxed(hdr_word(hdr, NTB_HDR_LEN_OFF));
+                if (ver != qp->rx_pkts) {
+                        STAT_ADD(qp, rx_err_ver, 1);
+                        qp_protocol_reset(qp, "frame %u has ver %u, expected %u", qp->rx_index, ver,
+                                          qp->rx_pkts);
+                        break;
+                }
+                if (rxq_pop(&qp->rxq, &b)) {
+                        /* Stop; the frame stays and is taken when a buffer is posted. */
+                        STAT_ADD(qp, rx_err_no_buf, 1);
+                        break;
+                }
+                if (len > g->payload || len > b.len) {
+                        STAT_ADD(qp, rx_err_oflow, 1);
+                        res = -EMSGSIZE;
+                } else {
+                        memcpy(b.data, frame, len);
+                        STAT_ADD(qp, rx_bytes, len);
+                        STAT_ADD(qp, rx_memcpy, 1);
+                        res = (int)len;
+                }
+                store_relaxed(hdr_word(hdr, NTB_HDR_FLAGS_OFF), 0u);
+                consumed = qp->rx_index;
+                qp->rx_index = (qp->rx_index + 1) % g->entries;
+                qp->rx_pkts++;
+                STAT_ADD(qp, rx_pkts, 1);
+                STAT_SET(qp, rx_index, qp->rx_index);
+                /* rx_info through the window (a release store: the copy-out
+                 * and the flag clear above happen before the sender may
+                 * reuse the slot). */
+                ntbt_dev_peer_mw_write32(dev, (int)qp->tx_g.mw, qp->tx_g.rx_info_off, consumed);
+                n++;
+                if (qp->h.rx) {
+                        qp->in_handler++;
+                        qp->h.rx(qp, qp->ctx, b.ctx, b.data, res);
+                        qp->in_handler--;
+                }
+                if (load_sc(&qp->free_req) || load_sc(&qp->down_req))
+                        break;
+        }
+        return n;
+}
