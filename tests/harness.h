@@ -4,6 +4,7 @@
 #define NTBT_TESTS_HARNESS_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,14 +62,35 @@ static inline const char *test_dev_name(const char *tag)
         return buf;
 }
 
-/* Keep the last library log line so tests can assert on messages. */
+/* Keep the last library log line so tests can assert on messages.  The
+ * library logs from several threads: the lock keeps the copy whole. */
 static char test_last_log[512];
+static pthread_mutex_t test_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static inline void test_log_hook(void *ctx, int level, const char *msg)
 {
         (void)ctx;
+        pthread_mutex_lock(&test_log_lock);
         if (getenv("NTBT_TEST_VERBOSE") || level <= NTBT_LOG_WARN)
                 fprintf(stderr, "[pid %d] log(%d): %s\n", (int)getpid(), level, msg);
         snprintf(test_last_log, sizeof(test_last_log), "%s", msg);
+        pthread_mutex_unlock(&test_log_lock);
+}
+
+/*
+ * Start this test binary again as a child with the given arguments.  A
+ * child forked from a process that already runs threads may inherit a lock
+ * held by one of them (stdio's, malloc's) and TSan refuses to start threads
+ * in it, so two-sided tests whose parent has threads exec a fresh child.
+ */
+static inline pid_t test_spawn(char *const args[])
+{
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                execv("/proc/self/exe", args);
+                _exit(127);
+        }
+        return pid;
 }
 
 /* Wait for a child and CHECK that it exited 0. */

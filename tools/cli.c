@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <ntbt/ntbt.h>
 
@@ -55,4 +59,34 @@ const char *cli_fmt_bytes(uint64_t v, char *buf, int len)
         }
         snprintf(buf, (size_t)len, "%llu %s", (unsigned long long)v, unit[u]);
         return buf;
+}
+
+int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out)
+{
+        char name[PATH_MAX], path[PATH_MAX];
+        int ret;
+
+        /* An shm device that does not exist yet is created with the spec's
+         * defaults; a peer creating it at the same time makes ours -EEXIST,
+         * and the open then waits for its magic. */
+        if (!strncmp(spec, "shm:", 4)) {
+                size_t n = strcspn(spec + 4, ",");
+
+                if (n < sizeof(name)) {
+                        memcpy(name, spec + 4, n);
+                        name[n] = '\0';
+                        if (!ntbt_shm_path(name, path, sizeof(path)) && access(path, F_OK) &&
+                            errno == ENOENT) {
+                                ret = ntbt_shm_create(name, NULL);
+                                if (ret && ret != -EEXIST) {
+                                        cli_err(ctx, "%s: create: %s", spec, strerror(-ret));
+                                        return ret;
+                                }
+                        }
+                }
+        }
+        ret = ntbt_dev_open(spec, out);
+        if (ret)
+                cli_err(ctx, "%s: %s", spec, strerror(-ret));
+        return ret;
 }

@@ -14,6 +14,12 @@ int cli_size(const char *ctx, const char *opt, const char *arg, uint64_t *out);
 /* Format bytes with a binary suffix ("4 MiB") into buf. */
 const char *cli_fmt_bytes(uint64_t v, char *buf, int len);
 
+struct ntbt_dev;
+/* Open a device, creating an shm device with default geometry if it does not exist. */
+int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out);
+
 int cmd_dev(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_recv(int argc, char **argv);
 
 #endif

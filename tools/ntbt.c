@@ -11,6 +11,8 @@ static const struct {
         const char *what;
 } cmds[] = {
     {"dev", cmd_dev, "create, remove and inspect emulated NTB devices"},
+    {"send", cmd_send, "send standard input over a queue pair"},
+    {"recv", cmd_recv, "write what a queue pair receives to standard output"},
 };
 
 static void usage(FILE *f)

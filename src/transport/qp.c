@@ -44,6 +44,21 @@ static int peer_requested(struct ntbt_qp *qp)
         return (v >> qp->num) & 1;
 }
 
+/*
+ * A frame waiting in our ring also proves the peer is up: it writes frames
+ * only after it saw our request bit, which we write only after preparing
+ * the ring.  A peer that links, sends and closes (LINK_DOWN) before our next
+ * look has already taken its bit back; without this we would wait forever.
+ */
+static int peer_frame_waiting(struct ntbt_qp *qp)
+{
+        uint8_t *hdr = qp->rx_win + qp->rx_g.offset + (uint64_t)qp->rx_index * qp->rx_g.frame +
+                       qp->rx_g.payload;
+
+        /* Acquire, as rx_process reads it. */
+        return load_acquire((uint32_t *)(void *)(hdr + NTB_HDR_FLAGS_OFF)) & NTB_DESC_DONE_FLAG;
+}
+
 /* Forget the peer's request bit in our own spad[1]: it must set it again
  * after it has seen our LINK_DOWN, so we do not link up with its old self. */
 static void forget_peer_request(struct ntbt_qp *qp)
@@ -161,8 +176,12 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
         int n = 0;
 
         if (epoch != qp->seen_epoch) {
+                /* The link went away: first take what arrived whole (a
+                 * closing peer's last frames and its LINK_DOWN). */
+                if (qp->state == QP_HANDSHAKE && peer_frame_waiting(qp))
+                        qp_come_up(qp);
                 if (qp->state == QP_UP)
-                        rx_process(qp, (int)qp->rx_g.entries); /* what arrived whole */
+                        rx_process(qp, (int)qp->rx_g.entries);
                 if (qp->state != QP_DOWN)
                         qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
                 qp->seen_epoch = epoch;
@@ -199,6 +218,10 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
                 break;
         case QP_HANDSHAKE:
                 *handshaking = 1;
+                if (peer_frame_waiting(qp)) {
+                        qp_come_up(qp);
+                        break;
+                }
                 if (now < qp->next_try)
                         break;
                 qp->next_try = now + NTB_HANDSHAKE_RETRY_NS;

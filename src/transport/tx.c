@@ -13,6 +13,8 @@
 #include "transport.h"
 #include "wire.h"
 
+#define LINK_DOWN_WAIT_NS (1000 * NS_PER_MS)
+
 void tx_reset_locked(struct ntbt_qp *qp)
 {
         qp->tx_up = 0;
@@ -146,13 +148,16 @@ int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint
 
 void tx_send_link_down_locked(struct ntbt_qp *qp)
 {
-        int64_t deadline = now_ns() + 100 * NS_PER_MS;
+        int64_t deadline = now_ns() + LINK_DOWN_WAIT_NS;
         uint32_t slot;
 
-        /* As the kernel, wait a little for a slot; the peer may be gone. */
+        /* Wait for a slot while the peer drains (the kernel gives up after
+         * about 100 ms; a peer that then never hears of the close cannot
+         * re-link, so we wait longer, and say so if it still fails). */
         while (tx_free_locked(qp) == 0) {
-                if (now_ns() >= deadline) {
-                        log_warn("%s: qp %u: no slot for the LINK_DOWN frame",
+                if (now_ns() >= deadline || !ntbt_dev_link_is_up(qp->t->dev)) {
+                        log_warn("%s: qp %u: no free slot for the LINK_DOWN frame: "
+                                 "the peer is not told of the close",
                                  ntbt_dev_spec(qp->t->dev), qp->num);
                         return;
                 }

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * LINK_DOWN and reopen, repeated: the peer sends a burst, closes its QP
+ * (LINK_DOWN frame), reopens at once and sends again, 30 times, sometimes
+ * freeing and re-creating the QP.  Every burst arrives whole and in order,
+ * every close is reported as the peer's, and no protocol error is counted.
+ */
+#include "../harness.h"
+
+#include "../support/session.h"
+
+#define ROUNDS 30
+#define FRAMES 200
+
+static const char *name;
+
+static void peer(void)
+{
+        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .poll = 1};
+        struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
+        struct ntbt_transport *t;
+        struct ntbt_dev *dev;
+        struct ntbt_qp *qp;
+        char spec[96];
+        int r;
+
+        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
+        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
+        CHECK_EQ(ntbt_transport_open(dev, &o, &t), 0);
+        CHECK_EQ(ntbt_qp_create(t, &qo, NULL, NULL, &qp), 0);
+        for (r = 0; r < ROUNDS; r++) {
+                CHECK_EQ(ntbt_qp_link_up(qp), 0);
+                CHECK_EQ(ntbt_qp_wait_link(qp, 10 * 1000000000LL), 0);
+                session_send(qp, FRAMES, SIZES_RANDOM, 10 * 1000000000LL);
+                /* Close without waiting for the peer to drain: the LINK_DOWN
+                 * frame queues behind the data and must not overtake it. */
+                if (r % 5 == 4) {
+                        ntbt_qp_free(qp);
+                        CHECK_EQ(ntbt_qp_create(t, &qo, NULL, NULL, &qp), 0);
+                } else {
+                        CHECK_EQ(ntbt_qp_link_down(qp), 0);
+                        CHECK_EQ(ntbt_qp_link_is_up(qp), 0);
+                        CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, "x", 1, 0), -ENOLINK);
+                }
+        }
+        ntbt_qp_free(qp);
+        ntbt_transport_close(t);
+        ntbt_dev_close(dev);
+}
+
+int main(int argc, char **argv)
+{
+        struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
+        struct ntbt_shm_geom g = {.size = sizeof(g), .mw_size = 64 << 10};
+        struct ntbt_qp_stats st = {.size = sizeof(st)};
+        static uint8_t bufs[32][4096];
+        struct session_rx s;
+        struct ntbt_transport *t;
+        struct ntbt_dev *dev;
+        struct ntbt_qp *qp;
+        int64_t deadline;
+        char spec[96];
+        pid_t pid;
+        int i;
+
+        ntbt_set_log(test_log_hook, NULL);
+        if (argc == 3 && !strcmp(argv[1], "peer")) {
+                name = argv[2];
+                peer();
+                return 0;
+        }
+        name = test_dev_name("reopen");
+        ntbt_shm_remove(name);
+        CHECK_EQ(ntbt_shm_create(name, &g), 0); /* 15-frame rings: the close often waits */
+        snprintf(spec, sizeof(spec), "shm:%s,port=0", name);
+        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
+        CHECK_EQ(ntbt_transport_open(dev, &o, &t), 0);
+        session_init(&s, 4096 - 12, SIZES_RANDOM);
+        CHECK_EQ(ntbt_qp_create(t, NULL, &session_handlers, &s, &qp), 0);
+        for (i = 0; i < 32; i++)
+                CHECK_EQ(ntbt_qp_rx_enqueue(qp, NULL, bufs[i], sizeof(bufs[i])), 0);
+        CHECK_EQ(ntbt_qp_link_up(qp), 0);
+
+        {
+                char *args[] = {"link_down_reopen", "peer", (char *)name, NULL};
+
+                pid = test_spawn(args);
+                CHECK(pid > 0);
+        }
+        deadline = test_now_ns() + 120 * 1000000000LL;
+        while (session_get_int(&s, &s.downs) < ROUNDS)
+                CHECK(test_now_ns() < deadline);
+        test_reap_ok(pid);
+        CHECK_EQ(session_get_int(&s, &s.ups), ROUNDS);
+        for (i = 0; i < ROUNDS; i++) {
+                if (s.frames_at_down[i] != FRAMES)
+                        fprintf(stderr, "round %d: %llu frames\n", i,
+                                (unsigned long long)s.frames_at_down[i]);
+                CHECK_EQ(s.frames_at_down[i], FRAMES);
+        }
+        CHECK_EQ(session_get(&s, &s.total_frames), (uint64_t)ROUNDS * FRAMES);
+        CHECK_EQ(ntbt_qp_stats(qp, &st), 0);
+        CHECK_EQ(st.rx_err_ver, 0);
+        CHECK_EQ(st.rx_err_flags, 0);
+        CHECK_EQ(st.resets, 0);
+        ntbt_qp_free(qp);
+        ntbt_transport_close(t);
+        ntbt_dev_close(dev);
+        session_destroy(&s);
+        CHECK_EQ(ntbt_shm_remove(name), 0);
+        printf("link down and reopen: %d rounds ok\n", ROUNDS);
+        return 0;
+}
