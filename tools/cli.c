@@ -10,6 +10,8 @@
 
 #include <ntbt/ntbt.h>
 
+#include <ntbt/ntbt.h>
+
 #include "../src/util/parse.h"
 
 void cli_err(const char *ctx, const char *fmt, ...)
@@ -69,11 +71,16 @@ int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out)
         /* An shm device that does not exist yet is created with the spec's
          * defaults; a peer creating it at the same time makes ours -EEXIST,
          * and the open then waits for its magic. */
-        if (!strncmp(spec, "shm:", 4)) {
-                size_t n = strcspn(spec + 4, ",");
+        /* pcie: models an shm device of the same NAME. */
+        const char *rest = !strncmp(spec, "shm:", 4)    ? spec + 4
+                           : !strncmp(spec, "pcie:", 5) ? spec + 5
+                                                        : NULL;
+
+        if (rest) {
+                size_t n = strcspn(rest, ",");
 
                 if (n < sizeof(name)) {
-                        memcpy(name, spec + 4, n);
+                        memcpy(name, rest, n);
                         name[n] = '\0';
                         if (!ntbt_shm_path(name, path, sizeof(path)) && access(path, F_OK) &&
                             errno == ENOENT) {
@@ -88,5 +95,45 @@ int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out)
         ret = ntbt_dev_open(spec, out);
         if (ret)
                 cli_err(ctx, "%s: %s", spec, strerror(-ret));
+        return ret;
+}
+
+void cli_endpoint_close(struct cli_endpoint *e)
+{
+        if (e->qp)
+                ntbt_qp_free(e->qp);
+        if (e->t)
+                ntbt_transport_close(e->t);
+        if (e->dev)
+                ntbt_dev_close(e->dev);
+}
+
+int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, uint32_t max_qps,
+                      uint32_t flags, int poll, const struct ntbt_qp_handlers *h, void *hctx,
+                      struct cli_endpoint *e)
+{
+        struct ntbt_transport_opts to = {
+            .size = sizeof(to), .transport_mtu = mtu, .max_qps = max_qps, .flags = flags};
+        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = qp, .poll = poll};
+        int ret;
+
+        memset(e, 0, sizeof(*e));
+        ret = cli_open_dev(ctx, spec, &e->dev);
+        if (ret)
+                return ret;
+        ret = ntbt_transport_open(e->dev, &to, &e->t);
+        if (ret) {
+                cli_err(ctx, "%s: transport: %s", spec, strerror(-ret));
+                goto fail;
+        }
+        ret = ntbt_qp_create(e->t, &qo, h, hctx, &e->qp);
+        if (ret) {
+                cli_err(ctx, "%s: queue pair %d: %s (this transport has %d)", spec, qp,
+                        strerror(-ret), ntbt_transport_qp_count(e->t));
+                goto fail;
+        }
+        return ntbt_qp_link_up(e->qp);
+fail:
+        cli_endpoint_close(e);
         return ret;
 }

@@ -15,10 +15,25 @@ int cli_size(const char *ctx, const char *opt, const char *arg, uint64_t *out);
 const char *cli_fmt_bytes(uint64_t v, char *buf, int len);
 
 struct ntbt_dev;
+struct ntbt_transport;
+struct ntbt_qp;
+struct ntbt_qp_handlers;
 /* Open a device, creating an shm device with default geometry if it does not exist. */
 int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out);
 
+/* A device, a transport on it, and one QP whose link was requested. */
+struct cli_endpoint {
+        struct ntbt_dev *dev;
+        struct ntbt_transport *t;
+        struct ntbt_qp *qp;
+};
+int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, uint32_t max_qps,
+                      uint32_t flags, int poll, const struct ntbt_qp_handlers *h, void *hctx,
+                      struct cli_endpoint *e);
+void cli_endpoint_close(struct cli_endpoint *e);
+
 int cmd_dev(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 

@@ -100,53 +100,8 @@ static int parse_xfer(const char *ctx, const char *usage, int argc, char **argv,
         return -1;
 }
 
-struct endpoint {
-        struct ntbt_dev *dev;
-        struct ntbt_transport *t;
-        struct ntbt_qp *qp;
-};
-
-static void endpoint_close(struct endpoint *e)
-{
-        if (e->qp)
-                ntbt_qp_free(e->qp);
-        if (e->t)
-                ntbt_transport_close(e->t);
-        if (e->dev)
-                ntbt_dev_close(e->dev);
-}
-
-static int endpoint_open(const char *ctx, const struct xfer_opts *x, int poll,
-                         const struct ntbt_qp_handlers *h, void *hctx, struct endpoint *e)
-{
-        struct ntbt_transport_opts to = {
-            .size = sizeof(to), .transport_mtu = x->mtu, .max_qps = x->max_qps};
-        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = x->qp, .poll = poll};
-        int ret;
-
-        memset(e, 0, sizeof(*e));
-        ret = cli_open_dev(ctx, x->dev, &e->dev);
-        if (ret)
-                return ret;
-        ret = ntbt_transport_open(e->dev, &to, &e->t);
-        if (ret) {
-                cli_err(ctx, "%s: transport: %s", x->dev, strerror(-ret));
-                goto fail;
-        }
-        ret = ntbt_qp_create(e->t, &qo, h, hctx, &e->qp);
-        if (ret) {
-                cli_err(ctx, "%s: queue pair %d: %s (this transport has %d)", x->dev, x->qp,
-                        strerror(-ret), ntbt_transport_qp_count(e->t));
-                goto fail;
-        }
-        return ntbt_qp_link_up(e->qp);
-fail:
-        endpoint_close(e);
-        return ret;
-}
-
 /* Wait for the QP link, saying once what we wait for (and why, if we know). */
-static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct endpoint *e)
+static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct cli_endpoint *e)
 {
         int said = 0, said_mismatch = 0;
         char why[256];
@@ -169,7 +124,7 @@ int cmd_send(int argc, char **argv)
 {
         const char *ctx = "send";
         struct xfer_opts x;
-        struct endpoint e;
+        struct cli_endpoint e;
         uint64_t total = 0;
         uint32_t payload;
         uint8_t *buf;
@@ -179,13 +134,13 @@ int cmd_send(int argc, char **argv)
         if (ret >= 0)
                 return ret;
         cli_install_log(x.verbose);
-        if (endpoint_open(ctx, &x, 1, NULL, NULL, &e))
+        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, NULL, NULL, &e))
                 return 1;
         wait_for_peer(ctx, &x, &e);
         payload = ntbt_qp_max_payload(e.qp);
         buf = malloc(payload);
         if (!buf) {
-                endpoint_close(&e);
+                cli_endpoint_close(&e);
                 return 1;
         }
         for (;;) {
@@ -229,7 +184,7 @@ int cmd_send(int argc, char **argv)
         if (x.verbose)
                 fprintf(stderr, "ntbt: send: %llu bytes\n", (unsigned long long)total);
         free(buf);
-        endpoint_close(&e);
+        cli_endpoint_close(&e);
         return rc;
 }
 
@@ -307,7 +262,7 @@ int cmd_recv(int argc, char **argv)
         struct recv_state s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         struct ntbt_qp_handlers h = {.rx = recv_rx, .event = recv_event};
         struct xfer_opts x;
-        struct endpoint e;
+        struct cli_endpoint e;
         uint32_t buf_len;
         uint8_t *bufs;
         int ret, i, nbufs = 64;
@@ -323,7 +278,7 @@ int cmd_recv(int argc, char **argv)
         bufs = malloc((size_t)nbufs * buf_len);
         if (!bufs)
                 return 1;
-        if (endpoint_open(ctx, &x, 0, &h, &s, &e)) {
+        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 0, &h, &s, &e)) {
                 free(bufs);
                 return 1;
         }
@@ -367,7 +322,7 @@ int cmd_recv(int argc, char **argv)
         if (x.verbose)
                 fprintf(stderr, "ntbt: recv: %llu bytes\n",
                         (unsigned long long)__atomic_load_n(&s.bytes, __ATOMIC_RELAXED));
-        endpoint_close(&e);
+        cli_endpoint_close(&e);
         free(bufs);
         return ret;
 }

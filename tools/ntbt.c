@@ -13,6 +13,7 @@ static const struct {
     {"dev", cmd_dev, "create, remove and inspect emulated NTB devices"},
     {"send", cmd_send, "send standard input over a queue pair"},
     {"recv", cmd_recv, "write what a queue pair receives to standard output"},
+    {"ping", cmd_ping, "round-trip latency over a queue pair"},
 };
 
 static void usage(FILE *f)

@@ -44,9 +44,16 @@ struct ntbt_transport_opts {
         uint32_t size;          /* sizeof(struct ntbt_transport_opts) */
         uint32_t transport_mtu; /* largest frame, default 65536 */
         uint32_t max_qps;       /* the kernel's max_num_clients, default 0 (one per window) */
-        uint32_t reserved;
-        uint64_t max_mw_size; /* cap on each window's size, default 0 (none) */
+        uint32_t flags;         /* NTBT_TRANSPORT_* */
+        uint64_t max_mw_size;   /* cap on each window's size, default 0 (none) */
 };
+
+/*
+ * UNSAFE, for demonstrations only: skip the flush (barrier + read-back)
+ * between the DONE write and the doorbell.  On a device whose doorbell can
+ * overtake window writes (pcie:) frames then stall.  Logged as a warning.
+ */
+#define NTBT_TRANSPORT_UNSAFE_NO_FLUSH 0x1u
 
 /*
  * Start a transport on an open device: enables the device link and starts
@@ -157,6 +164,13 @@ int ntbt_qp_tx_entries(struct ntbt_qp *qp);
  * Returns the number of frames received (>= 0).  -EINVAL on an event-mode QP.
  */
 int ntbt_qp_poll(struct ntbt_qp *qp, int budget);
+
+/*
+ * Poll-mode QPs: sleep on the QP's doorbell until a frame waits in the ring
+ * or the link needs looking at (0: call ntbt_qp_poll), or timeout_ns
+ * passes (-ETIMEDOUT).  Does not receive.
+ */
+int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns);
 
 /*
  * Block until the QP link is up (0) or timeout_ns passes (-ETIMEDOUT;

@@ -91,7 +91,7 @@ static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 static void register_builtins(void)
 {
         /* A failure here is a programming error that every test would show. */
-        if (dev_register(&shm_dev_ops))
+        if (dev_register(&shm_dev_ops) || dev_register(&pcie_dev_ops))
                 abort();
 }
 

@@ -114,5 +114,6 @@ struct ntbt_dev {
 int dev_register(const struct ntbt_dev_ops *ops);
 
 extern const struct ntbt_dev_ops shm_dev_ops;
+extern const struct ntbt_dev_ops pcie_dev_ops;
 
 #endif

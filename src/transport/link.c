@@ -294,6 +294,11 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
         }
         if (!o.transport_mtu)
                 o.transport_mtu = NTB_TRANSPORT_MTU_DEFAULT;
+        if (o.flags & ~NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
+                return -EINVAL;
+        if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
+                log_warn("%s: UNSAFE: the flush before the doorbell is off; frames may stall",
+                         ntbt_dev_spec(dev));
         if (o.transport_mtu <= sizeof(struct ntb_payload_header)) {
                 log_err("%s: transport_mtu %u is too small", ntbt_dev_spec(dev), o.transport_mtu);
                 return -EINVAL;

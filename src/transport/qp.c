@@ -454,6 +454,33 @@ int ntbt_qp_poll(struct ntbt_qp *qp, int budget)
         return n;
 }
 
+int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns)
+{
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+        struct ntbt_dev *dev = qp->t->dev;
+        uint64_t bit = 1ull << qp->num;
+
+        if (!qp->poll_mode)
+                return -EINVAL;
+        for (;;) {
+                int64_t left;
+
+                /* Anything but a quiet, linked ring needs the poller. */
+                if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch ||
+                    load_sc(&qp->down_req))
+                        return 0;
+                /* Clear, then look: a frame after the clear rings again. */
+                ntbt_dev_db_clear(dev, bit);
+                if (peer_frame_waiting(qp))
+                        return 0;
+                left = deadline - now_ns();
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                /* Wake at least every 20 ms to notice a link change. */
+                ntbt_dev_db_wait(dev, bit, left < 20 * NS_PER_MS ? left : 20 * NS_PER_MS);
+        }
+}
+
 static void sleep_ns(int64_t ns)
 {
         struct timespec ts = {(time_t)(ns / NS_PER_SEC), (long)(ns % NS_PER_SEC)};

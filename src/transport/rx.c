@@ -173,5 +173,9 @@ int rx_process(struct ntbt_qp *qp, int budget)
                 if (load_sc(&qp->free_req) || load_sc(&qp->down_req))
                         break;
         }
+        /* Push the rx_info stores out of a write-combining window now
+         * rather than whenever the buffer happens to drain. */
+        if (n)
+                ntbt_dev_peer_mw_wmb(dev, (int)qp->tx_g.mw);
         return n;
 }

@@ -73,8 +73,10 @@ static void tx_ring_locked(struct ntbt_qp *qp, uint64_t flags_off)
         struct ntbt_dev *dev = qp->t->dev;
 
         /* Step 6, the ordering fix: barrier plus read-back of the DONE
-         * word, so the doorbell cannot overtake the posted DONE write. */
-        ntbt_dev_peer_mw_flush(dev, (int)qp->tx_g.mw, flags_off);
+         * word, so the doorbell cannot overtake the posted DONE write.
+         * Skipped only under the explicitly unsafe debug flag. */
+        if (!(qp->t->o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH))
+                ntbt_dev_peer_mw_flush(dev, (int)qp->tx_g.mw, flags_off);
         /* Step 7. */
         ntbt_dev_peer_db_set(dev, 1ull << qp->num);
         qp->db_pending = 0;

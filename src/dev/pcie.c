@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The "pcie" device: spec/pcie-model.md.  A wrapper over an shm device that
+ * models what a real outbound window does to stores: a write-combining
+ * buffer that may reorder them and a posted-write queue drained by a link of
+ * finite bandwidth and latency.  Doorbells and scratchpads bypass both, so a
+ * doorbell can overtake the DONE write unless the transport flushes.
+ *
+ * Every other op is forwarded to the shm handle inside.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util/barrier.h"
+#include "../util/clock.h"
+#include "../util/log.h"
+#include "../util/parse.h"
+#include "dev.h"
+#include "pcie.h"
+
+#define LINE    64u
+#define MAX_WIN 8
+
+struct line {
+        uint64_t addr; /* line-aligned offset in the window */
+        uint64_t mask; /* which bytes were written */
+        int64_t visible_at;
+        uint8_t data[LINE];
+};
+
+struct pcie_win {
+        struct line *wc; /* the WC buffer: nwc lines in use */
+        uint32_t nwc;
+        struct line *pq; /* the posted queue, a ring of q lines */
+        uint32_t head, count;
+        int64_t link_busy_until; /* when the link finishes the last queued line */
+};
+
+struct pcie_dev {
+        struct ntbt_dev *inner;
+        uint32_t wc, q;
+        uint64_t bw; /* bytes per second, 0 = unlimited */
+        int64_t lat, rd;
+        uint64_t rng;
+        int nwin;
+        pthread_mutex_t lock; /* guards everything below */
+        struct pcie_win win[MAX_WIN];
+        /* The link drains the posted queues on its own: this thread applies
+         * lines that fell due while no writer was there to do it. */
+        pthread_t drainer;
+        pthread_cond_t cond;
+        int stop;
+        /* A trace of applied line addresses, for tests (pcie_trace). */
+        uint64_t *trace;
+        uint32_t ntrace, trace_cap;
+};
+
+static struct pcie_dev *to_pcie(struct ntbt_dev *dev)
+{
+        return dev->priv;
+}
+
+static uint64_t rng_next(struct pcie_dev *p)
+{
+        /* xorshift64*: every random choice of the model comes from the seed. */
+        p->rng ^= p->rng >> 12;
+        p->rng ^= p->rng << 25;
+        p->rng ^= p->rng >> 27;
+        return p->rng * 0x2545f4914f6cdd1dull;
+}
+
+/* Make a posted line visible in the peer's memory.  Called with the lock. */
+static void apply_line(struct pcie_dev *p, int w, const struct line *l)
+{
+        uint32_t i = 0;
+
+        if (p->trace && p->ntrace < p->trace_cap)
+                p->trace[p->ntrace++] = (uint64_t)w << 56 | l->addr;
+        if (l->mask == ~0ull) {
+                /* A whole line: its stores after every earlier line's (the
+                 * fence), as the link delivers them in order. */
+                smp_wmb();
+                ntbt_dev_peer_mw_write(p->inner, w, l->addr, l->data, LINE);
+                return;
+        }
+        while (i < LINE) {
+                uint32_t j;
+
+                if (!(l->mask >> i & 1)) {
+                        i++;
+                        continue;
+                }
+                /* Whole aligned words go out as single 32-bit release stores
+                 * (a DONE flag is one), the rest byte runs. */
+                if (!(i & 3) && ((l->mask >> i) & 0xf) == 0xf) {
+                        uint32_t v;
+
+                        memcpy(&v, l->data + i, 4);
+                        ntbt_dev_peer_mw_write32(p->inner, w, l->addr + i, v);
+                        i += 4;
+                        continue;
+                }
+                for (j = i; j < LINE && (l->mask >> j & 1) && ((j & 3) || j == i); j++)
+                        ;
+                smp_wmb();
+                ntbt_dev_peer_mw_write(p->inner, w, l->addr + i, l->data + i, j - i);
+                i = j;
+        }
+}
+
+/* Apply every line of window w that is due by now; returns the next due time. */
+static int64_t drain_due(struct pcie_dev *p, int w, int64_t now)
+{
+        struct pcie_win *pw = &p->win[w];
+
+        while (pw->count) {
+                struct line *l = &pw->pq[pw->head];
+
+                if (l->visible_at > now)
+                        return l->visible_at;
+                apply_line(p, w, l);
+                pw->head = (pw->head + 1) % p->q;
+                pw->count--;
+        }
+        return INT64_MAX;
+}
+
+/* Move a line into the posted queue; the writer stalls while it is full. */
+static void post_line(struct pcie_dev *p, int w, const struct line *l)
+{
+        struct pcie_win *pw = &p->win[w];
+        int64_t now = now_ns(), start;
+        struct line *slot;
+        int was_empty;
+
+        while (pw->count == p->q) {
+                drain_due(p, w, now);
+                if (pw->count < p->q)
+                        break;
+                /* The CPU cost of a slow link: the writer waits, spinning. */
+                pthread_mutex_unlock(&p->lock);
+                cpu_relax();
+                pthread_mutex_lock(&p->lock);
+                now = now_ns();
+        }
+        was_empty = pw->count == 0;
+        slot = &pw->pq[(pw->head + pw->count) % p->q];
+        *slot = *l;
+        start = now > pw->link_busy_until ? now : pw->link_busy_until;
+        pw->link_busy_until = start + (p->bw ? (int64_t)(LINE * NS_PER_SEC / p->bw) : 0);
+        slot->visible_at = pw->link_busy_until + p->lat;
+        pw->count++;
+        if (was_empty)
+                pthread_cond_signal(&p->cond);
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+        const struct line *x = a, *y = b;
+
+        return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* wmb: every WC line of window w into the posted queue, in address order. */
+static void wc_flush_locked(struct pcie_dev *p, int w)
+{
+        struct pcie_win *pw = &p->win[w];
+        uint32_t i;
+
+        qsort(pw->wc, pw->nwc, sizeof(*pw->wc), cmp_addr);
+        for (i = 0; i < pw->nwc; i++)
+                post_line(p, w, &pw->wc[i]);
+        pw->nwc = 0;
+}
+
+/* One store into the WC buffer (it does not cross a line). */
+static void wc_store_locked(struct pcie_dev *p, int w, uint64_t off, const uint8_t *src,
+                            uint32_t len)
+{
+        struct pcie_win *pw = &p->win[w];
+        uint64_t addr = off & ~(uint64_t)(LINE - 1);
+        uint32_t i, k = off - addr;
+        struct line *l = NULL;
+
+        /* An eviction may stall with the lock dropped, so look again after it. */
+        while (!l) {
+                for (i = 0; i < pw->nwc; i++) {
+                        if (pw->wc[i].addr == addr) {
+                                l = &pw->wc[i]; /* combines with earlier stores */
+                                break;
+                        }
+                }
+                if (l)
+                        break;
+                if (pw->nwc < p->wc) {
+                        l = &pw->wc[pw->nwc++];
+                        l->addr = addr;
+                        l->mask = 0;
+                        break;
+                } else {
+                        /* All lines taken: evict one chosen at random. */
+                        uint32_t victim = (uint32_t)(rng_next(p) % p->wc);
+                        struct line out = pw->wc[victim];
+
+                        pw->wc[victim] = pw->wc[--pw->nwc];
+                        post_line(p, w, &out);
+                }
+        }
+        memcpy(l->data + k, src, len);
+        l->mask |= (len == 64 ? ~0ull : ((1ull << len) - 1)) << k;
+}
+
+static void *drainer(void *arg)
+{
+        struct pcie_dev *p = arg;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->stop) {
+                int64_t now = now_ns(), next = INT64_MAX;
+                struct timespec ts;
+                int w;
+
+                for (w = 0; w < p->nwin; w++) {
+                        int64_t t = drain_due(p, w, now);
+
+                        if (t < next)
+                                next = t;
+                }
+                if (next == INT64_MAX)
+                        next = now + 100 * NS_PER_MS;
+                /* Writers that flush drain their own lines; this thread only
+                 * catches stragglers, so it need not wake more often. */
+                if (next < now + 20000)
+                        next = now + 20000;
+                /* The CLOCK_MONOTONIC deadline of the next due line. */
+                ts.tv_sec = (time_t)(next / NS_PER_SEC);
+                ts.tv_nsec = (long)(next % NS_PER_SEC);
+                pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static int parse_ns(const char *spec, const char *key, const char *v, int64_t *out)
+{
+        uint64_t x;
+
+        if (parse_rate(v, &x) || x > (uint64_t)10 * NS_PER_SEC) {
+                log_err("%s: bad value %s=%s (nanoseconds, at most 10 s)", spec, key, v);
+                return -EINVAL;
+        }
+        *out = (int64_t)x;
+        return 0;
+}
+
+static int parse_lines(const char *spec, const char *key, const char *v, uint32_t *out)
+{
+        uint64_t x;
+
+        if (parse_size(v, &x) || x < 1 || x > 65536) {
+                log_err("%s: bad value %s=%s (a line count, 1-65536)", spec, key, v);
+                return -EINVAL;
+        }
+        *out = (uint32_t)x;
+        return 0;
+}
+
+static int pcie_open(struct ntbt_dev *dev, struct dev_args *args)
+{
+        const char *v, *port = dev_args_get(args, "port");
+        struct pcie_dev *p;
+        pthread_condattr_t ca;
+        char inner[160];
+        uint64_t seed = 1;
+        int ret = 0, w;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->wc = 16;
+        p->q = 64;
+        p->lat = 500;
+        p->rd = 1000;
+        if ((v = dev_args_get(args, "wc")))
+                ret = ret ? ret : parse_lines(dev->spec, "wc", v, &p->wc);
+        if ((v = dev_args_get(args, "q")))
+                ret = ret ? ret : parse_lines(dev->spec, "q", v, &p->q);
+        if ((v = dev_args_get(args, "lat")))
+                ret = ret ? ret : parse_ns(dev->spec, "lat", v, &p->lat);
+        if ((v = dev_args_get(args, "rd")))
+                ret = ret ? ret : parse_ns(dev->spec, "rd", v, &p->rd);
+        if ((v = dev_args_get(args, "bw")) && !ret && parse_rate(v, &p->bw)) {
+                log_err("%s: bad value bw=%s (bytes per second, e.g. 2G)", dev->spec, v);
+                ret = -EINVAL;
+        }
+        if ((v = dev_args_get(args, "seed")) && !ret && parse_size(v, &seed)) {
+                log_err("%s: bad value seed=%s", dev->spec, v);
+                ret = -EINVAL;
+        }
+        if (ret) {
+                free(p);
+                return ret;
+        }
+        p->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+        if (port)
+                snprintf(inner, sizeof(inner), "shm:%s,port=%s", args->name, port);
+        else
+                snprintf(inner, sizeof(inner), "shm:%s", args->name);
+        ret = ntbt_dev_open(inner, &p->inner);
+        if (ret) {
+                free(p);
+                return ret;
+        }
+        p->nwin = ntbt_dev_mw_count(p->inner);
+        if (p->nwin > MAX_WIN)
+                p->nwin = MAX_WIN;
+        for (w = 0; w < p->nwin; w++) {
+                p->win[w].wc = calloc(p->wc, sizeof(struct line));
+                p->win[w].pq = calloc(p->q, sizeof(struct line));
+                if (!p->win[w].wc || !p->win[w].pq)
+                        ret = -ENOMEM;
+        }
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        if (!ret)
+                ret = -pthread_create(&p->drainer, NULL, drainer, p);
+        if (ret) {
+                for (w = 0; w < p->nwin; w++) {
+                        free(p->win[w].wc);
+                        free(p->win[w].pq);
+                }
+                ntbt_dev_close(p->inner);
+                pthread_cond_destroy(&p->cond);
+                pthread_mutex_destroy(&p->lock);
+                free(p);
+                return ret;
+        }
+        dev->priv = p;
+        return 0;
+}
+
+static void pcie_close(struct ntbt_dev *dev)
+{
+        struct pcie_dev *p = to_pcie(dev);
+        int w;
+
+        pthread_mutex_lock(&p->lock);
+        p->stop = 1;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->drainer, NULL);
+        for (w = 0; w < p->nwin; w++) {
+                free(p->win[w].wc);
+                free(p->win[w].pq);
+        }
+        ntbt_dev_close(p->inner);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p->trace);
+        free(p);
+}
+
+static int check_range(struct pcie_dev *p, int widx, uint64_t off, uint64_t len)
+{
+        uint64_t size;
+
+        if (widx < 0 || widx >= p->nwin || ntbt_dev_peer_mw_size(p->inner, widx, &size))
+                return -EINVAL;
+        return off <= size && len <= size - off ? 0 : -EINVAL;
+}
+
+static int pcie_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const void *src,
+                              size_t len)
+{
+        struct pcie_dev *p = to_pcie(dev);
+        const uint8_t *s = src;
+
+        if (check_range(p, widx, off, len))
+                return -EINVAL;
+        pthread_mutex_lock(&p->lock);
+        while (len) {
+                uint32_t n = LINE - (uint32_t)(off & (LINE - 1));
+
+                if (n > len)
+                        n = (uint32_t)len;
+                wc_store_locked(p, widx, off, s, n);
+                off += n;
+                s += n;
+                len -= n;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+}
+
+static int pcie_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
+{
+        if (off & 3)
+                return -EINVAL;
+        return pcie_peer_mw_write(dev, widx, off, &val, 4);
+}
+
+static int pcie_peer_mw_wmb(struct ntbt_dev *dev, int widx)
+{
+        struct pcie_dev *p = to_pcie(dev);
+
+        if (widx < 0 || widx >= p->nwin)
+                return -EINVAL;
+        pthread_mutex_lock(&p->lock);
+        wc_flush_locked(p, widx);
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+}
+
+static void spin_until(int64_t t)
+{
+        while (now_ns() < t)
+                cpu_relax();
+}
+
+static int pcie_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
+{
+        struct pcie_dev *p = to_pcie(dev);
+
+        if (check_range(p, widx, off, 4))
+                return -EINVAL;
+        pthread_mutex_lock(&p->lock);
+        wc_flush_locked(p, widx);
+        /* The read-back returns only after every posted write landed. */
+        while (p->win[widx].count) {
+                int64_t next = drain_due(p, widx, now_ns());
+
+                if (next != INT64_MAX) {
+                        pthread_mutex_unlock(&p->lock);
+                        spin_until(next);
+                        pthread_mutex_lock(&p->lock);
+                }
+        }
+        pthread_mutex_unlock(&p->lock);
+        spin_until(now_ns() + p->rd); /* the read's round trip */
+        return ntbt_dev_peer_mw_flush(p->inner, widx, off);
+}
+
+int pcie_trace(struct ntbt_dev *dev, uint64_t *buf, uint32_t cap)
+{
+        struct pcie_dev *p;
+        int n;
+
+        if (strcmp(ntbt_dev_type(dev), "pcie"))
+                return -EINVAL;
+        p = to_pcie(dev);
+        pthread_mutex_lock(&p->lock);
+        if (!p->trace && cap) {
+                /* First call: start recording. */
+                p->trace = calloc(cap, sizeof(*p->trace));
+                p->trace_cap = p->trace ? cap : 0;
+                p->ntrace = 0;
+                n = 0;
+        } else {
+                n = (int)(p->ntrace < cap ? p->ntrace : cap);
+                memcpy(buf, p->trace, (size_t)n * sizeof(*buf));
+        }
+        pthread_mutex_unlock(&p->lock);
+        return n;
+}
+
+/* ---- forwarded ops ---- */
+
+#define IN(dev) (to_pcie(dev)->inner)
+
+static int pcie_port(struct ntbt_dev *d)
+{
+        return ntbt_dev_port(IN(d));
+}
+static int pcie_link_is_up(struct ntbt_dev *d)
+{
+        return ntbt_dev_link_is_up(IN(d));
+}
+static int pcie_link_enable(struct ntbt_dev *d)
+{
+        return ntbt_dev_link_enable(IN(d));
+}
+static int pcie_link_disable(struct ntbt_dev *d)
+{
+        return ntbt_dev_link_disable(IN(d));
+}
+static int pcie_link_wait(struct ntbt_dev *d, int was_up, int64_t timeout_ns)
+{
+        return ntbt_dev_link_wait(IN(d), was_up, timeout_ns);
+}
+static uint32_t pcie_link_events(struct ntbt_dev *d)
+{
+        return ntbt_dev_link_events(IN(d));
+}
+static int pcie_mw_count(struct ntbt_dev *d)
+{
+        return to_pcie(d)->nwin;
+}
+static int pcie_mw_get_align(struct ntbt_dev *d, int widx, uint64_t *a, uint64_t *s, uint64_t *m)
+{
+        return ntbt_dev_mw_get_align(IN(d), widx, a, s, m);
+}
+static int pcie_mw_set_trans(struct ntbt_dev *d, int widx, uint64_t size)
+{
+        return ntbt_dev_mw_set_trans(IN(d), widx, size);
+}
+static int pcie_mw_clear_trans(struct ntbt_dev *d, int widx)
+{
+        return ntbt_dev_mw_clear_trans(IN(d), widx);
+}
+static int pcie_peer_mw_size(struct ntbt_dev *d, int widx, uint64_t *size)
+{
+        return ntbt_dev_peer_mw_size(IN(d), widx, size);
+}
+static int pcie_mw_inbound(struct ntbt_dev *d, int widx, void **base, uint64_t *size)
+{
+        return ntbt_dev_mw_inbound(IN(d), widx, base, size);
+}
+static uint64_t pcie_db_valid_mask(struct ntbt_dev *d)
+{
+        return ntbt_dev_db_valid_mask(IN(d));
+}
+static uint64_t pcie_db_read(struct ntbt_dev *d)
+{
+        return ntbt_dev_db_read(IN(d));
+}
+static int pcie_db_clear(struct ntbt_dev *d, uint64_t bits)
+{
+        return ntbt_dev_db_clear(IN(d), bits);
+}
+static int pcie_peer_db_set(struct ntbt_dev *d, uint64_t bits)
+{
+        /* Bypasses the WC buffer and the posted queue: visible at once. */
+        return ntbt_dev_peer_db_set(IN(d), bits);
+}
+static uint64_t pcie_db_mask(struct ntbt_dev *d)
+{
+        return ntbt_dev_db_mask(IN(d));
+}
+static int pcie_db_set_mask(struct ntbt_dev *d, uint64_t bits)
+{
+        return ntbt_dev_db_set_mask(IN(d), bits);
+}
+static int pcie_db_clear_mask(struct ntbt_dev *d, uint64_t bits)
+{
+        return ntbt_dev_db_clear_mask(IN(d), bits);
+}
+static int pcie_db_wait(struct ntbt_dev *d, uint64_t bits, int64_t timeout_ns)
+{
+        return ntbt_dev_db_wait(IN(d), bits, timeout_ns);
+}
+static int pcie_db_wait_interrupt(struct ntbt_dev *d)
+{
+        return ntbt_dev_db_wait_interrupt(IN(d));
+}
+static int pcie_spad_count(struct ntbt_dev *d)
+{
+        return ntbt_dev_spad_count(IN(d));
+}
+static int pcie_spad_read(struct ntbt_dev *d, int i, uint32_t *v)
+{
+        return ntbt_dev_spad_read(IN(d), i, v);
+}
+static int pcie_spad_write(struct ntbt_dev *d, int i, uint32_t v)
+{
+        return ntbt_dev_spad_write(IN(d), i, v);
+}
+static int pcie_peer_spad_read(struct ntbt_dev *d, int i, uint32_t *v)
+{
+        return ntbt_dev_peer_spad_read(IN(d), i, v);
+}
+static int pcie_peer_spad_write(struct ntbt_dev *d, int i, uint32_t v)
+{
+        /* Uncached: visible at once, in program order. */
+        return ntbt_dev_peer_spad_write(IN(d), i, v);
+}
+
+const struct ntbt_dev_ops pcie_dev_ops = {
+    .type = "pcie",
+    .open = pcie_open,
+    .close = pcie_close,
+    .port = pcie_port,
+    .link_is_up = pcie_link_is_up,
+    .link_enable = pcie_link_enable,
+    .link_disable = pcie_link_disable,
+    .link_wait = pcie_link_wait,
+    .link_events = pcie_link_events,
+    .mw_count = pcie_mw_count,
+    .mw_get_align = pcie_mw_get_align,
+    .mw_set_trans = pcie_mw_set_trans,
+    .mw_clear_trans = pcie_mw_clear_trans,
+    .peer_mw_size = pcie_peer_mw_size,
+    .mw_inbound = pcie_mw_inbound,
+    .peer_mw_write = pcie_peer_mw_write,
+    .peer_mw_write32 = pcie_peer_mw_write32,
+    .peer_mw_wmb = pcie_peer_mw_wmb,
+    .peer_mw_flush = pcie_peer_mw_flush,
+    .db_valid_mask = pcie_db_valid_mask,
+    .db_read = pcie_db_read,
+    .db_clear = pcie_db_clear,
+    .peer_db_set = pcie_peer_db_set,
+    .db_mask = pcie_db_mask,
+    .db_set_mask = pcie_db_set_mask,
+    .db_clear_mask = pcie_db_clear_mask,
+    .db_wait = pcie_db_wait,
+    .db_wait_interrupt = pcie_db_wait_interrupt,
+    .spad_count = pcie_spad_count,
+    .spad_read = pcie_spad_read,
+    .spad_write = pcie_spad_write,
+    .peer_spad_read = pcie_peer_spad_read,
+    .peer_spad_write = pcie_peer_spad_write,
+};
