@@ -109,12 +109,13 @@ void cli_endpoint_close(struct cli_endpoint *e)
 }
 
 int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, uint32_t max_qps,
-                      uint32_t flags, int poll, const struct ntbt_qp_handlers *h, void *hctx,
-                      struct cli_endpoint *e)
+                      uint32_t flags, int poll, int tx_mode, const struct ntbt_qp_handlers *h,
+                      void *hctx, struct cli_endpoint *e)
 {
         struct ntbt_transport_opts to = {
             .size = sizeof(to), .transport_mtu = mtu, .max_qps = max_qps, .flags = flags};
-        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = qp, .poll = poll};
+        struct ntbt_qp_opts qo = {
+            .size = sizeof(qo), .qp_num = qp, .poll = poll, .tx_mode = tx_mode};
         int ret;
 
         memset(e, 0, sizeof(*e));
@@ -136,4 +137,19 @@ int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, u
 fail:
         cli_endpoint_close(e);
         return ret;
+}
+
+int cli_tx_mode(const char *ctx, const char *arg)
+{
+        if (!strcmp(arg, "inline"))
+                return NTBT_TX_INLINE;
+        if (!strcmp(arg, "thread"))
+                return NTBT_TX_THREAD;
+        cli_err(ctx, "bad --tx '%s' (inline or thread)", arg);
+        return -1;
+}
+
+const char *cli_tx_mode_name(int mode)
+{
+        return mode == NTBT_TX_THREAD ? "thread" : "inline";
 }

@@ -11,6 +11,9 @@ void cli_err(const char *ctx, const char *fmt, ...) __attribute__((format(printf
 void cli_install_log(int verbose);
 /* Parse a size with K/M/G suffix or fail with a message naming the option. */
 int cli_size(const char *ctx, const char *opt, const char *arg, uint64_t *out);
+/* Parse --tx inline|thread into an enum ntbt_tx_mode; -1 after a message on error. */
+int cli_tx_mode(const char *ctx, const char *arg);
+const char *cli_tx_mode_name(int mode);
 /* Format bytes with a binary suffix ("4 MiB") into buf. */
 const char *cli_fmt_bytes(uint64_t v, char *buf, int len);
 
@@ -28,8 +31,8 @@ struct cli_endpoint {
         struct ntbt_qp *qp;
 };
 int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, uint32_t max_qps,
-                      uint32_t flags, int poll, const struct ntbt_qp_handlers *h, void *hctx,
-                      struct cli_endpoint *e);
+                      uint32_t flags, int poll, int tx_mode, const struct ntbt_qp_handlers *h,
+                      void *hctx, struct cli_endpoint *e);
 void cli_endpoint_close(struct cli_endpoint *e);
 
 int cmd_dev(int argc, char **argv);

@@ -17,7 +17,7 @@
 static const char ping_usage[] =
     "usage: ntbt ping --dev DEV (--server | --client | --loopback) [--count N]\n"
     "                 [--size BYTES] [--stall-timeout SECS] [--qp N] [--mtu BYTES]\n"
-    "                 [--json] [--unsafe-no-flush]\n"
+    "                 [--tx inline|thread] [--json] [--unsafe-no-flush]\n"
     "\n"
     "Round trips over queue pair N (default 0).  The server echoes every message\n"
     "and exits when the client closes; the client sends --count messages (default\n"
@@ -32,7 +32,7 @@ static const char ping_usage[] =
 
 struct ping_opts {
         const char *dev;
-        int server, client, loopback, json, verbose, qp;
+        int server, client, loopback, json, verbose, qp, tx_mode;
         uint32_t mtu, size, flags;
         uint64_t count;
         double stall_s;
@@ -68,13 +68,26 @@ static void server_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, 
         int ret;
 
         (void)buf_ctx;
+        if (len == -ECANCELED)
+                return;
         if (len > 0) {
                 while ((ret = ntbt_qp_tx_enqueue(qp, NULL, data, (uint32_t)len, 0)) == -EAGAIN)
                         if (ntbt_qp_wait_tx(qp, 1, 1000000000LL))
                                 break;
+                if (ret == 0)
+                        return; /* posted again by server_tx_done */
         }
-        if (len != -ECANCELED)
-                ntbt_qp_rx_enqueue(qp, NULL, data, s->buf_len);
+        ntbt_qp_rx_enqueue(qp, NULL, data, s->buf_len);
+}
+
+/* The echo went out (or failed): its buffer may receive again.  Runs on the
+ * copy thread in thread mode, so the buffer is not reused while copied. */
+static void server_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
+{
+        struct ping_state *s = ctx;
+
+        (void)buf_ctx, (void)len;
+        ntbt_qp_rx_enqueue(qp, NULL, (void *)data, s->buf_len);
 }
 
 static void client_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
@@ -126,13 +139,13 @@ static uint8_t *post_buffers(struct ntbt_qp *qp, struct ping_state *s, int n)
 
 static int run_server(const char *ctx, struct ping_opts *o)
 {
-        struct ntbt_qp_handlers h = {.rx = server_rx, .event = ping_event};
+        struct ntbt_qp_handlers h = {.rx = server_rx, .tx = server_tx_done, .event = ping_event};
         struct ping_state s = {.o = o, .buf_len = o->mtu ? o->mtu : 65536};
         struct cli_endpoint e;
         uint8_t *bufs;
         int rc = 0;
 
-        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, &h, &s, &e))
+        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e))
                 return 1;
         bufs = post_buffers(e.qp, &s, 16);
         if (!bufs) {
@@ -165,7 +178,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
         uint64_t i, done = 0;
         int rc = 0, stalled = 0, ret;
 
-        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, &h, &s, &e))
+        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e))
                 return 1;
         rtt = calloc(o->count, sizeof(*rtt));
         msg = calloc(1, o->size);
@@ -333,6 +346,7 @@ int cmd_ping(int argc, char **argv)
             {"json", no_argument, NULL, 'j'},
             {"unsafe-no-flush", no_argument, NULL, 'U'},
             {"verbose", no_argument, NULL, 'v'},
+            {"tx", required_argument, NULL, 'x'},
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
         };
@@ -364,6 +378,11 @@ int cmd_ping(int argc, char **argv)
                         break;
                 case 'v':
                         o.verbose++;
+                        break;
+                case 'x':
+                        o.tx_mode = cli_tx_mode(ctx, optarg);
+                        if (o.tx_mode < 0)
+                                return 2;
                         break;
                 case 't':
                         o.stall_s = strtod(optarg, &end);

@@ -15,7 +15,8 @@
 #include "cli.h"
 
 static const char send_usage[] =
-    "usage: ntbt send --dev DEV [--qp N] [--mtu BYTES] [--max-qps N] [-v]\n"
+    "usage: ntbt send --dev DEV [--qp N] [--mtu BYTES] [--max-qps N] [--tx inline|thread]\n"
+    "                 [-v]\n"
     "\n"
     "Read standard input and send it over queue pair N (default 0), each read in a\n"
     "frame of at most the QP's max payload (input that pauses is sent at once); wait until the "
@@ -24,7 +25,8 @@ static const char send_usage[] =
     "The device is created with default geometry if it does not exist; the first\n"
     "free port is claimed unless DEV says port=N.  --mtu is transport_mtu (default\n"
     "65536) and --max-qps the kernel's max_num_clients (default 0): both sides must\n"
-    "agree, and the defaults are the kernel's.\n";
+    "agree, and the defaults are the kernel's.  --tx thread copies into the window on\n"
+    "a per-QP copy thread (the kernel's tx_memcpy_offload); the default is inline.\n";
 
 static const char recv_usage[] =
     "usage: ntbt recv --dev DEV [--qp N] [--mtu BYTES] [--max-qps N] [-v]\n"
@@ -36,7 +38,7 @@ static const char recv_usage[] =
 
 struct xfer_opts {
         const char *dev;
-        int qp, verbose;
+        int qp, verbose, tx_mode;
         uint32_t mtu, max_qps;
 };
 
@@ -44,13 +46,10 @@ static int parse_xfer(const char *ctx, const char *usage, int argc, char **argv,
                       struct xfer_opts *x)
 {
         static const struct option opts[] = {
-            {"dev", required_argument, NULL, 'd'},
-            {"qp", required_argument, NULL, 'q'},
-            {"mtu", required_argument, NULL, 'm'},
-            {"max-qps", required_argument, NULL, 'Q'},
-            {"verbose", no_argument, NULL, 'v'},
-            {"help", no_argument, NULL, 'h'},
-            {0, 0, 0, 0},
+            {"dev", required_argument, NULL, 'd'}, {"qp", required_argument, NULL, 'q'},
+            {"mtu", required_argument, NULL, 'm'}, {"max-qps", required_argument, NULL, 'Q'},
+            {"verbose", no_argument, NULL, 'v'},   {"tx", required_argument, NULL, 't'},
+            {"help", no_argument, NULL, 'h'},      {0, 0, 0, 0},
         };
         uint64_t v;
         int c;
@@ -80,6 +79,11 @@ static int parse_xfer(const char *ctx, const char *usage, int argc, char **argv,
                         break;
                 case 'v':
                         x->verbose++;
+                        break;
+                case 't':
+                        x->tx_mode = cli_tx_mode(ctx, optarg);
+                        if (x->tx_mode < 0)
+                                return 2;
                         break;
                 case 'h':
                         fputs(usage, stdout);
@@ -120,58 +124,83 @@ static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct cli_
         return 0;
 }
 
+/* Buffers given to the transport come back through the tx handler; in
+ * thread mode that is later, on the copy thread, so send keeps a pool. */
+#define SEND_POOL 64
+
+struct send_state {
+        uint64_t completed; /* atomic: completions seen, in order */
+        int error;          /* atomic: a negative completion */
+};
+
+static void send_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
+{
+        struct send_state *s = ctx;
+
+        (void)qp, (void)buf_ctx, (void)data;
+        if (len < 0)
+                __atomic_store_n(&s->error, len, __ATOMIC_SEQ_CST);
+        /* Release: the buffer's reuse happens after the transport let go of it. */
+        __atomic_add_fetch(&s->completed, 1, __ATOMIC_RELEASE);
+}
+
 int cmd_send(int argc, char **argv)
 {
         const char *ctx = "send";
+        struct send_state st = {0};
+        struct ntbt_qp_handlers h = {.tx = send_tx_done};
         struct xfer_opts x;
         struct cli_endpoint e;
-        uint64_t total = 0;
+        uint64_t total = 0, frames = 0;
         uint32_t payload;
-        uint8_t *buf;
+        uint8_t *pool;
         int ret, entries, rc = 0;
 
         ret = parse_xfer(ctx, send_usage, argc, argv, &x);
         if (ret >= 0)
                 return ret;
         cli_install_log(x.verbose);
-        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, NULL, NULL, &e))
+        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, x.tx_mode, &h, &st, &e))
                 return 1;
         wait_for_peer(ctx, &x, &e);
         payload = ntbt_qp_max_payload(e.qp);
-        buf = malloc(payload);
-        if (!buf) {
+        pool = malloc((size_t)SEND_POOL * payload);
+        if (!pool) {
                 cli_endpoint_close(&e);
                 return 1;
         }
         for (;;) {
+                uint8_t *buf = pool + (frames % SEND_POOL) * payload;
                 uint32_t len = 0;
-                ssize_t n = 0;
+                ssize_t n;
 
+                /* The pool slot is free once its previous frame completed. */
+                while (frames >= SEND_POOL &&
+                       __atomic_load_n(&st.completed, __ATOMIC_ACQUIRE) <= frames - SEND_POOL)
+                        ntbt_qp_wait_tx(e.qp, 1, 1000000);
                 /* Send what each read returns (at most one frame), so input
                  * that pauses is not held back waiting for a full frame. */
                 n = read(0, buf, payload);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n > 0)
-                        len = (uint32_t)n;
                 if (n < 0) {
                         cli_err(ctx, "stdin: %s", strerror(errno));
                         rc = 1;
                         break;
                 }
-                if (len) {
-                        while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, buf, len, 0)) == -EAGAIN)
-                                ret = ntbt_qp_wait_tx(e.qp, 1, -1);
-                        if (ret) {
-                                cli_err(ctx, "%s: link lost after %llu bytes: %s", x.dev,
-                                        (unsigned long long)total, strerror(-ret));
-                                rc = 1;
-                                break;
-                        }
-                        total += len;
-                }
                 if (n == 0)
                         break;
+                len = (uint32_t)n;
+                while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, buf, len, 0)) == -EAGAIN)
+                        ret = ntbt_qp_wait_tx(e.qp, 1, -1);
+                if (ret) {
+                        cli_err(ctx, "%s: link lost after %llu bytes: %s", x.dev,
+                                (unsigned long long)total, strerror(-ret));
+                        rc = 1;
+                        break;
+                }
+                total += len;
+                frames++;
         }
         /* Every frame consumed by the peer before we close. */
         entries = ntbt_qp_tx_entries(e.qp);
@@ -179,12 +208,19 @@ int cmd_send(int argc, char **argv)
                 cli_err(ctx, "%s: link lost before the peer took every frame", x.dev);
                 rc = 1;
         }
+        if (!rc && __atomic_load_n(&st.error, __ATOMIC_SEQ_CST)) {
+                cli_err(ctx, "%s: a frame was not sent: %s", x.dev,
+                        strerror(-__atomic_load_n(&st.error, __ATOMIC_SEQ_CST)));
+                rc = 1;
+        }
         if (!rc)
                 ntbt_qp_link_down(e.qp); /* the LINK_DOWN frame */
         if (x.verbose)
-                fprintf(stderr, "ntbt: send: %llu bytes\n", (unsigned long long)total);
-        free(buf);
+                fprintf(stderr, "ntbt: send: %llu bytes in %llu frames (%s copy)\n",
+                        (unsigned long long)total, (unsigned long long)frames,
+                        cli_tx_mode_name(ntbt_qp_tx_mode(e.qp)));
         cli_endpoint_close(&e);
+        free(pool);
         return rc;
 }
 
@@ -278,7 +314,7 @@ int cmd_recv(int argc, char **argv)
         bufs = malloc((size_t)nbufs * buf_len);
         if (!bufs)
                 return 1;
-        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 0, &h, &s, &e)) {
+        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 0, 0, &h, &s, &e)) {
                 free(bufs);
                 return 1;
         }

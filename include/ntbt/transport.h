@@ -15,8 +15,11 @@
  *    thread touches the QP.  In poll mode ntbt_qp_link_up/link_down/free
  *    must be called from the polling thread (or serialised with it).
  *
- * The tx handler runs on the thread that called ntbt_qp_tx_enqueue (inline
- * copy), right after the frame is in the peer's window.  Handlers may call
+ * The tx handler runs on the thread that called ntbt_qp_tx_enqueue in
+ * inline mode, and on the QP's copy thread in thread mode, right after the
+ * frame is in the peer's window; in both modes completions come in the
+ * order the buffers were enqueued.  In thread mode the buffer must stay
+ * valid until its completion.  Handlers may call
  * back into the QP (post a buffer, enqueue, link down, free).
  * ntbt_qp_tx_enqueue may be called from any thread; calls on one QP are
  * serialised internally.
@@ -46,6 +49,7 @@ struct ntbt_transport_opts {
         uint32_t max_qps;       /* the kernel's max_num_clients, default 0 (one per window) */
         uint32_t flags;         /* NTBT_TRANSPORT_* */
         uint64_t max_mw_size;   /* cap on each window's size, default 0 (none) */
+        int tx_mode;            /* default copy mode of new QPs (0: NTBT_TX_INLINE) */
 };
 
 /*
@@ -102,14 +106,16 @@ struct ntbt_qp_handlers {
 #define NTBT_QP_ANY (-1)
 
 enum ntbt_tx_mode {
-        NTBT_TX_INLINE = 0, /* the enqueuing thread copies into the window */
+        NTBT_TX_DEFAULT = 0, /* the transport's tx_mode */
+        NTBT_TX_INLINE = 1,  /* the enqueuing thread copies into the window */
+        NTBT_TX_THREAD = 2,  /* a copy thread per QP does it (tx_memcpy_offload) */
 };
 
 struct ntbt_qp_opts {
         uint32_t size; /* sizeof(struct ntbt_qp_opts) */
         int qp_num;    /* a QP number, or NTBT_QP_ANY (0 also means QP 0) */
         int poll;      /* 1: poll mode; 0: event mode */
-        int tx_mode;   /* enum ntbt_tx_mode */
+        int tx_mode;   /* enum ntbt_tx_mode; NTBT_TX_DEFAULT takes the transport's */
 };
 
 /*
@@ -122,8 +128,10 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
 /*
  * Close the QP (LINK_DOWN frame to the peer if it was up) and free it.
  * Posted receive buffers come back through the rx handler with -ECANCELED,
- * on the calling thread.  In event mode it waits for the event thread to
- * let go of the QP (unless called from a handler).
+ * on the calling thread; transmit buffers still queued to the copy thread
+ * complete through the tx handler with an error (-ENOLINK or -ECANCELED).
+ * In event mode it waits for the event thread to let go of the QP (unless
+ * called from a handler).
  */
 void ntbt_qp_free(struct ntbt_qp *qp);
 
@@ -144,6 +152,16 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
  */
 int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
                        unsigned flags);
+
+/*
+ * Switch the QP's copy mode, also while traffic flows: frames keep their
+ * order and none is lost.  Switching to NTBT_TX_THREAD starts the copy
+ * thread; if it cannot be created the QP stays inline, the log says so,
+ * and the call returns the error.
+ */
+int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode);
+/* The QP's copy mode now (NTBT_TX_INLINE or NTBT_TX_THREAD). */
+int ntbt_qp_tx_mode(struct ntbt_qp *qp);
 
 /* Ask for the QP link (the handshake runs until the peer's client asks too). */
 int ntbt_qp_link_up(struct ntbt_qp *qp);

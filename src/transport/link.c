@@ -296,6 +296,10 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
                 o.transport_mtu = NTB_TRANSPORT_MTU_DEFAULT;
         if (o.flags & ~NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
                 return -EINVAL;
+        if (o.tx_mode == NTBT_TX_DEFAULT)
+                o.tx_mode = NTBT_TX_INLINE;
+        if (o.tx_mode != NTBT_TX_INLINE && o.tx_mode != NTBT_TX_THREAD)
+                return -EINVAL;
         if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
                 log_warn("%s: UNSAFE: the flush before the doorbell is off; frames may stall",
                          ntbt_dev_spec(dev));

@@ -80,6 +80,7 @@ void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
         if (tup && send_link_down && was == QP_UP)
                 forget_peer_request(qp);
         pthread_mutex_lock(&qp->tx_lock);
+        tx_rollback_locked(qp);
         /* Spec section 7: the LINK_DOWN frame goes out after our bit is
          * cleared, so the peer cannot re-link with our old self. */
         if (tup && send_link_down && was == QP_UP && qp->tx_up)
@@ -262,7 +263,8 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                         return -EINVAL;
                 memcpy(&o, opts, opts->size);
         }
-        if (o.tx_mode != NTBT_TX_INLINE)
+        if (o.tx_mode != NTBT_TX_DEFAULT && o.tx_mode != NTBT_TX_INLINE &&
+            o.tx_mode != NTBT_TX_THREAD)
                 return -EINVAL;
         if (o.qp_num != NTBT_QP_ANY && (o.qp_num < 0 || (uint32_t)o.qp_num >= t->qp_count))
                 return -EINVAL;
@@ -276,6 +278,8 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         qp->ctx = qp_ctx;
         qp->seen_epoch = 0; /* down; the first service looks at the real epoch */
         pthread_mutex_init(&qp->tx_lock, NULL);
+        pthread_mutex_init(&qp->copy_lock, NULL);
+        qp->tx_mode = NTBT_TX_INLINE;
         rxq_init(&qp->rxq);
 
         pthread_mutex_lock(&t->lock);
@@ -298,13 +302,17 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                 qp_destroy(qp);
                 return ret;
         }
+        /* A copy thread that cannot be created leaves the QP inline (logged). */
+        ntbt_qp_set_tx_mode(qp, o.tx_mode);
         *out = qp;
         return 0;
 }
 
 void qp_destroy(struct ntbt_qp *qp)
 {
+        copy_thread_stop(qp);
         rxq_destroy(&qp->rxq);
+        pthread_mutex_destroy(&qp->copy_lock);
         pthread_mutex_destroy(&qp->tx_lock);
         free(qp);
 }

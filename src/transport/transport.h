@@ -19,6 +19,7 @@
 
 #include <ntbt/transport.h>
 
+#include "copy_thread.h"
 #include "geometry.h"
 
 #define NTBT_MAX_QPS 32 /* QP_LINKS (spad[1]) holds one bit per QP */
@@ -84,6 +85,14 @@ struct ntbt_qp {
 
         /* Transmit side, under tx_lock. */
         pthread_mutex_t tx_lock;
+        int tx_mode;            /* NTBT_TX_INLINE or NTBT_TX_THREAD */
+        struct copy_thread *ct; /* set while the QP has a copy thread */
+        /* Under copy_lock (taken after tx_lock, never before it): the frame
+         * writer's state.  tx_gen moves on every link reset and voids jobs
+         * queued before it; written_* is the next slot and ver not yet
+         * written, where a LINK_DOWN frame must go. */
+        pthread_mutex_t copy_lock;
+        uint32_t tx_gen, written_index, written_pkts;
         int tx_up;      /* frames may be sent */
         int tx_closing; /* link_down called: nothing but LINK_DOWN goes out */
         int db_pending; /* frames sent with NTBT_TX_MORE and no doorbell yet */
@@ -166,5 +175,6 @@ int rxq_pop(struct rxq *q, struct rx_buf *b);
 uint32_t tx_free_locked(struct ntbt_qp *qp);
 void tx_send_link_down_locked(struct ntbt_qp *qp);
 void tx_reset_locked(struct ntbt_qp *qp);
+void tx_rollback_locked(struct ntbt_qp *qp);
 
 #endif

@@ -1,22 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sending frames (spec section 5), inline: the enqueuing thread does steps
- * 3-8.  The slot is reserved (step 2) before the copy so that the same
- * steps can move to a copy thread.
+ * Sending frames (spec section 5).  Step 2 (reserve the slot, and its ver
+ * value) happens under tx_lock on the caller's thread; steps 3-8 either
+ * follow at once on that thread (inline) or run on the QP's copy thread
+ * (copy_thread.c).  One frame writer serves both, under copy_lock.
  */
 #include <errno.h>
+#include <sched.h>
 #include <time.h>
 
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/log.h"
+#include "copy_thread.h"
 #include "transport.h"
 #include "wire.h"
 
 #define LINK_DOWN_WAIT_NS (1000 * NS_PER_MS)
+#define COPY_QUEUE_CAP    1024
 
 void tx_reset_locked(struct ntbt_qp *qp)
 {
+        pthread_mutex_lock(&qp->copy_lock);
+        qp->tx_gen++; /* jobs queued before this point are void */
+        qp->written_index = 0;
+        qp->written_pkts = 0;
+        pthread_mutex_unlock(&qp->copy_lock);
         qp->tx_up = 0;
         qp->tx_index = 0;
         qp->tx_pkts = 0;
@@ -67,8 +76,8 @@ int ntbt_qp_tx_entries(struct ntbt_qp *qp)
         return n;
 }
 
-/* Ring the peer after making every earlier window store visible. */
-static void tx_ring_locked(struct ntbt_qp *qp, uint64_t flags_off)
+/* Steps 6-7: ring the peer after every earlier window store is visible. */
+void tx_ring_copy_locked(struct ntbt_qp *qp, uint64_t done_off)
 {
         struct ntbt_dev *dev = qp->t->dev;
 
@@ -76,15 +85,13 @@ static void tx_ring_locked(struct ntbt_qp *qp, uint64_t flags_off)
          * word, so the doorbell cannot overtake the posted DONE write.
          * Skipped only under the explicitly unsafe debug flag. */
         if (!(qp->t->o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH))
-                ntbt_dev_peer_mw_flush(dev, (int)qp->tx_g.mw, flags_off);
-        /* Step 7. */
+                ntbt_dev_peer_mw_flush(dev, (int)qp->tx_g.mw, done_off);
         ntbt_dev_peer_db_set(dev, 1ull << qp->num);
-        qp->db_pending = 0;
 }
 
-/* Steps 3-6 for one reserved slot; returns the DONE word's offset. */
-static uint64_t tx_write_frame(struct ntbt_qp *qp, uint32_t slot, const void *data, uint32_t len,
-                               uint32_t flags)
+/* Steps 3-5 for one reserved slot; returns the DONE word's offset. */
+static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t ver,
+                                   const void *data, uint32_t len, uint32_t flags)
 {
         const struct qp_geom *g = &qp->tx_g;
         struct ntbt_dev *dev = qp->t->dev;
@@ -94,24 +101,37 @@ static uint64_t tx_write_frame(struct ntbt_qp *qp, uint32_t slot, const void *da
 
         /* Step 3: len, then ver. */
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_LEN_OFF, len);
-        ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_VER_OFF, qp->tx_pkts++);
+        ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_VER_OFF, ver);
         /* Step 4. */
         if (len)
                 ntbt_dev_peer_mw_write(dev, mw, frame, data, len);
         /* Step 5: store barrier, then DONE (a release store on its own). */
         ntbt_dev_peer_mw_wmb(dev, mw);
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_FLAGS_OFF, flags);
+        qp->written_index = (slot + 1) % g->entries;
+        qp->written_pkts = ver + 1;
+        if (len) {
+                STAT_ADD(qp, tx_pkts, 1);
+                STAT_ADD(qp, tx_bytes, len);
+                STAT_ADD(qp, tx_memcpy, 1);
+        }
         return hdr + NTB_HDR_FLAGS_OFF;
+}
+
+uint64_t tx_write_frame_copy_locked(struct ntbt_qp *qp, const struct tx_job *j)
+{
+        return write_frame_locked(qp, j->slot, j->ver, j->data, j->len, NTB_DESC_DONE_FLAG);
 }
 
 int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
                        unsigned flags)
 {
+        struct tx_job j = {.len = len, .flags = flags, .buf_ctx = buf_ctx, .data = data};
         uint64_t done_off;
-        uint32_t slot;
 
         if (!len || !data)
                 return -EINVAL;
+retry:
         pthread_mutex_lock(&qp->tx_lock);
         if (!qp->tx_up || qp->tx_closing) {
                 pthread_mutex_unlock(&qp->tx_lock);
@@ -121,37 +141,80 @@ int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
         }
+        if (qp->tx_mode == NTBT_TX_INLINE && qp->ct && !ct_idle(qp->ct)) {
+                /* Just switched from thread mode: let the thread finish what
+                 * it holds, so frames and completions stay in order.  Not
+                 * under tx_lock: its completions may enqueue. */
+                pthread_mutex_unlock(&qp->tx_lock);
+                while (!ct_idle(qp->ct))
+                        sched_yield();
+                goto retry;
+        }
         if (tx_free_locked(qp) == 0) {
                 STAT_ADD(qp, tx_ring_full, 1);
                 /* Frames sent with MORE must be rung now, or the peer never
                  * frees the slots we wait for. */
-                if (qp->db_pending)
-                        tx_ring_locked(qp, qp->tx_g.offset + qp->tx_g.payload + NTB_HDR_FLAGS_OFF);
+                if (qp->db_pending) {
+                        pthread_mutex_lock(&qp->copy_lock);
+                        tx_ring_copy_locked(qp,
+                                            qp->tx_g.offset + qp->tx_g.payload + NTB_HDR_FLAGS_OFF);
+                        pthread_mutex_unlock(&qp->copy_lock);
+                        qp->db_pending = 0; /* under tx_lock, like every access */
+                }
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EAGAIN;
         }
-        /* Step 2: reserve the slot before the copy. */
-        slot = qp->tx_index;
+        /* Step 2: reserve the slot and its ver value before any copy. */
+        j.slot = qp->tx_index;
+        j.ver = qp->tx_pkts;
+        j.gen = qp->tx_gen; /* written under both locks: reading under one is safe */
+        if (qp->tx_mode == NTBT_TX_THREAD && qp->ct) {
+                if (ct_push(qp->ct, &j)) {
+                        /* The job queue is full: as a full ring. */
+                        STAT_ADD(qp, tx_ring_full, 1);
+                        pthread_mutex_unlock(&qp->tx_lock);
+                        return -EAGAIN;
+                }
+                qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
+                qp->tx_pkts++;
+                pthread_mutex_unlock(&qp->tx_lock);
+                return 0;
+        }
         qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
-        done_off = tx_write_frame(qp, slot, data, len, NTB_DESC_DONE_FLAG);
-        if (flags & NTBT_TX_MORE)
+        qp->tx_pkts++;
+        pthread_mutex_lock(&qp->copy_lock);
+        done_off = write_frame_locked(qp, j.slot, j.ver, data, len, NTB_DESC_DONE_FLAG);
+        if (flags & NTBT_TX_MORE) {
                 qp->db_pending = 1;
-        else
-                tx_ring_locked(qp, done_off);
-        STAT_ADD(qp, tx_pkts, 1);
-        STAT_ADD(qp, tx_bytes, len);
-        STAT_ADD(qp, tx_memcpy, 1);
+        } else {
+                tx_ring_copy_locked(qp, done_off);
+                qp->db_pending = 0;
+        }
+        pthread_mutex_unlock(&qp->copy_lock);
         pthread_mutex_unlock(&qp->tx_lock);
-        /* Step 8, outside the lock so the handler may enqueue again. */
+        /* Step 8, outside the locks so the handler may enqueue again. */
         if (qp->h.tx)
                 qp->h.tx(qp, qp->ctx, buf_ctx, data, (int)len);
         return 0;
 }
 
+void tx_rollback_locked(struct ntbt_qp *qp)
+{
+        /* Slots reserved for jobs the copy thread has not written are given
+         * back, so a LINK_DOWN frame follows the last written frame with no
+         * hole before it; bumping tx_gen voids those jobs (they complete
+         * with -ENOLINK). */
+        pthread_mutex_lock(&qp->copy_lock);
+        qp->tx_index = qp->written_index;
+        qp->tx_pkts = qp->written_pkts;
+        qp->tx_gen++;
+        pthread_mutex_unlock(&qp->copy_lock);
+}
+
 void tx_send_link_down_locked(struct ntbt_qp *qp)
 {
         int64_t deadline = now_ns() + LINK_DOWN_WAIT_NS;
-        uint32_t slot;
+        uint32_t slot, ver;
 
         /* Wait for a slot while the peer drains (the kernel gives up after
          * about 100 ms; a peer that then never hears of the close cannot
@@ -166,8 +229,47 @@ void tx_send_link_down_locked(struct ntbt_qp *qp)
                 nanosleep(&(struct timespec){0, 100000}, NULL);
         }
         slot = qp->tx_index;
+        ver = qp->tx_pkts++;
         qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
         /* A zero-length frame; it consumes a ver value (spec section 7). */
-        tx_ring_locked(qp,
-                       tx_write_frame(qp, slot, NULL, 0, NTB_DESC_DONE_FLAG | NTB_LINK_DOWN_FLAG));
+        pthread_mutex_lock(&qp->copy_lock);
+        tx_ring_copy_locked(qp, write_frame_locked(qp, slot, ver, NULL, 0,
+                                                   NTB_DESC_DONE_FLAG | NTB_LINK_DOWN_FLAG));
+        pthread_mutex_unlock(&qp->copy_lock);
+        qp->db_pending = 0;
+}
+
+int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
+{
+        int ret;
+
+        if (mode == NTBT_TX_DEFAULT)
+                mode = qp->t->o.tx_mode;
+        if (mode != NTBT_TX_INLINE && mode != NTBT_TX_THREAD)
+                return -EINVAL;
+        pthread_mutex_lock(&qp->tx_lock);
+        if (mode == NTBT_TX_THREAD && !qp->ct) {
+                /* qp->ct is set under tx_lock: enqueuers read it there. */
+                ret = copy_thread_start(qp, COPY_QUEUE_CAP);
+                if (ret) {
+                        pthread_mutex_unlock(&qp->tx_lock);
+                        log_warn("%s: qp %u: cannot start the copy thread (error %d); "
+                                 "copying inline",
+                                 ntbt_dev_spec(qp->t->dev), qp->num, ret);
+                        return ret;
+                }
+        }
+        qp->tx_mode = mode;
+        pthread_mutex_unlock(&qp->tx_lock);
+        return 0;
+}
+
+int ntbt_qp_tx_mode(struct ntbt_qp *qp)
+{
+        int m;
+
+        pthread_mutex_lock(&qp->tx_lock);
+        m = qp->tx_mode;
+        pthread_mutex_unlock(&qp->tx_lock);
+        return m;
 }

@@ -29,3 +29,17 @@ int futex_wake_shared(uint32_t *word, int n)
 
         return r < 0 ? -errno : (int)r;
 }
+
+int futex_wait_private(uint32_t *word, uint32_t expected)
+{
+        if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0) == 0)
+                return 0;
+        return -errno;
+}
+
+int futex_wake_private(uint32_t *word)
+{
+        long r = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+
+        return r < 0 ? -errno : (int)r;
+}

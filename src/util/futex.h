@@ -15,4 +15,8 @@ int futex_wait_shared(uint32_t *word, uint32_t expected, int64_t timeout_ns);
 /* Wake up to n sleepers on word; returns how many were woken or a negative errno. */
 int futex_wake_shared(uint32_t *word, int n);
 
+/* Process-private futexes (FUTEX_PRIVATE_FLAG), for words no other process maps. */
+int futex_wait_private(uint32_t *word, uint32_t expected);
+int futex_wake_private(uint32_t *word);
+
 #endif
