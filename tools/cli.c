@@ -153,3 +153,24 @@ const char *cli_tx_mode_name(int mode)
 {
         return mode == NTBT_TX_THREAD ? "thread" : "inline";
 }
+
+int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen, char *spec,
+                       size_t slen)
+{
+        const char *colon = strchr(dev, ':');
+        size_t tl, nl;
+
+        if (!colon) {
+                cli_err(ctx, "%s: device string must be TYPE:NAME[,key=value...]", dev);
+                return -EINVAL;
+        }
+        tl = (size_t)(colon - dev);
+        nl = strcspn(colon + 1, ",");
+        snprintf(name, nlen, "%.*s-loop-%d", (int)(nl > 40 ? 40 : nl), colon + 1, (int)getpid());
+        snprintf(spec, slen, "%.*s:%s%s", (int)tl, dev, name, colon + 1 + nl);
+        if (ntbt_shm_create(name, NULL)) {
+                cli_err(ctx, "cannot create the private device %s", name);
+                return -EIO;
+        }
+        return 0;
+}

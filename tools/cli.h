@@ -3,6 +3,7 @@
 #ifndef NTBT_TOOLS_CLI_H
 #define NTBT_TOOLS_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Print "ntbt: <ctx>: <message>" to stderr. */
@@ -35,7 +36,15 @@ int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, u
                       void *hctx, struct cli_endpoint *e);
 void cli_endpoint_close(struct cli_endpoint *e);
 
+/*
+ * --loopback: create a fresh private shm device named after DEV's NAME and
+ * build the device string for it (DEV's type and options kept).
+ */
+int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen, char *spec,
+                       size_t slen);
+
 int cmd_dev(int argc, char **argv);
+int cmd_perf(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);

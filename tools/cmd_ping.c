@@ -285,27 +285,12 @@ out:
 static int run_loopback(const char *ctx, struct ping_opts *o)
 {
         char name[96], spec[256];
-        const char *colon = strchr(o->dev, ':');
-        const char *opts;
         struct ping_opts so;
-        size_t tl, nl;
         int rc, st;
         pid_t pid;
 
-        if (!colon) {
-                cli_err(ctx, "%s: device string must be TYPE:NAME[,key=value...]", o->dev);
-                return 2;
-        }
-        tl = (size_t)(colon - o->dev);
-        nl = strcspn(colon + 1, ",");
-        opts = colon + 1 + nl;
-        snprintf(name, sizeof(name), "%.*s-loop-%d", (int)(nl > 40 ? 40 : nl), colon + 1,
-                 (int)getpid());
-        snprintf(spec, sizeof(spec), "%.*s:%s%s", (int)tl, o->dev, name, opts);
-        if (ntbt_shm_create(name, NULL)) {
-                cli_err(ctx, "cannot create the private device %s", name);
+        if (cli_private_device(ctx, o->dev, name, sizeof(name), spec, sizeof(spec)))
                 return 1;
-        }
         fflush(NULL);
         /* Fork before this process starts any thread. */
         pid = fork();
