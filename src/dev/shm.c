@@ -47,6 +47,7 @@ struct shm_map {
 struct shm_dev {
         struct shm_map map;
         int port;
+        int nt;                   /* bulk window writes with non-temporal stores (nt=1) */
         uint32_t pid, generation; /* what we wrote when we claimed */
         struct shm_port *me, *peer;
         uint32_t kicks; /* db_wait_interrupt counter, local to this handle */
@@ -454,6 +455,7 @@ static int own_port(struct shm_dev *s)
 static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
 {
         const char *pstr = dev_args_get(args, "port");
+        const char *ntstr = dev_args_get(args, "nt");
         struct shm_dev *s;
         int ret, p, first = 0, last = 1;
 
@@ -464,9 +466,14 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
                 }
                 first = last = pstr[0] - '0';
         }
+        if (ntstr && strcmp(ntstr, "0") && strcmp(ntstr, "1")) {
+                log_err("%s: bad value nt=%s (0 or 1)", dev->spec, ntstr);
+                return -EINVAL;
+        }
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->nt = ntstr && ntstr[0] == '1';
         ret = shm_map_open(args->name, 1, &s->map);
         if (ret) {
                 free(s);
@@ -676,6 +683,48 @@ static uint8_t *outbound(struct shm_dev *s, int widx, uint64_t off, uint64_t len
         return map_window(&s->map, 1 - s->port, widx) + off;
 }
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+/*
+ * Copy with non-temporal (streaming) stores: they bypass the cache and are
+ * weakly ordered even on x86, so every later ordering point (wmb, flush)
+ * issues an sfence when the handle uses them.
+ */
+static void copy_nt(uint8_t *dst, const uint8_t *src, size_t len)
+{
+        size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
+
+        if (head > len)
+                head = len;
+        memcpy(dst, src, head);
+        dst += head, src += head, len -= head;
+        for (; len >= 64; dst += 64, src += 64, len -= 64) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)src);
+                __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + 16));
+                __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(src + 32));
+                __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(src + 48));
+
+                _mm_stream_si128((__m128i *)(void *)dst, a);
+                _mm_stream_si128((__m128i *)(void *)(dst + 16), b);
+                _mm_stream_si128((__m128i *)(void *)(dst + 32), c);
+                _mm_stream_si128((__m128i *)(void *)(dst + 48), d);
+        }
+        memcpy(dst, src, len);
+}
+#define NT_MIN 1024
+#endif
+
+/* Orders non-temporal stores before what follows (a no-op without them). */
+static void nt_fence(struct shm_dev *s)
+{
+#if defined(__x86_64__)
+        if (s->nt)
+                _mm_sfence();
+#else
+        (void)s;
+#endif
+}
+
 static int shm_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const void *src,
                              size_t len)
 {
@@ -683,6 +732,12 @@ static int shm_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const
 
         if (!dst)
                 return -EINVAL;
+#if defined(__x86_64__)
+        if (to_shm(dev)->nt && len >= NT_MIN) {
+                copy_nt(dst, src, len);
+                return 0;
+        }
+#endif
         /* Plain stores: they are published by the release store (write32) or
          * the fence (wmb) that the transport issues before the DONE flag. */
         memcpy(dst, src, len);
@@ -708,7 +763,9 @@ static int shm_peer_mw_wmb(struct ntbt_dev *dev, int widx)
 {
         if (check_widx(to_shm(dev), widx))
                 return -EINVAL;
-        /* Earlier window stores before later ones (the kernel's wmb()). */
+        /* Earlier window stores before later ones (the kernel's wmb()); the
+         * sfence is needed only after non-temporal stores. */
+        nt_fence(to_shm(dev));
         smp_wmb();
         return 0;
 }
@@ -723,6 +780,7 @@ static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
          * store before the doorbell store that follows; the read-back is what
          * drains posted writes on real hardware (here coherent memory needs
          * only the barrier, but the read is kept so the sequence is the same). */
+        nt_fence(to_shm(dev));
         smp_mb();
         (void)load_acquire((uint32_t *)(void *)p);
         return 0;

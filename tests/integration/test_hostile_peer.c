@@ -240,6 +240,16 @@ int main(void)
         raw_qp_link();
         WAIT_UNTIL(ntbt_qp_link_is_up(qp));
         CHECK_EQ(ntbt_qp_max_payload(qp), PAYLOAD);
+        /* The sender's own refusals (spec section 5 step 1), nothing written. */
+        {
+                static uint8_t big[PAYLOAD + 1];
+
+                CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, big, PAYLOAD + 1, 0), -EMSGSIZE);
+                CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, big, 0, 0), -EINVAL);
+                CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, NULL, 1, 0), -EINVAL);
+                CHECK_EQ(ntbt_hdr(0, 2), 0u);
+                CHECK_EQ(stats(qp).tx_pkts, 0);
+        }
         CHECK_EQ(ntbt_qp_tx_free(qp), ENTRIES - 1);
 
         /* Good frames arrive, in order. */

@@ -30,6 +30,15 @@ sleep 0.3
 wait $s || fail "send exited $?"
 cmp "$dir/a32" "$dir/b32" || fail "32 MiB differ (send first)"
 
+# Non-temporal stores on the sending side (shm option nt=1), both copy modes.
+for tx in inline thread; do
+        "$NTBT" recv --dev "shm:$name" > "$dir/bnt" &
+        r=$!
+        "$NTBT" send --dev "shm:$name,nt=1" --tx $tx < "$dir/a32"
+        wait $r || fail "recv (nt=1, $tx) exited $?"
+        cmp "$dir/a32" "$dir/bnt" || fail "nt=1 $tx: data differ"
+done
+
 # Small frames: --mtu on both sides.
 head -c 3M "$dir/a" > "$dir/a3"
 "$NTBT" recv --dev "shm:$name" --mtu 1024 > "$dir/b3" &
