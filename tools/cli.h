@@ -45,6 +45,7 @@ int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen
 
 int cmd_dev(int argc, char **argv);
 int cmd_perf(int argc, char **argv);
+int cmd_tun(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);

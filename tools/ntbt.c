@@ -15,6 +15,7 @@ static const struct {
     {"recv", cmd_recv, "write what a queue pair receives to standard output"},
     {"ping", cmd_ping, "round-trip latency over a queue pair"},
     {"perf", cmd_perf, "one-way throughput over a queue pair"},
+    {"tun", cmd_tun, "a network interface (TAP) over queue pairs"},
 };
 
 static void usage(FILE *f)
