@@ -30,12 +30,15 @@
 
 #include "cli.h"
 
-#define ETH_HDR    14
-#define MAX_QUEUES 8
-#define RX_BUFS    64
+#define ETH_HDR     14
+#define VNET_HDR    10 /* struct virtio_net_hdr, the TAP default size */
+#define OFFLOAD_MTU 131072
+#define MAX_QUEUES  8
+#define RX_BUFS     64
 
 static const char tun_usage[] =
-    "usage: ntbt tun --dev DEV [--name IFNAME] [--qps N] [--mtu BYTES] [--max-qps N] [-v]\n"
+    "usage: ntbt tun --dev DEV [--name IFNAME] [--qps N] [--mtu BYTES] [--max-qps N]\n"
+    "                [--offload] [-v]\n"
     "\n"
     "Create a TAP interface (default ntb%d) whose Ethernet frames travel over queue\n"
     "pairs 0..N-1 (default 1), bring it up, and move frames until SIGINT or SIGTERM,\n"
@@ -44,7 +47,12 @@ static const char tun_usage[] =
     "peer's QP is linked.  --qps N makes a multi-queue interface, one queue per QP\n"
     "(the device needs N QPs: more windows, or --max-qps N on both sides).\n"
     "Frames that cannot be carried (link down, too long) are counted, never lost\n"
-    "silently; -v prints the counters at exit.\n";
+    "silently; -v prints the counters at exit.\n"
+    "\n"
+    "--offload  use the TAP offloads (checksum, TSO/GSO): each message carries the\n"
+    "           virtio-net header before the frame, and the transport uses 128 KiB\n"
+    "           frames so a GSO packet fits.  Both sides must say it; a kernel\n"
+    "           ntb_netdev peer does not understand it.\n";
 
 struct tun_queue {
         struct tun_ctx *c;
@@ -60,7 +68,7 @@ struct tun_queue {
 struct tun_ctx {
         struct ntbt_dev *dev;
         struct ntbt_transport *t;
-        int nq, verbose, stop_pipe[2];
+        int nq, verbose, offload, stop_pipe[2];
         uint32_t mtu, buf_len;
         char ifname[IFNAMSIZ];
         struct tun_queue q[MAX_QUEUES];
@@ -85,7 +93,7 @@ static void add(uint64_t *v, uint64_t n)
         __atomic_add_fetch(v, n, __ATOMIC_RELAXED);
 }
 
-static int tap_open(const char *name, int multi, char *out_name)
+static int tap_open(const char *name, int multi, int offload, char *out_name)
 {
         struct ifreq ifr;
         int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -93,9 +101,17 @@ static int tap_open(const char *name, int multi, char *out_name)
         if (fd < 0)
                 return -errno;
         memset(&ifr, 0, sizeof(ifr));
-        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0);
+        ifr.ifr_flags =
+            IFF_TAP | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0) | (offload ? IFF_VNET_HDR : 0);
         snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
         if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                int err = -errno;
+
+                close(fd);
+                return err;
+        }
+        if (offload &&
+            ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0) {
                 int err = -errno;
 
                 close(fd);
@@ -219,10 +235,15 @@ static void *reader(void *arg)
 int cmd_tun(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"dev", required_argument, NULL, 'd'},     {"name", required_argument, NULL, 'n'},
-            {"qps", required_argument, NULL, 'Q'},     {"mtu", required_argument, NULL, 'm'},
-            {"max-qps", required_argument, NULL, 'M'}, {"verbose", no_argument, NULL, 'v'},
-            {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0},
+            {"dev", required_argument, NULL, 'd'},
+            {"name", required_argument, NULL, 'n'},
+            {"qps", required_argument, NULL, 'Q'},
+            {"mtu", required_argument, NULL, 'm'},
+            {"max-qps", required_argument, NULL, 'M'},
+            {"offload", no_argument, NULL, 'O'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"help", no_argument, NULL, 'h'},
+            {0, 0, 0, 0},
         };
         struct ntbt_qp_handlers h = {.rx = tun_rx, .event = tun_event};
         struct ntbt_transport_opts to = {.size = sizeof(to)};
@@ -248,6 +269,9 @@ int cmd_tun(int argc, char **argv)
                         break;
                 case 'v':
                         c.verbose++;
+                        break;
+                case 'O':
+                        c.offload = 1;
                         break;
                 case 'Q':
                 case 'm':
@@ -288,7 +312,7 @@ int cmd_tun(int argc, char **argv)
 
         /* The interface first: without it there is nothing to do. */
         for (i = 0; i < c.nq; i++) {
-                c.q[i].fd = tap_open(i ? c.ifname : name, c.nq > 1, c.ifname);
+                c.q[i].fd = tap_open(i ? c.ifname : name, c.nq > 1, c.offload, c.ifname);
                 if (c.q[i].fd < 0) {
                         cli_err(ctx, "%s: %s%s", name, strerror(-c.q[i].fd),
                                 c.q[i].fd == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
@@ -303,6 +327,8 @@ int cmd_tun(int argc, char **argv)
                 rc = 1;
                 goto out_fds;
         }
+        if (c.offload)
+                to.transport_mtu = OFFLOAD_MTU; /* a 64 KiB GSO packet + headers fits */
         ret = ntbt_transport_open(c.dev, &to, &c.t);
         if (ret) {
                 cli_err(ctx, "%s: transport: %s", dev, strerror(-ret));
@@ -319,9 +345,9 @@ int cmd_tun(int argc, char **argv)
         }
         /* The largest Ethernet frame a QP carries: transport_mtu - header -
          * Ethernet header (lowered at link-up if the windows are smaller). */
-        c.buf_len = 65536;
+        c.buf_len = c.offload ? OFFLOAD_MTU : 65536;
         if (!c.mtu)
-                c.mtu = 65536 - 12 - ETH_HDR;
+                c.mtu = 65536 - 12 - ETH_HDR; /* also the most IP takes with offloads */
         for (i = 0; i < c.nq; i++) {
                 struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = i};
                 struct tun_queue *tq = &c.q[i];
@@ -352,16 +378,17 @@ int cmd_tun(int argc, char **argv)
                 ntbt_qp_link_up(c.q[i].qp);
         for (i = 0; i < c.nq; i++)
                 pthread_create(&c.q[i].reader, NULL, reader, &c.q[i]);
-        fprintf(stderr, "ntbt: tun: %s up over %s, %d queue%s, MTU %u\n", c.ifname, dev, c.nq,
-                c.nq > 1 ? "s" : "", c.mtu);
+        fprintf(stderr, "ntbt: tun: %s up over %s, %d queue%s, MTU %u%s\n", c.ifname, dev, c.nq,
+                c.nq > 1 ? "s" : "", c.mtu, c.offload ? ", offloads on" : "");
         /* Lower the MTU once the real max payload is known. */
         while (!stop_signal) {
                 struct pollfd pf = {.fd = c.stop_pipe[0], .events = POLLIN};
 
                 poll(&pf, 1, 200);
                 if (ntbt_qp_link_is_up(c.q[0].qp) && ntbt_qp_max_payload(c.q[0].qp) &&
-                    c.mtu + ETH_HDR > ntbt_qp_max_payload(c.q[0].qp)) {
-                        c.mtu = ntbt_qp_max_payload(c.q[0].qp) - ETH_HDR;
+                    c.mtu + ETH_HDR + (c.offload ? VNET_HDR : 0) > ntbt_qp_max_payload(c.q[0].qp)) {
+                        c.mtu =
+                            ntbt_qp_max_payload(c.q[0].qp) - ETH_HDR - (c.offload ? VNET_HDR : 0);
                         if_set_mtu_up(c.ifname, c.mtu);
                         fprintf(stderr, "ntbt: tun: %s MTU lowered to %u (the QP's payload)\n",
                                 c.ifname, c.mtu);

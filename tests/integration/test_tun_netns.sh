@@ -95,4 +95,16 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("iperf3 2 que
 for p in "${pids[@]}"; do kill -TERM "$p" 2> /dev/null || true; done
 sleep 0.5
 grep -E "queue [01]: tx" "$dir/a3.log" || true
+pids=()
+
+# Offloads (checksum, TSO/GSO) on both sides.
+start $A a4.log --offload
+start $B b4.log --offload
+ip -n $A addr add 10.77.0.1/24 dev ntb0
+ip -n $B addr add 10.77.0.2/24 dev ntb0
+wait_for 5 carrier $A || fail "no carrier with offloads"
+grep -q "offloads on" "$dir/a4.log" || fail "offloads not on"
+ip netns exec $A ping -c 2 -W 2 10.77.0.2 > /dev/null || fail "ping with offloads"
+iperf $A 10.77.0.2
+iperf $A 10.77.0.2 -R
 echo "tun netns: ok"
