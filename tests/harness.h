@@ -93,6 +93,19 @@ static inline pid_t test_spawn(char *const args[])
         return pid;
 }
 
+/* Little-endian stores, for tests that write device bytes from the spec. */
+static inline void test_put32(uint8_t *b, size_t off, uint32_t v)
+{
+        for (int i = 0; i < 4; i++)
+                b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void test_put64(uint8_t *b, size_t off, uint64_t v)
+{
+        test_put32(b, off, (uint32_t)v);
+        test_put32(b, off + 4, (uint32_t)(v >> 32));
+}
+
 /* Wait for a child and CHECK that it exited 0. */
 static inline void test_reap_ok(pid_t pid)
 {

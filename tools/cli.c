@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ntbt/ntbt.h>
@@ -173,4 +175,32 @@ int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen
                 return -EIO;
         }
         return 0;
+}
+
+int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
+                     void *opts)
+{
+        char name[96], spec[256], sctx[64];
+        int rc, st;
+        pid_t pid;
+
+        if (cli_private_device(ctx, dev, name, sizeof(name), spec, sizeof(spec)))
+                return 1;
+        snprintf(sctx, sizeof(sctx), "%s server", ctx);
+        fflush(NULL);
+        pid = fork(); /* before this process starts any thread */
+        if (pid < 0) {
+                ntbt_shm_remove(name);
+                return 1;
+        }
+        if (pid == 0)
+                _exit(server(sctx, spec, opts));
+        rc = client(ctx, spec, opts);
+        if (rc)
+                kill(pid, SIGTERM); /* a failed client leaves the server waiting */
+        waitpid(pid, &st, 0);
+        ntbt_shm_remove(name);
+        if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                rc = 1;
+        return rc;
 }

@@ -43,6 +43,17 @@ void cli_endpoint_close(struct cli_endpoint *e);
 int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen, char *spec,
                        size_t slen);
 
+/* One side of a two-sided tool, run on the device string spec. */
+typedef int (*cli_role_fn)(const char *ctx, const char *spec, void *opts);
+/*
+ * --loopback: a private device named after dev, the server in a forked
+ * child (forked before any thread starts), the client here; the device is
+ * removed afterwards.  Returns the client's exit code, or 1 if the server
+ * failed.
+ */
+int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
+                     void *opts);
+
 int cmd_dev(int argc, char **argv);
 int cmd_perf(int argc, char **argv);
 int cmd_tun(int argc, char **argv);

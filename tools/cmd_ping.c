@@ -2,11 +2,9 @@
 /* ntbt ping: round trips over a queue pair; the server echoes, the client measures. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -282,38 +280,20 @@ out:
 }
 
 /* --loopback: a private device named after DEV, a server child, then the client. */
-static int run_loopback(const char *ctx, struct ping_opts *o)
+static int role_server(const char *ctx, const char *spec, void *arg)
 {
-        char name[96], spec[256];
-        struct ping_opts so;
-        int rc, st;
-        pid_t pid;
+        struct ping_opts o = *(struct ping_opts *)arg;
 
-        if (cli_private_device(ctx, o->dev, name, sizeof(name), spec, sizeof(spec)))
-                return 1;
-        fflush(NULL);
-        /* Fork before this process starts any thread. */
-        pid = fork();
-        if (pid < 0) {
-                ntbt_shm_remove(name);
-                return 1;
-        }
-        if (pid == 0) {
-                so = *o;
-                so.dev = spec;
-                _exit(run_server("ping server", &so));
-        }
-        o->dev = spec;
-        rc = run_client(ctx, o);
-        if (rc) {
-                /* A stalled or failed client leaves the server waiting. */
-                kill(pid, SIGTERM);
-        }
-        waitpid(pid, &st, 0);
-        ntbt_shm_remove(name);
-        if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-                rc = 1;
-        return rc;
+        o.dev = spec;
+        return run_server(ctx, &o);
+}
+
+static int role_client(const char *ctx, const char *spec, void *arg)
+{
+        struct ping_opts o = *(struct ping_opts *)arg;
+
+        o.dev = spec;
+        return run_client(ctx, &o);
 }
 
 int cmd_ping(int argc, char **argv)
@@ -422,6 +402,6 @@ int cmd_ping(int argc, char **argv)
                 fprintf(stderr, "ntbt: ping: UNSAFE: --unsafe-no-flush: the doorbell may "
                                 "overtake the DONE write; for demonstrations only\n");
         if (o.loopback)
-                return run_loopback(ctx, &o);
+                return cli_run_loopback(ctx, o.dev, role_server, role_client, &o);
         return o.server ? run_server(ctx, &o) : run_client(ctx, &o);
 }

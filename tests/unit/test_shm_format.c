@@ -9,18 +9,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-static void put32(uint8_t *b, size_t off, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                b[off + i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *b, size_t off, uint64_t v)
-{
-        put32(b, off, (uint32_t)v);
-        put32(b, off + 4, (uint32_t)(v >> 32));
-}
-
 static uint8_t *read_all(const char *path, size_t *len)
 {
         struct stat st;
@@ -59,15 +47,15 @@ static void check_file(const char *name, const char *args, uint32_t mw_count, ui
         expect = calloc(1, file_bytes);
         CHECK(expect);
         memcpy(expect, "NTBTSHM1", 8);
-        put32(expect, 0x08, 1);          /* format */
-        put32(expect, 0x0C, 0x3000);     /* header_bytes */
-        put32(expect, 0x10, mw_count);   /* mw_count */
-        put32(expect, 0x14, spad_count); /* spad_count */
-        put64(expect, 0x18, db_mask);    /* db_valid_mask */
-        put64(expect, 0x20, mw_size);    /* mw_size */
-        put64(expect, 0x28, xlat_align); /* xlat_align */
-        put64(expect, 0x30, file_bytes); /* file_bytes */
-        put32(expect, 0x38, 0);          /* link_seq: nothing changed yet */
+        test_put32(expect, 0x08, 1);          /* format */
+        test_put32(expect, 0x0C, 0x3000);     /* header_bytes */
+        test_put32(expect, 0x10, mw_count);   /* mw_count */
+        test_put32(expect, 0x14, spad_count); /* spad_count */
+        test_put64(expect, 0x18, db_mask);    /* db_valid_mask */
+        test_put64(expect, 0x20, mw_size);    /* mw_size */
+        test_put64(expect, 0x28, xlat_align); /* xlat_align */
+        test_put64(expect, 0x30, file_bytes); /* file_bytes */
+        test_put32(expect, 0x38, 0);          /* link_seq: nothing changed yet */
         /* Port pages and windows: all zero (free ports, no doorbells...). */
         for (i = 0; i < len; i++) {
                 if (expect[i] != got[i]) {

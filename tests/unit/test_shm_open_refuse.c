@@ -17,18 +17,6 @@ struct hdr {
         uint64_t db_valid_mask, mw_size, xlat_align, file_bytes;
 };
 
-static void put32(uint8_t *b, size_t off, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                b[off + i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *b, size_t off, uint64_t v)
-{
-        put32(b, off, (uint32_t)v);
-        put32(b, off + 4, (uint32_t)(v >> 32));
-}
-
 static struct hdr good(void)
 {
         struct hdr h = {"NTBTSHM1", 1, 0x3000, 1, 8, 0xF, 4096, 4096, 0};
@@ -47,14 +35,14 @@ static const char *write_file(const char *tag, const struct hdr *h, uint64_t siz
         snprintf(path, sizeof(path), "%s/%s", dir, tag);
         unlink(path);
         memcpy(raw, h->magic, 8);
-        put32(raw, 0x08, h->format);
-        put32(raw, 0x0C, h->header_bytes);
-        put32(raw, 0x10, h->mw_count);
-        put32(raw, 0x14, h->spad_count);
-        put64(raw, 0x18, h->db_valid_mask);
-        put64(raw, 0x20, h->mw_size);
-        put64(raw, 0x28, h->xlat_align);
-        put64(raw, 0x30, h->file_bytes);
+        test_put32(raw, 0x08, h->format);
+        test_put32(raw, 0x0C, h->header_bytes);
+        test_put32(raw, 0x10, h->mw_count);
+        test_put32(raw, 0x14, h->spad_count);
+        test_put64(raw, 0x18, h->db_valid_mask);
+        test_put64(raw, 0x20, h->mw_size);
+        test_put64(raw, 0x28, h->xlat_align);
+        test_put64(raw, 0x30, h->file_bytes);
         fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
         CHECK(fd >= 0);
         CHECK_EQ(ftruncate(fd, (off_t)size), 0);
