@@ -11,6 +11,7 @@
 #include <ntbt/ntbt.h>
 
 #include "cli.h"
+#include "crc32c.h"
 
 static const char perf_usage[] =
     "usage: ntbt perf --dev DEV (--server | --client | --loopback) [--size BYTES]\n"
@@ -25,15 +26,24 @@ static const char perf_usage[] =
     "copy into the window runs on the QP's copy thread meanwhile.  The server counts\n"
     "what arrives and exits when the client closes.  --loopback forks the server on\n"
     "a fresh private device named after DEV and removes it afterwards.  --json prints\n"
-    "one object: size, msgs, bytes, seconds, bytes_per_sec, msgs_per_sec, tx_mode,\n"
-    "work_ns_per_kib, errors.\n";
+    "one object per size: size, msgs, bytes, seconds, bytes_per_sec, msgs_per_sec,\n"
+    "tx_mode, work_ns_per_kib, errors.\n"
+    "\n"
+    "--size takes one size, a list (64,1024,65524) or a range LO:HI (the powers of two\n"
+    "between, and both ends); a list or range needs --loopback (one private run per\n"
+    "size).  --verify: every message carries its sequence number and a CRC32C of its\n"
+    "bytes (messages under 12 bytes: a pattern of the sequence number), and the\n"
+    "server fails the run on any mismatch, gap or duplicate.\n";
 
 #define POOL 64
 
 struct perf_opts {
         const char *dev;
-        int server, client, loopback, json, verbose, qp, tx_mode;
+        int server, client, loopback, json, verbose, qp, tx_mode, verify;
         uint32_t mtu, size, flags;
+        uint32_t sizes[64];
+        int nsizes;
+        uint64_t debug_corrupt; /* test hook: damage message N after its CRC (1-based) */
         double seconds;
         uint64_t work_ns;
 };
@@ -44,6 +54,8 @@ struct perf_state {
         int tx_errors;      /* atomic */
         int peer_closed, link_lost;
         uint64_t rx_msgs, rx_bytes;
+        int verify;
+        uint64_t expect_seq, verify_errors; /* server, --verify (event thread) */
 };
 
 static int64_t mono_ns(void)
@@ -67,6 +79,42 @@ static void perf_event(struct ntbt_qp *qp, void *ctx, int up, int reason)
                 __atomic_store_n(&s->link_lost, reason, __ATOMIC_SEQ_CST);
 }
 
+/* --verify layout: seq (8 bytes), CRC32C of seq and the rest (4), data. */
+#define VHDR 12
+
+static void small_pattern(uint8_t *buf, uint32_t size, uint64_t seq)
+{
+        for (uint32_t i = 0; i < size; i++)
+                buf[i] = (uint8_t)(seq * 131 + i * 7 + 1);
+}
+
+static uint32_t verify_crc(const uint8_t *buf, uint32_t size)
+{
+        return crc32c(crc32c(0, buf, 8), buf + VHDR, size - VHDR);
+}
+
+/* Server side of --verify: the next message must be expect_seq, intact. */
+static void verify_msg(struct perf_state *s, const uint8_t *data, uint32_t len)
+{
+        uint64_t seq = s->expect_seq;
+        uint32_t crc;
+
+        if (len < VHDR) {
+                uint8_t want[VHDR];
+
+                small_pattern(want, len, seq);
+                if (memcmp(want, data, len))
+                        s->verify_errors++;
+        } else {
+                memcpy(&seq, data, 8);
+                memcpy(&crc, data + 8, 4);
+                if (seq != s->expect_seq || crc != verify_crc(data, len))
+                        s->verify_errors++;
+        }
+        /* Resynchronise on the sequence number carried, so one gap counts once. */
+        s->expect_seq = seq + 1;
+}
+
 static void server_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
 {
         struct perf_state *s = ctx;
@@ -77,6 +125,10 @@ static void server_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, 
         if (len > 0) {
                 s->rx_msgs++;
                 s->rx_bytes += (uint64_t)len;
+                if (s->verify)
+                        verify_msg(s, data, (uint32_t)len);
+        } else if (s->verify) {
+                s->verify_errors++; /* an oversize frame */
         }
         ntbt_qp_rx_enqueue(qp, NULL, data, s->buf_len);
 }
@@ -95,7 +147,7 @@ static void client_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const v
 static int run_server(const char *ctx, struct perf_opts *o)
 {
         struct ntbt_qp_handlers h = {.rx = server_rx, .event = perf_event};
-        struct perf_state s = {.buf_len = o->mtu ? o->mtu : 65536};
+        struct perf_state s = {.buf_len = o->mtu ? o->mtu : 65536, .verify = o->verify};
         struct cli_endpoint e;
         uint8_t *bufs;
         int i, rc = 0;
@@ -118,15 +170,21 @@ static int run_server(const char *ctx, struct perf_opts *o)
                 rc = 1;
         }
         cli_endpoint_close(&e);
-        if (o->verbose)
-                fprintf(stderr, "ntbt: perf server: %llu messages, %llu bytes\n",
-                        (unsigned long long)s.rx_msgs, (unsigned long long)s.rx_bytes);
+        if (o->verbose || s.verify_errors)
+                fprintf(stderr, "ntbt: %s: %llu messages, %llu bytes%s\n", ctx,
+                        (unsigned long long)s.rx_msgs, (unsigned long long)s.rx_bytes,
+                        o->verify ? (s.verify_errors ? ", VERIFY FAILED" : ", verified") : "");
+        if (s.verify_errors) {
+                cli_err(ctx, "verify: %llu damaged, missing or repeated messages",
+                        (unsigned long long)s.verify_errors);
+                rc = 1;
+        }
         free(bufs);
         return rc;
 }
 
 /* Produce a message: a pattern, then spin until work_ns per KiB has passed. */
-static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns)
+static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns, int verify)
 {
         int64_t until = mono_ns() + (int64_t)(work_ns * size / 1024);
         uint64_t v = seq * 0x9e3779b97f4a7c15ull;
@@ -134,6 +192,15 @@ static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns)
 
         for (i = 0; i + 8 <= size; i += 8, v++)
                 memcpy(buf + i, &v, 8);
+        if (verify && size < VHDR) {
+                small_pattern(buf, size, seq);
+        } else if (verify) {
+                uint32_t crc;
+
+                memcpy(buf, &seq, 8);
+                crc = verify_crc(buf, size);
+                memcpy(buf + 8, &crc, 4);
+        }
         while (work_ns && mono_ns() < until)
                 ;
 }
@@ -186,7 +253,9 @@ static int run_client(const char *ctx, struct perf_opts *o)
                 while (msgs >= POOL &&
                        __atomic_load_n(&s.completed, __ATOMIC_ACQUIRE) <= msgs - POOL)
                         ntbt_qp_wait_tx(e.qp, 1, 1000000);
-                produce(buf, size, msgs, o->work_ns);
+                produce(buf, size, msgs, o->work_ns, o->verify);
+                if (o->debug_corrupt && msgs + 1 == o->debug_corrupt)
+                        buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
                 while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, buf, size, 0)) == -EAGAIN)
                         ret = ntbt_qp_wait_tx(e.qp, 1, 5 * 1000000000LL);
                 if (ret) {
@@ -247,6 +316,42 @@ static int role_client(const char *ctx, const char *spec, void *arg)
         return run_client(ctx, &o);
 }
 
+/* --size: N, N,M,..., or LO:HI (powers of two between, and both ends). */
+static int parse_sizes(const char *ctx, const char *arg, struct perf_opts *o)
+{
+        char buf[512], *tok, *save = NULL, *colon;
+        uint64_t lo, hi, p;
+
+        snprintf(buf, sizeof(buf), "%s", arg);
+        o->nsizes = 0;
+        colon = strchr(buf, ':');
+        if (colon) {
+                *colon = '\0';
+                if (cli_size(ctx, "--size", buf, &lo) || cli_size(ctx, "--size", colon + 1, &hi))
+                        return -1;
+                if (lo < 1 || hi < lo || hi > (1u << 30)) {
+                        cli_err(ctx, "bad --size range %s", arg);
+                        return -1;
+                }
+                o->sizes[o->nsizes++] = (uint32_t)lo;
+                for (p = 1; p <= hi && o->nsizes < 63; p <<= 1)
+                        if (p > lo && p < hi)
+                                o->sizes[o->nsizes++] = (uint32_t)p;
+                if (hi > lo)
+                        o->sizes[o->nsizes++] = (uint32_t)hi;
+                return 0;
+        }
+        for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (o->nsizes == 64 || cli_size(ctx, "--size", tok, &p) || p < 1 ||
+                    p > (1u << 30)) {
+                        cli_err(ctx, "bad --size '%s'", arg);
+                        return -1;
+                }
+                o->sizes[o->nsizes++] = (uint32_t)p;
+        }
+        return o->nsizes ? 0 : -1;
+}
+
 int cmd_perf(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -262,6 +367,8 @@ int cmd_perf(int argc, char **argv)
             {"mtu", required_argument, NULL, 'm'},
             {"json", no_argument, NULL, 'j'},
             {"unsafe-no-flush", no_argument, NULL, 'U'},
+            {"verify", no_argument, NULL, 'V'},
+            {"debug-corrupt", required_argument, NULL, 'D'},
             {"verbose", no_argument, NULL, 'v'},
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
@@ -292,6 +399,12 @@ int cmd_perf(int argc, char **argv)
                 case 'U':
                         o.flags |= NTBT_TRANSPORT_UNSAFE_NO_FLUSH;
                         break;
+                case 'V':
+                        o.verify = 1;
+                        break;
+                case 'D':
+                        o.debug_corrupt = strtoull(optarg, NULL, 0);
+                        break;
                 case 'v':
                         o.verbose++;
                         break;
@@ -308,6 +421,9 @@ int cmd_perf(int argc, char **argv)
                         }
                         break;
                 case 's':
+                        if (parse_sizes(ctx, optarg, &o))
+                                return 2;
+                        break;
                 case 'w':
                 case 'q':
                 case 'm':
@@ -319,9 +435,7 @@ int cmd_perf(int argc, char **argv)
                                 cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
                                 return 2;
                         }
-                        if (c == 's')
-                                o.size = (uint32_t)v;
-                        else if (c == 'w')
+                        if (c == 'w')
                                 o.work_ns = v;
                         else if (c == 'q')
                                 o.qp = (int)v;
@@ -352,7 +466,19 @@ int cmd_perf(int argc, char **argv)
         if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
                 fprintf(stderr, "ntbt: perf: UNSAFE: --unsafe-no-flush: the doorbell may "
                                 "overtake the DONE write; for demonstrations only\n");
-        if (o.loopback)
-                return cli_run_loopback(ctx, o.dev, role_server, role_client, &o);
+        if (o.nsizes > 1 && !o.loopback) {
+                cli_err(ctx, "a list or range of sizes needs --loopback");
+                return 2;
+        }
+        if (o.loopback) {
+                int i, rc = 0;
+
+                for (i = 0; i < (o.nsizes ? o.nsizes : 1) && !rc; i++) {
+                        o.size = o.nsizes ? o.sizes[i] : 0;
+                        rc = cli_run_loopback(ctx, o.dev, role_server, role_client, &o);
+                }
+                return rc;
+        }
+        o.size = o.nsizes ? o.sizes[0] : 0;
         return o.server ? run_server(ctx, &o) : run_client(ctx, &o);
 }

@@ -21,6 +21,28 @@ for dev in "shm:$name" "pcie:$name,bw=2G"; do
         done
 done
 
+# --verify over a sweep of sizes (the 12-byte header's edges, the max
+# payload), both copy modes, shm and pcie; a damaged message must fail it.
+for dev in "shm:$name" "pcie:$name,bw=4G"; do
+        for tx in inline thread; do
+                "$NTBT" perf --loopback --dev "$dev" --verify --tx $tx --time 0.1 \
+                        --size 1,11,12,13,64,4096,65523,65524 --json > "$dir/v.json" ||
+                        fail "perf --verify $dev $tx exited $?"
+                [ "$(wc -l < "$dir/v.json")" = 8 ] || fail "not one line per size"
+        done
+done
+"$NTBT" perf --loopback --dev "shm:$name" --verify --size 512:2048 --time 0.1 --json > "$dir/r.json" ||
+        fail "perf --verify range"
+python3 -c 'import json,sys; s=[json.loads(l)["size"] for l in open(sys.argv[1])]; assert s == [512, 1024, 2048], s' "$dir/r.json" ||
+        fail "range sizes"
+rc=0
+"$NTBT" perf --loopback --dev "shm:$name" --verify --size 4096 --time 0.2 --debug-corrupt 50 \
+        > /dev/null 2> "$dir/corrupt.err" || rc=$?
+[ $rc -eq 1 ] || fail "a damaged message passed --verify (rc $rc)"
+grep -q "VERIFY FAILED" "$dir/corrupt.err" || fail "no verify failure reported"
+rc=0; "$NTBT" perf --client --dev "shm:$name" --size 64,128 2> /dev/null || rc=$?
+[ $rc -eq 2 ] || fail "a size list without --loopback: rc $rc"
+
 # Two shells: server and client as separate commands.
 "$NTBT" perf --server --dev "shm:$name" &
 s=$!
