@@ -401,8 +401,6 @@ static int pcie_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, cons
 
 static int pcie_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
 {
-        if (off & 3)
-                return -EINVAL;
         return pcie_peer_mw_write(dev, widx, off, &val, 4);
 }
 

@@ -748,14 +748,14 @@ static int shm_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uin
 {
         uint8_t *dst = outbound(to_shm(dev), widx, off, 4);
 
-        if (!dst || (off & 3))
+        if (!dst)
                 return -EINVAL;
         /* Release: a 32-bit window store (a header field or rx_info) is never
          * seen before the stores that preceded it, in particular the payload
          * before DONE and the receiver's copy-out before rx_info.  On x86 this
          * is a plain mov; it also lets TSan see the hand-off, which it cannot
          * through a standalone fence. */
-        store_release((uint32_t *)(void *)dst, val);
+        store_release_u32(dst, val);
         return 0;
 }
 
@@ -774,7 +774,7 @@ static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
 {
         uint8_t *p = outbound(to_shm(dev), widx, off, 4);
 
-        if (!p || (off & 3))
+        if (!p)
                 return -EINVAL;
         /* The patch's ordering fix: a full barrier orders every earlier window
          * store before the doorbell store that follows; the read-back is what
@@ -782,7 +782,7 @@ static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
          * only the barrier, but the read is kept so the sequence is the same). */
         nt_fence(to_shm(dev));
         smp_mb();
-        (void)load_acquire((uint32_t *)(void *)p);
+        (void)load_acquire_u32(p);
         return 0;
 }
 

@@ -56,7 +56,7 @@ static int peer_frame_waiting(struct ntbt_qp *qp)
                        qp->rx_g.payload;
 
         /* Acquire, as rx_process reads it. */
-        return load_acquire((uint32_t *)(void *)(hdr + NTB_HDR_FLAGS_OFF)) & NTB_DESC_DONE_FLAG;
+        return load_acquire_u32(hdr + NTB_HDR_FLAGS_OFF) & NTB_DESC_DONE_FLAG;
 }
 
 /* Forget the peer's request bit in our own spad[1]: it must set it again
@@ -135,9 +135,9 @@ static void qp_prepare(struct ntbt_qp *qp)
                 /* Our own inbound memory, which the peer does not write while
                  * we are not requesting the link; relaxed, published by the
                  * seq_cst spad write in transport_qp_links below. */
-                store_relaxed((uint32_t *)(void *)(hdr + NTB_HDR_FLAGS_OFF), 0u);
-                store_relaxed((uint32_t *)(void *)(hdr + NTB_HDR_LEN_OFF), 0u);
-                store_relaxed((uint32_t *)(void *)(hdr + NTB_HDR_VER_OFF), 0u);
+                store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
+                store_relaxed_u32(hdr + NTB_HDR_LEN_OFF, 0u);
+                store_relaxed_u32(hdr + NTB_HDR_VER_OFF, 0u);
         }
         qp->rx_win = win;
         qp->rx_index = 0;
@@ -145,9 +145,9 @@ static void qp_prepare(struct ntbt_qp *qp)
         pthread_mutex_lock(&qp->tx_lock);
         qp->rx_g = rx; /* under the lock too: ntbt_qp_stats reads it */
         qp->tx_g = tx;
-        qp->remote_rx_info = (uint32_t *)(void *)(win + rx.rx_info_off);
+        qp->remote_rx_info = win + rx.rx_info_off;
         /* The sender-side copy of the peer's rx_info: all slots but one free. */
-        store_relaxed(qp->remote_rx_info, tx.entries - 1);
+        store_relaxed_u32(qp->remote_rx_info, tx.entries - 1);
         tx_reset_locked(qp);
         pthread_mutex_unlock(&qp->tx_lock);
         store_sc(&qp->max_payload, tx.payload < rx.payload ? tx.payload : rx.payload);
@@ -589,7 +589,7 @@ int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)
         st->tx_max_entry = qp->tx_g.entries;
         st->rx_max_entry = qp->tx_g.entries ? qp->rx_g.entries : 0;
         if (qp->remote_rx_info)
-                st->rri = load_acquire(qp->remote_rx_info);
+                st->rri = load_acquire_u32(qp->remote_rx_info);
         st->free_tx = qp->tx_up ? tx_free_locked(qp) : 0;
         pthread_mutex_unlock(&qp->tx_lock);
         st->link = (uint64_t)ntbt_qp_link_is_up(qp);

@@ -92,11 +92,6 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
         return 0;
 }
 
-static uint32_t *hdr_word(uint8_t *hdr, size_t off)
-{
-        return (uint32_t *)(void *)(hdr + off);
-}
-
 int rx_process(struct ntbt_qp *qp, int budget)
 {
         const struct qp_geom *g = &qp->rx_g;
@@ -114,7 +109,7 @@ int rx_process(struct ntbt_qp *qp, int budget)
 
                 /* Acquire: pairs with the sender's release of DONE, so the
                  * header fields and payload it wrote before are visible. */
-                flags = load_acquire(hdr_word(hdr, NTB_HDR_FLAGS_OFF));
+                flags = load_acquire_u32(hdr + NTB_HDR_FLAGS_OFF);
                 if (!(flags & NTB_DESC_DONE_FLAG)) {
                         if (n == 0)
                                 STAT_ADD(qp, rx_ring_empty, 1);
@@ -127,13 +122,13 @@ int rx_process(struct ntbt_qp *qp, int budget)
                         break;
                 }
                 if (flags & NTB_LINK_DOWN_FLAG) {
-                        store_relaxed(hdr_word(hdr, NTB_HDR_FLAGS_OFF), 0u);
+                        store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
                         qp_go_down(qp, 0, NTBT_QP_DOWN_PEER);
                         break;
                 }
                 /* Relaxed: ordered after the acquire of flags above. */
-                ver = load_relaxed(hdr_word(hdr, NTB_HDR_VER_OFF));
-                len = load_relaxed(hdr_word(hdr, NTB_HDR_LEN_OFF));
+                ver = load_relaxed_u32(hdr + NTB_HDR_VER_OFF);
+                len = load_relaxed_u32(hdr + NTB_HDR_LEN_OFF);
                 if (ver != qp->rx_pkts) {
                         STAT_ADD(qp, rx_err_ver, 1);
                         qp_protocol_reset(qp, "frame %u has ver %u, expected %u", qp->rx_index, ver,
@@ -154,7 +149,7 @@ int rx_process(struct ntbt_qp *qp, int budget)
                         STAT_ADD(qp, rx_memcpy, 1);
                         res = (int)len;
                 }
-                store_relaxed(hdr_word(hdr, NTB_HDR_FLAGS_OFF), 0u);
+                store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
                 consumed = qp->rx_index;
                 qp->rx_index = (qp->rx_index + 1) % g->entries;
                 qp->rx_pkts++;

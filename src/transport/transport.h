@@ -99,7 +99,7 @@ struct ntbt_qp {
         int rri_logged;
         struct qp_geom tx_g;
         uint32_t tx_index, tx_pkts;
-        uint32_t *remote_rx_info; /* in our inbound memory; the peer writes it */
+        uint8_t *remote_rx_info; /* in our inbound memory, any alignment; the peer writes it */
 
         /* Published for queries from any thread (atomics). */
         int link_up;

@@ -41,7 +41,7 @@ uint32_t tx_free_locked(struct ntbt_qp *qp)
                 return 0;
         /* Acquire: pairs with the peer's release of rx_info, so its copy-out
          * of the slot is complete before we overwrite it. */
-        entry = load_acquire(qp->remote_rx_info);
+        entry = load_acquire_u32(qp->remote_rx_info);
         if (entry >= entries) {
                 /* The peer wrote an index outside the ring: count it, send nothing. */
                 STAT_ADD(qp, tx_err_rri, 1);

@@ -11,6 +11,9 @@
 #ifndef NTBT_UTIL_BARRIER_H
 #define NTBT_UTIL_BARRIER_H
 
+#include <stdint.h>
+#include <string.h>
+
 /* Acquire load: later loads and stores are not moved before it. */
 #define load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 /* Release store: earlier loads and stores are not moved after it. */
@@ -32,6 +35,53 @@
 #define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 /* Store fence: earlier stores become visible before later stores. */
 #define smp_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+
+/*
+ * 32-bit words in a window (frame header fields, rx_info) sit wherever the
+ * geometry puts them: region = size / k keeps them 4-aligned in only some
+ * geometries (180 of the 624 spec vectors are not).  Aligned, these are one
+ * atomic access.  Unaligned, a fence orders a 4-byte copy as the aligned
+ * access would be ordered; x86 performs such a copy as one store, as the
+ * kernel's iowrite32 does on the same address.
+ */
+static inline uint32_t load_acquire_u32(const void *p)
+{
+        uint32_t v;
+
+        if (!((uintptr_t)p & 3))
+                return load_acquire((const uint32_t *)p);
+        memcpy(&v, p, 4);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE); /* later accesses after this load */
+        return v;
+}
+
+static inline uint32_t load_relaxed_u32(const void *p)
+{
+        uint32_t v;
+
+        if (!((uintptr_t)p & 3))
+                return load_relaxed((const uint32_t *)p);
+        memcpy(&v, p, 4);
+        return v;
+}
+
+static inline void store_release_u32(void *p, uint32_t v)
+{
+        if (!((uintptr_t)p & 3)) {
+                store_release((uint32_t *)p, v);
+                return;
+        }
+        __atomic_thread_fence(__ATOMIC_RELEASE); /* earlier accesses before this store */
+        memcpy(p, &v, 4);
+}
+
+static inline void store_relaxed_u32(void *p, uint32_t v)
+{
+        if (!((uintptr_t)p & 3))
+                store_relaxed((uint32_t *)p, v);
+        else
+                memcpy(p, &v, 4);
+}
 
 /* Tell the CPU we are spinning (saves power, yields to the sibling thread). */
 static inline void cpu_relax(void)
