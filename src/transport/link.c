@@ -98,13 +98,16 @@ static void transport_down(struct ntbt_transport *t)
         uint32_t i;
         int n = ntbt_dev_spad_count(t->dev);
 
-        /* Even epoch: QP owners see it (acquire) and reset their QPs. */
+        /* The peer's old advertisement must not survive into the next
+         * handshake.  Zeroed before the epoch turns even, so that whoever sees
+         * the link down (ntbt_transport_link_is_up() == 0) also sees it gone. */
+        for (i = 0; i < (uint32_t)n; i++)
+                ntbt_dev_spad_write(t->dev, (int)i, 0);
+        /* Even epoch, release: orders the zeroing above before it; QP owners
+         * see it (acquire) and reset their QPs. */
         store_release(&t->epoch, t->epoch + 1);
         for (i = 0; i < t->mw_count; i++)
                 ntbt_dev_mw_clear_trans(t->dev, (int)i);
-        /* The peer's old advertisement must not survive into the next handshake. */
-        for (i = 0; i < (uint32_t)n; i++)
-                ntbt_dev_spad_write(t->dev, (int)i, 0);
         pthread_mutex_lock(&t->spad_lock);
         t->qp_links = 0;
         pthread_mutex_unlock(&t->spad_lock);

@@ -109,6 +109,26 @@ static void raw_advertise(uint32_t version, uint32_t nqps, uint32_t nmws, uint64
         CHECK_EQ(ntbt_dev_peer_spad_write(raw, 0, version), 0);
 }
 
+/* As the kernel's link work does: write the advertisement again every 10 ms
+ * until the transport is up.  Writing it once is not enough right after a
+ * link flap: ntbt zeroes its scratchpads when it takes the link down, and that
+ * may land after our write. */
+static void advertise_until_up(struct ntbt_transport *t, uint64_t size)
+{
+        int64_t deadline = test_now_ns() + 5000000000LL;
+
+        for (;;) {
+                raw_advertise(4, 2, 2, size);
+                if (ntbt_transport_link_is_up(t))
+                        return;
+                if (test_now_ns() > deadline) {
+                        fprintf(stderr, "%s:%d: transport did not come up\n", __FILE__, __LINE__);
+                        exit(1);
+                }
+                test_sleep_ms(10);
+        }
+}
+
 /* QP level: request QP 0 and wait for ntbt's request bit. */
 static void raw_qp_link(void)
 {
@@ -224,18 +244,24 @@ int main(void)
         WAIT_UNTIL(ntbt_transport_mismatch(t, why, sizeof(why)) && strstr(why, "window 0"));
         raw_advertise(4, 2, 2, 0);
         WAIT_UNTIL(ntbt_transport_mismatch(t, why, sizeof(why)) && strstr(why, "is 0 bytes"));
-        raw_advertise(4, 2, 2, 16); /* rounds to 4 KiB: fine for the window... */
-        /* ...but 2 QPs in 4 KiB windows still hold 2 frames: it links.  Undo: */
-        WAIT_UNTIL(ntbt_transport_link_is_up(t));
+        /* 16 bytes rounds to 4 KiB: fine for the window, and 2 QPs in 4 KiB
+         * windows still hold 2 frames each, so it links.  Undo with a flap. */
+        advertise_until_up(t, 16);
         CHECK_EQ(ntbt_dev_link_disable(raw), 0); /* flap: the transport goes down */
         WAIT_UNTIL(!ntbt_transport_link_is_up(t));
+        /* Down means cleaned up: ntbt's scratchpads (the raw peer's old
+         * advertisement) are already zero when link_is_up() says 0. */
+        {
+                uint32_t v = 1;
+
+                CHECK_EQ(ntbt_dev_peer_spad_read(raw, 0, &v), 0);
+                CHECK_EQ(v, 0);
+        }
         CHECK_EQ(ntbt_dev_link_enable(raw), 0);
         WAIT_UNTIL(own_spad(0) == 4);
-        CHECK_EQ(ntbt_transport_link_is_up(t), 0);
 
         /* ---- a good handshake ---- */
-        raw_advertise(4, 2, 2, MW_SIZE);
-        WAIT_UNTIL(ntbt_transport_link_is_up(t));
+        advertise_until_up(t, MW_SIZE);
         CHECK_EQ(ntbt_transport_mismatch(t, NULL, 0), 0);
         raw_qp_link();
         WAIT_UNTIL(ntbt_qp_link_is_up(qp));
