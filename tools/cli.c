@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,10 +179,11 @@ int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen
 }
 
 int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
-                     void *opts)
+                     void *opts, struct rusage *server_ru)
 {
+        struct rusage ru;
         char name[96], spec[256], sctx[64];
-        int rc, st;
+        int rc, st = -1; /* not "exited 0" if wait4 fails */
         pid_t pid;
 
         if (cli_private_device(ctx, dev, name, sizeof(name), spec, sizeof(spec)))
@@ -198,7 +200,8 @@ int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_r
         rc = client(ctx, spec, opts);
         if (rc)
                 kill(pid, SIGTERM); /* a failed client leaves the server waiting */
-        waitpid(pid, &st, 0);
+        if (wait4(pid, &st, 0, &ru) == pid && server_ru)
+                *server_ru = ru;
         ntbt_shm_remove(name);
         if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
                 rc = 1;

@@ -49,10 +49,11 @@ typedef int (*cli_role_fn)(const char *ctx, const char *spec, void *opts);
  * --loopback: a private device named after dev, the server in a forked
  * child (forked before any thread starts), the client here; the device is
  * removed afterwards.  Returns the client's exit code, or 1 if the server
- * failed.
+ * failed.  server_ru (may be NULL) receives the server's resource use.
  */
+struct rusage;
 int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
-                     void *opts);
+                     void *opts, struct rusage *server_ru);
 
 int cmd_dev(int argc, char **argv);
 int cmd_perf(int argc, char **argv);

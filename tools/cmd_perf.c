@@ -1,10 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* ntbt perf: one-way throughput over a queue pair (first form). */
+/*
+ * ntbt perf: throughput and message rate over N queue pairs.
+ *
+ * Each run (one message size) opens the transport with --qps queue pairs.
+ * The client sends a 16-byte hello on every QP (what to expect: size,
+ * --verify, --bidir, whether this is the last run), then one sender thread
+ * per QP sends messages of that size for --time seconds while the main
+ * thread prints interval lines.  It then waits until the server has taken
+ * every message (all transmit slots free again), takes the QPs down and
+ * prints a row of the table.  The server counts (and with --verify checks)
+ * what arrives on each QP's event thread; with --bidir it also runs one
+ * sender thread per QP until the client takes the link down.
+ */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,48 +28,121 @@
 #include "crc32c.h"
 
 static const char perf_usage[] =
-    "usage: ntbt perf --dev DEV (--server | --client | --loopback) [--size BYTES]\n"
-    "                 [--time SECS] [--tx inline|thread] [--work NS] [--qp N]\n"
-    "                 [--mtu BYTES] [--json] [--unsafe-no-flush]\n"
+    "usage: ntbt perf --dev DEV (--server | --client | --loopback) [--size SIZES]\n"
+    "                 [--time SECS] [--qps N] [--bidir] [--tx inline|thread]\n"
+    "                 [--verify] [--work NS] [--mtu BYTES] [--interval SECS] [--json]\n"
+    "                 [--unsafe-no-flush] [--verbose]\n"
     "\n"
-    "One-way throughput over queue pair N (default 0).  The client sends messages of\n"
-    "--size bytes (default: the QP's max payload) for --time seconds (default 2),\n"
-    "then waits until the server has taken every one.  --work NS makes the client\n"
-    "spend NS nanoseconds per KiB producing each message (a pattern fill plus a\n"
-    "spin), modelling an application that produces its data; with --tx thread the\n"
-    "copy into the window runs on the QP's copy thread meanwhile.  The server counts\n"
-    "what arrives and exits when the client closes.  --loopback forks the server on\n"
-    "a fresh private device named after DEV and removes it afterwards.  --json prints\n"
-    "one object per size: size, msgs, bytes, seconds, bytes_per_sec, msgs_per_sec,\n"
-    "tx_mode, work_ns_per_kib, errors.\n"
+    "Throughput and message rate over N queue pairs (default 1), one sender thread\n"
+    "each.  For every size the client sends for --time seconds (default 1), then\n"
+    "waits until the server has taken every message, and prints a row: size,\n"
+    "messages, GB/s, Gbit/s, M msg/s, the average cost of one enqueue call, the CPU\n"
+    "use of each side (100% = one core) and the error counters.  --loopback forks\n"
+    "the server on a fresh private device named after DEV (one per size) and\n"
+    "removes it afterwards; otherwise run 'ntbt perf --server' in another shell on\n"
+    "the same device first, with the same --qps and --mtu (the queue-pair count is\n"
+    "fixed when the transport links).  The server learns the rest from the client,\n"
+    "serves every size of the client's sweep, and exits after the last.\n"
     "\n"
-    "--size takes one size, a list (64,1024,65524) or a range LO:HI (the powers of two\n"
-    "between, and both ends); a list or range needs --loopback (one private run per\n"
-    "size).  --verify: every message carries its sequence number and a CRC32C of its\n"
-    "bytes (messages under 12 bytes: a pattern of the sequence number), and the\n"
-    "server fails the run on any mismatch, gap or duplicate.\n";
+    "--size SIZES      one size, a list (64,1024,65524) or a range LO:HI (the powers\n"
+    "                  of two between, and both ends); 'max' is the largest payload.\n"
+    "                  Default: 64, 128, ... up to the max payload, and the max.\n"
+    "--qps N           queue pairs in parallel, each with its own sender thread.\n"
+    "--bidir           the server sends to the client at the same time.\n"
+    "--tx MODE         inline: the sender copies into the window; thread: the QP's\n"
+    "                  copy thread does (tx_memcpy_offload).\n"
+    "--verify          every message carries its sequence number and a CRC32C of its\n"
+    "                  bytes (messages under 12 bytes: a pattern of the sequence\n"
+    "                  number); any mismatch, gap or duplicate fails the run.\n"
+    "--work NS         spend NS ns per KiB producing each message (a pattern fill\n"
+    "                  plus a spin): an application that produces its data.\n"
+    "--interval SECS   one line per interval while running (default: 1 on a\n"
+    "                  terminal, off otherwise; 0 turns it off).\n"
+    "--json            one object per size: size, qps, bidir, tx_mode, msgs, bytes,\n"
+    "                  seconds, bytes_per_sec, gbit_per_sec, msgs_per_sec,\n"
+    "                  enqueue_ns_avg, cpu_client_pct, cpu_server_pct (-1: unknown),\n"
+    "                  rx_msgs, rx_bytes_per_sec (--bidir), work_ns_per_kib, errors,\n"
+    "                  tx_errors, verify_errors, rx_err_ver, rx_err_oflow,\n"
+    "                  rx_err_flags, tx_err_rri, resets.\n"
+    "--unsafe-no-flush UNSAFE, for demonstrations: no flush between the DONE write\n"
+    "                  and the doorbell.\n"
+    "\n"
+    "Exit status: 0 when every run moved its data without an error, 1 otherwise,\n"
+    "2 for a usage error.\n";
 
-#define POOL 64
+#define MAX_SIZES 64
+#define MAX_QPS   32
+#define POOL      64
+#define HELLO_LEN 16
+#define HELLO_MAG 0x5042544eu /* "NTBP" */
+#define F_VERIFY  1u
+#define F_BIDIR   2u
+#define F_LAST    4u
 
 struct perf_opts {
         const char *dev;
-        int server, client, loopback, json, verbose, qp, tx_mode, verify;
-        uint32_t mtu, size, flags;
-        uint32_t sizes[64];
+        int server, client, loopback, json, verbose, tx_mode, verify, bidir, qps;
+        uint32_t mtu, flags;
+        uint32_t sizes[MAX_SIZES]; /* 0: the max payload */
         int nsizes;
         uint64_t debug_corrupt; /* test hook: damage message N after its CRC (1-based) */
-        double seconds;
+        double seconds, interval;
         uint64_t work_ns;
 };
 
-struct perf_state {
+/* One row of the table. */
+struct perf_result {
+        uint32_t size;
+        int tx_mode, failed;
+        uint64_t msgs, rx_msgs, rx_bytes, enq_ns_sum, enq_samples;
+        uint64_t tx_errors, verify_errors, rx_err_ver, rx_err_oflow, rx_err_flags, tx_err_rri,
+            resets;
+        double seconds, cpu_client, cpu_server;
+};
+
+struct perf_run;
+
+/* One queue pair of a run.  Counters written by one thread and read by the
+ * main thread's interval lines are relaxed atomics: they are statistics,
+ * ordering nothing. */
+struct perf_qp {
+        struct perf_run *r;
+        struct ntbt_qp *qp;
+        pthread_t thread;
+        int has_thread;
+        uint8_t hello[HELLO_LEN];
+        uint8_t *pool, *rxbufs;
         uint32_t buf_len;
-        uint64_t completed; /* atomic */
-        int tx_errors;      /* atomic */
-        int peer_closed, link_lost;
-        uint64_t rx_msgs, rx_bytes;
-        int verify;
-        uint64_t expect_seq, verify_errors; /* server, --verify (event thread) */
+        /* sender thread */
+        uint64_t sent, enq_ns, enq_samples;
+        uint64_t completed; /* tx handler: release, read with acquire by the sender */
+        uint64_t tx_errors; /* tx handler, atomic */
+        int send_err;
+        /* receive side (event thread) */
+        uint64_t rx_msgs, rx_bytes, expect_seq, verify_errors;
+        /* What arriving messages must look like.  Relaxed atomics: the client
+         * sets them before its hello, the server's event thread from the
+         * hello; no thread of this process orders the two. */
+        uint32_t rx_size;
+        int rx_verify;
+        int hello_seen;  /* event thread stores with release after filling the fields below */
+        int hello_taken; /* server main thread: acted on the hello */
+        uint32_t hello_flags, hello_size;
+        int ups, downs, down_reason; /* atomic */
+};
+
+struct perf_run {
+        const struct perf_opts *o;
+        const char *ctx;
+        struct ntbt_dev *dev;
+        struct ntbt_transport *t;
+        struct perf_qp q[MAX_QPS];
+        int nqps;
+        uint32_t size;      /* message size the senders send; set before go */
+        int is_server;      /* the server does not send a hello */
+        int verify;         /* the senders produce the --verify format; set before go */
+        int go, stop;       /* atomic: the senders start, and stop */
+        uint64_t corrupt_n; /* test hook, client only */
 };
 
 static int64_t mono_ns(void)
@@ -66,20 +153,31 @@ static int64_t mono_ns(void)
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void perf_event(struct ntbt_qp *qp, void *ctx, int up, int reason)
+static double cpu_s(void)
 {
-        struct perf_state *s = ctx;
+        struct rusage ru;
 
-        (void)qp;
-        if (up)
-                return;
-        if (reason == NTBT_QP_DOWN_PEER)
-                __atomic_store_n(&s->peer_closed, 1, __ATOMIC_SEQ_CST);
-        else
-                __atomic_store_n(&s->link_lost, reason, __ATOMIC_SEQ_CST);
+        getrusage(RUSAGE_SELF, &ru);
+        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* --verify layout: seq (8 bytes), CRC32C of seq and the rest (4), data. */
+static void put32(uint8_t *p, uint32_t v)
+{
+        memcpy(p, &v, 4);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+        uint32_t v;
+
+        memcpy(&v, p, 4);
+        return v;
+}
+
+/* ---- the --verify message format ---- */
+
+/* seq (8 bytes), CRC32C of seq and the rest (4), data. */
 #define VHDR 12
 
 static void small_pattern(uint8_t *buf, uint32_t size, uint64_t seq)
@@ -93,108 +191,48 @@ static uint32_t verify_crc(const uint8_t *buf, uint32_t size)
         return crc32c(crc32c(0, buf, 8), buf + VHDR, size - VHDR);
 }
 
-/* Server side of --verify: the next message must be expect_seq, intact. */
-static void verify_msg(struct perf_state *s, const uint8_t *data, uint32_t len)
+/* The next message must be expect_seq, intact (receive thread only). */
+static void verify_msg(struct perf_qp *q, const uint8_t *data, uint32_t len)
 {
-        uint64_t seq = s->expect_seq;
+        uint64_t seq = q->expect_seq;
         uint32_t crc;
 
-        if (len < VHDR) {
+        if (len != __atomic_load_n(&q->rx_size, __ATOMIC_RELAXED)) {
+                q->verify_errors++;
+        } else if (len < VHDR) {
                 uint8_t want[VHDR];
 
                 small_pattern(want, len, seq);
                 if (memcmp(want, data, len))
-                        s->verify_errors++;
+                        q->verify_errors++;
         } else {
                 memcpy(&seq, data, 8);
                 memcpy(&crc, data + 8, 4);
-                if (seq != s->expect_seq || crc != verify_crc(data, len))
-                        s->verify_errors++;
+                if (seq != q->expect_seq || crc != verify_crc(data, len))
+                        q->verify_errors++;
         }
         /* Resynchronise on the sequence number carried, so one gap counts once. */
-        s->expect_seq = seq + 1;
-}
-
-static void server_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
-{
-        struct perf_state *s = ctx;
-
-        (void)buf_ctx;
-        if (len == -ECANCELED)
-                return;
-        if (len > 0) {
-                s->rx_msgs++;
-                s->rx_bytes += (uint64_t)len;
-                if (s->verify)
-                        verify_msg(s, data, (uint32_t)len);
-        } else if (s->verify) {
-                s->verify_errors++; /* an oversize frame */
-        }
-        ntbt_qp_rx_enqueue(qp, NULL, data, s->buf_len);
-}
-
-static void client_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
-{
-        struct perf_state *s = ctx;
-
-        (void)qp, (void)buf_ctx, (void)data;
-        if (len < 0)
-                __atomic_add_fetch(&s->tx_errors, 1, __ATOMIC_RELAXED);
-        /* Release: the pool slot is reused only after the transport let go. */
-        __atomic_add_fetch(&s->completed, 1, __ATOMIC_RELEASE);
-}
-
-static int run_server(const char *ctx, struct perf_opts *o)
-{
-        struct ntbt_qp_handlers h = {.rx = server_rx, .event = perf_event};
-        struct perf_state s = {.buf_len = o->mtu ? o->mtu : 65536, .verify = o->verify};
-        struct cli_endpoint e;
-        uint8_t *bufs;
-        int i, rc = 0;
-
-        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 0, 0, &h, &s, &e))
-                return 1;
-        bufs = malloc((size_t)POOL * s.buf_len);
-        if (!bufs) {
-                cli_endpoint_close(&e);
-                return 1;
-        }
-        for (i = 0; i < POOL; i++)
-                ntbt_qp_rx_enqueue(e.qp, NULL, bufs + (size_t)i * s.buf_len, s.buf_len);
-        /* The event thread receives; wait for the client's close. */
-        while (!__atomic_load_n(&s.peer_closed, __ATOMIC_SEQ_CST) &&
-               !__atomic_load_n(&s.link_lost, __ATOMIC_SEQ_CST))
-                nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
-        if (__atomic_load_n(&s.link_lost, __ATOMIC_SEQ_CST)) {
-                cli_err(ctx, "%s: link lost", o->dev);
-                rc = 1;
-        }
-        cli_endpoint_close(&e);
-        if (o->verbose || s.verify_errors)
-                fprintf(stderr, "ntbt: %s: %llu messages, %llu bytes%s\n", ctx,
-                        (unsigned long long)s.rx_msgs, (unsigned long long)s.rx_bytes,
-                        o->verify ? (s.verify_errors ? ", VERIFY FAILED" : ", verified") : "");
-        if (s.verify_errors) {
-                cli_err(ctx, "verify: %llu damaged, missing or repeated messages",
-                        (unsigned long long)s.verify_errors);
-                rc = 1;
-        }
-        free(bufs);
-        return rc;
+        q->expect_seq = seq + 1;
 }
 
 /* Produce a message: a pattern, then spin until work_ns per KiB has passed. */
 static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns, int verify)
 {
-        int64_t until = mono_ns() + (int64_t)(work_ns * size / 1024);
+        int64_t until = work_ns ? mono_ns() + (int64_t)(work_ns * size / 1024) : 0;
         uint64_t v = seq * 0x9e3779b97f4a7c15ull;
         uint32_t i;
 
-        for (i = 0; i + 8 <= size; i += 8, v++)
-                memcpy(buf + i, &v, 8);
         if (verify && size < VHDR) {
                 small_pattern(buf, size, seq);
-        } else if (verify) {
+                return;
+        }
+        if (verify || work_ns) {
+                for (i = 0; i + 8 <= size; i += 8, v++)
+                        memcpy(buf + i, &v, 8);
+        } else if (size >= 8) {
+                memcpy(buf, &v, 8); /* plain runs: the pool's contents stay; stamp the seq */
+        }
+        if (verify) {
                 uint32_t crc;
 
                 memcpy(buf, &seq, 8);
@@ -205,104 +243,587 @@ static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns,
                 ;
 }
 
-static uint64_t qp_errors(struct ntbt_qp *qp)
+/* ---- handlers (event thread, copy thread or sender) ---- */
+
+static void perf_event(struct ntbt_qp *qp, void *ctx, int up, int reason)
+{
+        struct perf_qp *q = ctx;
+
+        (void)qp;
+        if (up) {
+                __atomic_add_fetch(&q->ups, 1, __ATOMIC_SEQ_CST);
+                return;
+        }
+        __atomic_store_n(&q->down_reason, reason, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&q->downs, 1, __ATOMIC_SEQ_CST);
+}
+
+static void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
+{
+        struct perf_qp *q = ctx;
+
+        (void)buf_ctx;
+        if (len == -ECANCELED)
+                return;
+        if (len <= 0) {
+                q->verify_errors++; /* an oversize frame: the transport said so */
+        } else if (q->r->is_server && !q->hello_seen) {
+                if (len == HELLO_LEN && get32(data) == HELLO_MAG) {
+                        q->hello_flags = get32((uint8_t *)data + 4);
+                        q->hello_size = get32((uint8_t *)data + 8);
+                        __atomic_store_n(&q->rx_size, q->hello_size, __ATOMIC_RELAXED);
+                        __atomic_store_n(&q->rx_verify, !!(q->hello_flags & F_VERIFY),
+                                         __ATOMIC_RELAXED);
+                        /* Release: the fields above before the flag (main thread). */
+                        __atomic_store_n(&q->hello_seen, 1, __ATOMIC_RELEASE);
+                } else {
+                        q->verify_errors++; /* not an ntbt perf client */
+                }
+        } else {
+                __atomic_store_n(&q->rx_msgs, q->rx_msgs + 1, __ATOMIC_RELAXED);
+                __atomic_store_n(&q->rx_bytes, q->rx_bytes + (uint64_t)len, __ATOMIC_RELAXED);
+                if (__atomic_load_n(&q->rx_verify, __ATOMIC_RELAXED))
+                        verify_msg(q, data, (uint32_t)len);
+        }
+        ntbt_qp_rx_enqueue(qp, NULL, data, q->buf_len);
+}
+
+static void perf_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
+{
+        struct perf_qp *q = ctx;
+
+        (void)qp, (void)data;
+        if (buf_ctx)
+                return; /* the hello */
+        if (len < 0)
+                __atomic_add_fetch(&q->tx_errors, 1, __ATOMIC_RELAXED);
+        /* Release: the pool slot is reused only after the transport let go of it. */
+        __atomic_add_fetch(&q->completed, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- sender thread ---- */
+
+static int peer_closed(struct perf_qp *q)
+{
+        return __atomic_load_n(&q->downs, __ATOMIC_SEQ_CST) > 0;
+}
+
+static void *sender(void *arg)
+{
+        struct perf_qp *q = arg;
+        struct perf_run *r = q->r;
+        uint32_t size = r->size;
+        uint64_t n = 0;
+        int ret;
+
+        while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
+                if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+                        return NULL;
+        while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+                uint8_t *buf = q->pool + (n % POOL) * size;
+                int64_t t0 = 0;
+
+                /* Acquire pairs with perf_tx_done: the slot's old frame is out. */
+                while (n >= POOL && __atomic_load_n(&q->completed, __ATOMIC_ACQUIRE) <= n - POOL)
+                        if (ntbt_qp_wait_tx(q->qp, 1, 1000000) == -ENOLINK)
+                                break;
+                produce(buf, size, n, r->o->work_ns, r->verify);
+                if (r->corrupt_n && n + 1 == r->corrupt_n)
+                        buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
+                if ((n & 63) == 0)
+                        t0 = mono_ns();
+                while ((ret = ntbt_qp_tx_enqueue(q->qp, NULL, buf, size, 0)) == -EAGAIN)
+                        if ((ret = ntbt_qp_wait_tx(q->qp, 1, 5 * 1000000000LL)) &&
+                            ret != -ETIMEDOUT)
+                                break;
+                if (ret) {
+                        /* The server's senders stop when the client closes. */
+                        if (!(r->is_server && peer_closed(q)))
+                                q->send_err = ret;
+                        break;
+                }
+                if (t0) {
+                        __atomic_store_n(&q->enq_ns, q->enq_ns + (uint64_t)(mono_ns() - t0),
+                                         __ATOMIC_RELAXED);
+                        __atomic_store_n(&q->enq_samples, q->enq_samples + 1, __ATOMIC_RELAXED);
+                }
+                n++;
+                __atomic_store_n(&q->sent, n, __ATOMIC_RELAXED);
+        }
+        return NULL;
+}
+
+/* ---- opening and closing a run ---- */
+
+static void run_close(struct perf_run *r)
+{
+        int i;
+
+        __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+        for (i = 0; i < r->nqps; i++) {
+                if (r->q[i].has_thread)
+                        pthread_join(r->q[i].thread, NULL);
+                r->q[i].has_thread = 0;
+        }
+        for (i = 0; i < r->nqps; i++) {
+                if (r->q[i].qp)
+                        ntbt_qp_free(r->q[i].qp);
+                r->q[i].qp = NULL;
+        }
+        if (r->t)
+                ntbt_transport_close(r->t);
+        if (r->dev)
+                ntbt_dev_close(r->dev);
+        for (i = 0; i < r->nqps; i++) {
+                free(r->q[i].pool);
+                free(r->q[i].rxbufs);
+        }
+        memset(r, 0, sizeof(*r));
+}
+
+static int run_open(struct perf_run *r, const char *ctx, const struct perf_opts *o, int server)
+{
+        struct ntbt_transport_opts to = {.size = sizeof(to),
+                                         .transport_mtu = o->mtu,
+                                         .max_qps = (uint32_t)o->qps,
+                                         .flags = o->flags};
+        struct ntbt_qp_handlers h = {.rx = perf_rx, .tx = perf_tx_done, .event = perf_event};
+        int i, j, ret;
+
+        memset(r, 0, sizeof(*r));
+        r->o = o;
+        r->ctx = ctx;
+        r->is_server = server;
+        if (cli_open_dev(ctx, o->dev, &r->dev))
+                return -1;
+        ret = ntbt_transport_open(r->dev, &to, &r->t);
+        if (ret) {
+                cli_err(ctx, "%s: transport: %s", o->dev, strerror(-ret));
+                goto fail;
+        }
+        if (ntbt_transport_qp_count(r->t) < o->qps) {
+                cli_err(ctx, "%s: --qps %d, but this device carries only %d queue pairs", o->dev,
+                        o->qps, ntbt_transport_qp_count(r->t));
+                goto fail;
+        }
+        r->nqps = o->qps;
+        for (i = 0; i < r->nqps; i++) {
+                struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = i, .tx_mode = o->tx_mode};
+                struct perf_qp *q = &r->q[i];
+
+                q->r = r;
+                q->buf_len = o->mtu ? o->mtu : 65536;
+                ret = ntbt_qp_create(r->t, &qo, &h, q, &q->qp);
+                if (ret) {
+                        cli_err(ctx, "%s: queue pair %d: %s", o->dev, i, strerror(-ret));
+                        goto fail;
+                }
+                q->rxbufs = malloc((size_t)POOL * q->buf_len);
+                if (!q->rxbufs)
+                        goto fail;
+                for (j = 0; j < POOL; j++)
+                        ntbt_qp_rx_enqueue(q->qp, NULL, q->rxbufs + (size_t)j * q->buf_len,
+                                           q->buf_len);
+                ntbt_qp_link_up(q->qp);
+        }
+        return 0;
+fail:
+        run_close(r);
+        return -1;
+}
+
+static int start_sender(struct perf_run *r, struct perf_qp *q)
+{
+        q->pool = calloc(POOL, r->size);
+        if (!q->pool || pthread_create(&q->thread, NULL, sender, q)) {
+                cli_err(r->ctx, "cannot start a sender thread");
+                return -1;
+        }
+        q->has_thread = 1;
+        return 0;
+}
+
+static void add_stats(struct perf_result *res, struct ntbt_qp *qp)
 {
         struct ntbt_qp_stats st = {.size = sizeof(st)};
 
         if (ntbt_qp_stats(qp, &st))
-                return 0;
-        return st.rx_err_oflow + st.rx_err_ver + st.rx_err_flags + st.tx_err_rri + st.resets;
+                return;
+        res->rx_err_ver += st.rx_err_ver;
+        res->rx_err_oflow += st.rx_err_oflow;
+        res->rx_err_flags += st.rx_err_flags;
+        res->tx_err_rri += st.tx_err_rri;
+        res->resets += st.resets;
 }
 
-static int run_client(const char *ctx, struct perf_opts *o)
+static uint64_t result_errors(const struct perf_result *res)
 {
-        struct ntbt_qp_handlers h = {.tx = client_tx_done, .event = perf_event};
-        struct perf_state s = {.buf_len = o->mtu ? o->mtu : 65536};
-        struct cli_endpoint e;
-        uint64_t msgs = 0, errors;
-        int64_t t0, t_end, t_done;
-        uint8_t *pool = NULL;
-        uint32_t size;
-        double secs;
-        int ret, rc = 0;
+        return res->tx_errors + res->verify_errors + res->rx_err_ver + res->rx_err_oflow +
+               res->rx_err_flags + res->tx_err_rri + res->resets;
+}
 
-        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e))
+/* ---- server ---- */
+
+/* One client run: returns 0 and sets *last when the client said it was its
+ * last size; 1 on an error. */
+static int serve_one(const char *ctx, const struct perf_opts *o, int *last)
+{
+        struct perf_result res = {0};
+        struct perf_run r;
+        int64_t t0 = 0, t1;
+        double c0 = 0, secs;
+        int i, rc = 0, active = 0, started = 0;
+
+        if (run_open(&r, ctx, o, 1))
                 return 1;
-        if (ntbt_qp_wait_link(e.qp, 30 * 1000000000LL)) {
-                cli_err(ctx, "%s: no peer within 30 s (is the server running?)", o->dev);
-                rc = 1;
-                goto out;
-        }
-        size = o->size ? o->size : ntbt_qp_max_payload(e.qp);
-        if (size > ntbt_qp_max_payload(e.qp)) {
-                cli_err(ctx, "--size %u is larger than the max payload %u", size,
-                        ntbt_qp_max_payload(e.qp));
-                rc = 2;
-                goto out;
-        }
-        pool = malloc((size_t)POOL * size);
-        if (!pool) {
-                rc = 1;
-                goto out;
-        }
-        t0 = mono_ns();
-        t_end = t0 + (int64_t)(o->seconds * 1e9);
-        while (mono_ns() < t_end) {
-                uint8_t *buf = pool + (msgs % POOL) * size;
+        *last = 1;
+        for (;;) {
+                int up = 0, down = 0, lost = 0;
 
-                while (msgs >= POOL &&
-                       __atomic_load_n(&s.completed, __ATOMIC_ACQUIRE) <= msgs - POOL)
-                        ntbt_qp_wait_tx(e.qp, 1, 1000000);
-                produce(buf, size, msgs, o->work_ns, o->verify);
-                if (o->debug_corrupt && msgs + 1 == o->debug_corrupt)
-                        buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
-                while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, buf, size, 0)) == -EAGAIN)
-                        ret = ntbt_qp_wait_tx(e.qp, 1, 5 * 1000000000LL);
-                if (ret) {
-                        cli_err(ctx, "%s: send: %s after %llu messages", o->dev, strerror(-ret),
-                                (unsigned long long)msgs);
-                        rc = 1;
-                        goto out;
+                for (i = 0; i < r.nqps; i++) {
+                        struct perf_qp *q = &r.q[i];
+                        int ups = __atomic_load_n(&q->ups, __ATOMIC_SEQ_CST);
+                        int downs = __atomic_load_n(&q->downs, __ATOMIC_SEQ_CST);
+
+                        up += ups > 0;
+                        down += ups > 0 && downs > 0;
+                        if (downs &&
+                            __atomic_load_n(&q->down_reason, __ATOMIC_SEQ_CST) != NTBT_QP_DOWN_PEER)
+                                lost = 1;
+                        /* Acquire pairs with perf_rx's release of the hello fields. */
+                        if (q->hello_taken || !__atomic_load_n(&q->hello_seen, __ATOMIC_ACQUIRE))
+                                continue;
+                        q->hello_taken = 1;
+                        if (!active++) {
+                                t0 = mono_ns();
+                                c0 = cpu_s();
+                                /* Every QP of a run carries the same size and flags. */
+                                r.size = q->hello_size;
+                                r.verify = !!(q->hello_flags & F_VERIFY);
+                                *last = !!(q->hello_flags & F_LAST);
+                        }
+                        if ((q->hello_flags & F_BIDIR) && r.size >= 1 &&
+                            r.size <= ntbt_qp_max_payload(q->qp)) {
+                                if (start_sender(&r, q)) {
+                                        rc = 1;
+                                        break;
+                                }
+                                started = 1;
+                                /* Release: the senders read r.size and r.verify after go. */
+                                __atomic_store_n(&r.go, 1, __ATOMIC_RELEASE);
+                        }
                 }
-                msgs++;
+                if (rc || lost || (up && down == up))
+                        break;
+                nanosleep(&(struct timespec){0, 2 * 1000000}, NULL);
         }
-        /* Done when the server has taken every message. */
-        if (ntbt_qp_wait_tx(e.qp, ntbt_qp_tx_entries(e.qp) - 1, 30 * 1000000000LL)) {
-                cli_err(ctx, "%s: the server did not take every message", o->dev);
-                rc = 1;
-                goto out;
+        t1 = mono_ns();
+        secs = active ? (double)(t1 - t0) / 1e9 : 0;
+        __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+        for (i = 0; i < r.nqps; i++) {
+                struct perf_qp *q = &r.q[i];
+
+                if (__atomic_load_n(&q->downs, __ATOMIC_SEQ_CST) &&
+                    __atomic_load_n(&q->down_reason, __ATOMIC_SEQ_CST) != NTBT_QP_DOWN_PEER) {
+                        cli_err(ctx, "%s: queue pair %d: link lost", o->dev, i);
+                        rc = 1;
+                }
+                if (q->has_thread)
+                        pthread_join(q->thread, NULL);
+                q->has_thread = 0;
+                if (q->send_err) {
+                        cli_err(ctx, "%s: queue pair %d: send: %s", o->dev, i,
+                                strerror(-q->send_err));
+                        rc = 1;
+                }
+                res.msgs += q->sent;
+                add_stats(&res, q->qp);
+                /* Frees the QP: the event thread no longer touches its counters. */
+                ntbt_qp_free(q->qp);
+                q->qp = NULL;
+                res.rx_msgs += q->rx_msgs;
+                res.rx_bytes += q->rx_bytes;
+                res.verify_errors += q->verify_errors;
         }
-        t_done = mono_ns();
-        secs = (double)(t_done - t0) / 1e9;
-        errors = qp_errors(e.qp) + (uint64_t)__atomic_load_n(&s.tx_errors, __ATOMIC_RELAXED);
-        if (o->json)
-                printf("{\"size\":%u,\"msgs\":%llu,\"bytes\":%llu,\"seconds\":%.6f,"
-                       "\"bytes_per_sec\":%.0f,\"msgs_per_sec\":%.0f,\"tx_mode\":\"%s\","
-                       "\"work_ns_per_kib\":%llu,\"errors\":%llu}\n",
-                       size, (unsigned long long)msgs, (unsigned long long)(msgs * size), secs,
-                       (double)msgs * size / secs, (double)msgs / secs,
-                       cli_tx_mode_name(ntbt_qp_tx_mode(e.qp)), (unsigned long long)o->work_ns,
-                       (unsigned long long)errors);
-        else
-                printf("%s: %u-byte messages, %s copy, work %llu ns/KiB: %llu messages in "
-                       "%.2f s, %.3f GB/s, %.3f M msg/s, errors %llu\n",
-                       o->dev, size, cli_tx_mode_name(ntbt_qp_tx_mode(e.qp)),
-                       (unsigned long long)o->work_ns, (unsigned long long)msgs, secs,
-                       (double)msgs * size / secs / 1e9, (double)msgs / secs / 1e6,
-                       (unsigned long long)errors);
-        if (errors)
+        /* tx_errors stays 0: with --bidir the client's close cuts off frames
+         * still queued here, and that is how a run ends, not an error. */
+        if (result_errors(&res))
                 rc = 1;
-        ntbt_qp_link_down(e.qp); /* the server exits on this */
-out:
-        fflush(stdout);
-        cli_endpoint_close(&e);
-        free(pool);
+        if (o->verbose || !o->loopback || rc)
+                fprintf(o->loopback ? stderr : stdout,
+                        "ntbt: %s: %u-byte messages on %d queue pair%s: received %llu messages, "
+                        "%llu bytes in %.2f s (%.3f GB/s)%s, CPU %.0f%%, errors %llu%s\n",
+                        ctx, r.size, r.nqps, r.nqps == 1 ? "" : "s",
+                        (unsigned long long)res.rx_msgs, (unsigned long long)res.rx_bytes, secs,
+                        secs > 0 ? (double)res.rx_bytes / secs / 1e9 : 0.0,
+                        started ? ", sent back too" : "",
+                        secs > 0 ? (cpu_s() - c0) / secs * 100 : 0.0,
+                        (unsigned long long)result_errors(&res),
+                        r.verify ? (res.verify_errors ? ", VERIFY FAILED" : ", verified") : "");
+        if (res.verify_errors)
+                cli_err(ctx, "verify: %llu damaged, missing or repeated messages",
+                        (unsigned long long)res.verify_errors);
+        fflush(NULL);
+        run_close(&r);
         return rc;
 }
 
+static int run_server(const char *ctx, const struct perf_opts *o)
+{
+        int last = 0, rc = 0;
+
+        while (!rc && !last)
+                rc = serve_one(ctx, o, &last);
+        return rc;
+}
+
+/* ---- client ---- */
+
+static void interval_line(double from, double to, uint64_t bytes, uint64_t msgs, uint64_t rx_bytes,
+                          int bidir)
+{
+        double d = to - from;
+
+        printf("[%6.1f-%6.1f s] %10.3f GB  %8.3f GB/s  %8.3f Gbit/s  %8.3f M msg/s", from, to,
+               (double)bytes / 1e9, (double)bytes / d / 1e9, (double)bytes * 8 / d / 1e9,
+               (double)msgs / d / 1e6);
+        if (bidir)
+                printf("  back %8.3f GB/s", (double)rx_bytes / d / 1e9);
+        printf("\n");
+        fflush(stdout);
+}
+
+static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_size, int last,
+                      struct perf_result *res)
+{
+        struct perf_run r;
+        uint64_t prev_msgs = 0, prev_rx = 0;
+        int64_t t0, t_end, t_done, t_next;
+        double c0, iv = o->interval;
+        int i, rc = 0;
+
+        memset(res, 0, sizeof(*res));
+        res->size = want_size;
+        res->failed = 1;
+        res->cpu_server = -1;
+        if (run_open(&r, ctx, o, 0))
+                return 1;
+        r.verify = o->verify;
+        r.corrupt_n = o->debug_corrupt;
+        for (i = 0; i < r.nqps; i++) {
+                int64_t deadline = mono_ns() + 30 * 1000000000LL;
+                int mismatched = 0;
+                char why[256];
+
+                while (ntbt_qp_wait_link(r.q[i].qp, 100 * 1000000LL)) {
+                        /* A handshake that keeps failing will not heal by waiting. */
+                        mismatched =
+                            ntbt_transport_mismatch(r.t, why, sizeof(why)) ? mismatched + 1 : 0;
+                        if (mismatched >= 20) {
+                                cli_err(ctx, "%s: the server's transport does not match: %s",
+                                        o->dev, why);
+                                rc = 1;
+                                goto out;
+                        }
+                        if (mono_ns() > deadline) {
+                                cli_err(ctx,
+                                        "%s: queue pair %d: no peer within 30 s (is 'ntbt perf "
+                                        "--server' running on it, with the same --qps and --mtu?)",
+                                        o->dev, i);
+                                rc = 1;
+                                goto out;
+                        }
+                }
+        }
+        r.size = want_size ? want_size : ntbt_qp_max_payload(r.q[0].qp);
+        res->size = r.size;
+        res->tx_mode = ntbt_qp_tx_mode(r.q[0].qp);
+        if (r.size > ntbt_qp_max_payload(r.q[0].qp) || ntbt_qp_max_payload(r.q[0].qp) < 16) {
+                cli_err(ctx, "--size %u is larger than the max payload %u", r.size,
+                        ntbt_qp_max_payload(r.q[0].qp));
+                rc = 2;
+                goto out;
+        }
+        for (i = 0; i < r.nqps; i++) {
+                struct perf_qp *q = &r.q[i];
+                int ret;
+
+                /* What the server sends back under --bidir. */
+                __atomic_store_n(&q->rx_size, r.size, __ATOMIC_RELAXED);
+                __atomic_store_n(&q->rx_verify, o->verify, __ATOMIC_RELAXED);
+                put32(q->hello, HELLO_MAG);
+                put32(q->hello + 4,
+                      (o->verify ? F_VERIFY : 0) | (o->bidir ? F_BIDIR : 0) | (last ? F_LAST : 0));
+                put32(q->hello + 8, r.size);
+                put32(q->hello + 12, (uint32_t)r.nqps);
+                while ((ret = ntbt_qp_tx_enqueue(q->qp, (void *)1, q->hello, HELLO_LEN, 0)) ==
+                       -EAGAIN)
+                        ntbt_qp_wait_tx(q->qp, 1, 1000000000LL);
+                if (ret || start_sender(&r, q)) {
+                        cli_err(ctx, "%s: queue pair %d: %s", o->dev, i,
+                                ret ? strerror(-ret) : "no sender");
+                        rc = 1;
+                        goto out;
+                }
+        }
+        c0 = cpu_s();
+        t0 = mono_ns();
+        t_end = t0 + (int64_t)(o->seconds * 1e9);
+        t_next = iv > 0 ? t0 + (int64_t)(iv * 1e9) : t_end;
+        /* Release: the senders read the run's size and flags after seeing go. */
+        __atomic_store_n(&r.go, 1, __ATOMIC_RELEASE);
+        for (;;) {
+                int64_t now = mono_ns(), until = t_next < t_end ? t_next : t_end;
+
+                if (now < until) {
+                        int64_t d = until - now;
+
+                        nanosleep(&(struct timespec){d / 1000000000, d % 1000000000}, NULL);
+                        continue;
+                }
+                if (iv > 0) {
+                        uint64_t msgs = 0, rx = 0;
+
+                        for (i = 0; i < r.nqps; i++) {
+                                msgs += __atomic_load_n(&r.q[i].sent, __ATOMIC_RELAXED);
+                                rx += __atomic_load_n(&r.q[i].rx_bytes, __ATOMIC_RELAXED);
+                        }
+                        interval_line((double)(t_next - t0 - (int64_t)(iv * 1e9)) / 1e9,
+                                      (double)(now - t0) / 1e9, (msgs - prev_msgs) * r.size,
+                                      msgs - prev_msgs, rx - prev_rx, o->bidir);
+                        prev_msgs = msgs;
+                        prev_rx = rx;
+                        t_next += (int64_t)(iv * 1e9);
+                }
+                if (now >= t_end)
+                        break;
+        }
+        __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+        for (i = 0; i < r.nqps; i++) {
+                struct perf_qp *q = &r.q[i];
+
+                pthread_join(q->thread, NULL);
+                q->has_thread = 0;
+        }
+        /* Done when the server has taken every message: all slots free again. */
+        for (i = 0; i < r.nqps; i++) {
+                struct perf_qp *q = &r.q[i];
+
+                if (q->send_err) {
+                        cli_err(ctx, "%s: queue pair %d: send: %s after %llu messages", o->dev, i,
+                                strerror(-q->send_err), (unsigned long long)q->sent);
+                        rc = 1;
+                } else if (ntbt_qp_wait_tx(q->qp, ntbt_qp_tx_entries(q->qp) - 1,
+                                           30 * 1000000000LL)) {
+                        cli_err(ctx, "%s: queue pair %d: the server did not take every message",
+                                o->dev, i);
+                        rc = 1;
+                }
+        }
+        t_done = mono_ns();
+        res->seconds = (double)(t_done - t0) / 1e9;
+        res->cpu_client = (cpu_s() - c0) / res->seconds * 100;
+        for (i = 0; i < r.nqps; i++) {
+                struct perf_qp *q = &r.q[i];
+
+                res->msgs += q->sent;
+                res->enq_ns_sum += q->enq_ns;
+                res->enq_samples += q->enq_samples;
+                res->rx_msgs += __atomic_load_n(&q->rx_msgs, __ATOMIC_RELAXED);
+                res->rx_bytes += __atomic_load_n(&q->rx_bytes, __ATOMIC_RELAXED);
+                res->tx_errors += __atomic_load_n(&q->tx_errors, __ATOMIC_RELAXED);
+                add_stats(res, q->qp);
+        }
+        for (i = 0; i < r.nqps; i++)
+                ntbt_qp_link_down(r.q[i].qp); /* the server's run ends on this */
+out:
+        fflush(stdout);
+        {
+                uint64_t ve = 0;
+
+                /* Stop the event thread before reading what it wrote. */
+                for (i = 0; i < r.nqps; i++)
+                        if (r.q[i].qp) {
+                                ntbt_qp_free(r.q[i].qp);
+                                r.q[i].qp = NULL;
+                        }
+                for (i = 0; i < r.nqps; i++)
+                        ve += r.q[i].verify_errors;
+                res->verify_errors += ve;
+        }
+        run_close(&r);
+        if (!rc && result_errors(res))
+                rc = 1;
+        res->failed = rc != 0;
+        return rc;
+}
+
+/* ---- the table ---- */
+
+static void print_header(const struct perf_opts *o)
+{
+        printf("%9s %11s %9s %9s %9s %8s %7s %7s %7s%s\n", "size", "msgs", "GB/s", "Gbit/s",
+               "M msg/s", "enq ns", "cpu tx", "cpu rx", "errors", o->bidir ? "  back GB/s" : "");
+}
+
+static void print_row(const struct perf_opts *o, const struct perf_result *res)
+{
+        double bps = res->seconds > 0 ? (double)res->msgs * res->size / res->seconds : 0;
+        char srv[16];
+
+        if (res->cpu_server >= 0)
+                snprintf(srv, sizeof(srv), "%6.0f%%", res->cpu_server);
+        else
+                snprintf(srv, sizeof(srv), "%7s", "-");
+        printf("%9u %11llu %9.3f %9.3f %9.3f %8.0f %6.0f%% %7s %7llu", res->size,
+               (unsigned long long)res->msgs, bps / 1e9, bps * 8 / 1e9,
+               res->seconds > 0 ? (double)res->msgs / res->seconds / 1e6 : 0.0,
+               res->enq_samples ? (double)res->enq_ns_sum / (double)res->enq_samples : 0.0,
+               res->cpu_client, srv, (unsigned long long)result_errors(res));
+        if (o->bidir)
+                printf("  %9.3f",
+                       res->seconds > 0 ? (double)res->rx_bytes / res->seconds / 1e9 : 0);
+        printf("%s\n", res->failed ? "  FAILED" : "");
+}
+
+static void print_json(const struct perf_opts *o, const struct perf_result *res)
+{
+        double s = res->seconds > 0 ? res->seconds : 1;
+        double bps = (double)res->msgs * res->size / s;
+
+        printf("{\"size\":%u,\"qps\":%d,\"bidir\":%s,\"tx_mode\":\"%s\",\"msgs\":%llu,"
+               "\"bytes\":%llu,\"seconds\":%.6f,\"bytes_per_sec\":%.0f,\"gbit_per_sec\":%.4f,"
+               "\"msgs_per_sec\":%.0f,\"enqueue_ns_avg\":%.1f,\"cpu_client_pct\":%.1f,"
+               "\"cpu_server_pct\":%.1f,\"rx_msgs\":%llu,\"rx_bytes_per_sec\":%.0f,"
+               "\"work_ns_per_kib\":%llu,\"errors\":%llu,\"tx_errors\":%llu,"
+               "\"verify_errors\":%llu,\"rx_err_ver\":%llu,\"rx_err_oflow\":%llu,"
+               "\"rx_err_flags\":%llu,\"tx_err_rri\":%llu,\"resets\":%llu,\"failed\":%s}\n",
+               res->size, o->qps, o->bidir ? "true" : "false", cli_tx_mode_name(res->tx_mode),
+               (unsigned long long)res->msgs, (unsigned long long)(res->msgs * res->size),
+               res->seconds, bps, bps * 8 / 1e9, (double)res->msgs / s,
+               res->enq_samples ? (double)res->enq_ns_sum / (double)res->enq_samples : 0.0,
+               res->cpu_client, res->cpu_server, (unsigned long long)res->rx_msgs,
+               (double)res->rx_bytes / s, (unsigned long long)o->work_ns,
+               (unsigned long long)result_errors(res), (unsigned long long)res->tx_errors,
+               (unsigned long long)res->verify_errors, (unsigned long long)res->rx_err_ver,
+               (unsigned long long)res->rx_err_oflow, (unsigned long long)res->rx_err_flags,
+               (unsigned long long)res->tx_err_rri, (unsigned long long)res->resets,
+               res->failed ? "true" : "false");
+        fflush(stdout);
+}
+
+/* ---- loopback ---- */
+
+struct loop_arg {
+        struct perf_opts *o;
+        uint32_t size;
+        struct perf_result res;
+        int rc;
+};
+
 static int role_server(const char *ctx, const char *spec, void *arg)
 {
-        struct perf_opts o = *(struct perf_opts *)arg;
+        struct perf_opts o = *((struct loop_arg *)arg)->o;
 
         o.dev = spec;
         return run_server(ctx, &o);
@@ -310,13 +831,15 @@ static int role_server(const char *ctx, const char *spec, void *arg)
 
 static int role_client(const char *ctx, const char *spec, void *arg)
 {
-        struct perf_opts o = *(struct perf_opts *)arg;
+        struct loop_arg *a = arg;
+        struct perf_opts o = *a->o;
 
         o.dev = spec;
-        return run_client(ctx, &o);
+        a->rc = run_client(ctx, &o, a->size, 1, &a->res);
+        return a->rc;
 }
 
-/* --size: N, N,M,..., or LO:HI (powers of two between, and both ends). */
+/* --size: N, N,M,..., LO:HI (powers of two between, and both ends), 'max' = 0. */
 static int parse_sizes(const char *ctx, const char *arg, struct perf_opts *o)
 {
         char buf[512], *tok, *save = NULL, *colon;
@@ -334,7 +857,7 @@ static int parse_sizes(const char *ctx, const char *arg, struct perf_opts *o)
                         return -1;
                 }
                 o->sizes[o->nsizes++] = (uint32_t)lo;
-                for (p = 1; p <= hi && o->nsizes < 63; p <<= 1)
+                for (p = 1; p <= hi && o->nsizes < MAX_SIZES - 1; p <<= 1)
                         if (p > lo && p < hi)
                                 o->sizes[o->nsizes++] = (uint32_t)p;
                 if (hi > lo)
@@ -342,14 +865,32 @@ static int parse_sizes(const char *ctx, const char *arg, struct perf_opts *o)
                 return 0;
         }
         for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (o->nsizes == 64 || cli_size(ctx, "--size", tok, &p) || p < 1 ||
-                    p > (1u << 30)) {
+                if (o->nsizes == MAX_SIZES) {
+                        cli_err(ctx, "at most %d sizes", MAX_SIZES);
+                        return -1;
+                }
+                if (!strcmp(tok, "max")) {
+                        o->sizes[o->nsizes++] = 0;
+                        continue;
+                }
+                if (cli_size(ctx, "--size", tok, &p) || p < 1 || p > (1u << 30)) {
                         cli_err(ctx, "bad --size '%s'", arg);
                         return -1;
                 }
                 o->sizes[o->nsizes++] = (uint32_t)p;
         }
         return o->nsizes ? 0 : -1;
+}
+
+/* The default sweep: 64, 128, ... below the max payload, then the max. */
+static void default_sizes(struct perf_opts *o)
+{
+        uint32_t max = (o->mtu ? o->mtu : 65536) - 12, p;
+
+        o->nsizes = 0;
+        for (p = 64; p < max && o->nsizes < MAX_SIZES - 1; p <<= 1)
+                o->sizes[o->nsizes++] = p;
+        o->sizes[o->nsizes++] = 0;
 }
 
 int cmd_perf(int argc, char **argv)
@@ -363,8 +904,10 @@ int cmd_perf(int argc, char **argv)
             {"time", required_argument, NULL, 't'},
             {"tx", required_argument, NULL, 'x'},
             {"work", required_argument, NULL, 'w'},
-            {"qp", required_argument, NULL, 'q'},
+            {"qps", required_argument, NULL, 'P'},
+            {"bidir", no_argument, NULL, 'B'},
             {"mtu", required_argument, NULL, 'm'},
+            {"interval", required_argument, NULL, 'i'},
             {"json", no_argument, NULL, 'j'},
             {"unsafe-no-flush", no_argument, NULL, 'U'},
             {"verify", no_argument, NULL, 'V'},
@@ -373,13 +916,13 @@ int cmd_perf(int argc, char **argv)
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
         };
-        struct perf_opts o = {.seconds = 2.0};
+        struct perf_opts o = {.seconds = 1.0, .qps = 1, .interval = -1};
         const char *ctx = "perf";
+        int c, i, rc = 0;
         uint64_t v;
         char *end;
-        int c;
 
-        while ((c = getopt_long(argc, argv, "d:s:t:q:m:jvh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "d:s:t:P:m:i:jvh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         o.dev = optarg;
@@ -395,6 +938,9 @@ int cmd_perf(int argc, char **argv)
                         break;
                 case 'j':
                         o.json = 1;
+                        break;
+                case 'B':
+                        o.bidir = 1;
                         break;
                 case 'U':
                         o.flags |= NTBT_TRANSPORT_UNSAFE_NO_FLUSH;
@@ -414,10 +960,21 @@ int cmd_perf(int argc, char **argv)
                                 return 2;
                         break;
                 case 't':
-                        o.seconds = strtod(optarg, &end);
-                        if (*end || !(o.seconds > 0 && o.seconds <= 3600)) {
-                                cli_err(ctx, "bad --time '%s' (seconds)", optarg);
-                                return 2;
+                case 'i':
+                        v = 0;
+                        {
+                                double d = strtod(optarg, &end);
+
+                                if (*end ||
+                                    !(c == 't' ? d > 0 && d <= 3600 : d >= 0 && d <= 3600)) {
+                                        cli_err(ctx, "bad %s '%s' (seconds)", argv[optind - 1],
+                                                optarg);
+                                        return 2;
+                                }
+                                if (c == 't')
+                                        o.seconds = d;
+                                else
+                                        o.interval = d;
                         }
                         break;
                 case 's':
@@ -425,20 +982,20 @@ int cmd_perf(int argc, char **argv)
                                 return 2;
                         break;
                 case 'w':
-                case 'q':
+                case 'P':
                 case 'm':
                         if (cli_size(ctx, argv[optind - 1], optarg, &v))
                                 return 2;
-                        if ((c == 's' && (v < 1 || v > (1u << 30))) || (c == 'q' && v >= 32) ||
-                            (c == 'm' && (v < 16 || v > (1u << 30))) ||
+                        if ((c == 'P' && (v < 1 || v > MAX_QPS)) ||
+                            (c == 'm' && (v < 32 || v > (1u << 30))) ||
                             (c == 'w' && v > 1000000000)) {
                                 cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
                                 return 2;
                         }
                         if (c == 'w')
                                 o.work_ns = v;
-                        else if (c == 'q')
-                                o.qp = (int)v;
+                        else if (c == 'P')
+                                o.qps = (int)v;
                         else
                                 o.mtu = (uint32_t)v;
                         break;
@@ -466,19 +1023,68 @@ int cmd_perf(int argc, char **argv)
         if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
                 fprintf(stderr, "ntbt: perf: UNSAFE: --unsafe-no-flush: the doorbell may "
                                 "overtake the DONE write; for demonstrations only\n");
-        if (o.nsizes > 1 && !o.loopback) {
-                cli_err(ctx, "a list or range of sizes needs --loopback");
-                return 2;
+        if (o.server)
+                return run_server("perf server", &o);
+        if (!o.nsizes)
+                default_sizes(&o);
+        if (o.interval < 0)
+                o.interval = !o.json && isatty(STDOUT_FILENO) ? 1.0 : 0.0;
+        if (!o.json) {
+                printf("ntbt perf: %s, %d queue pair%s%s, %s copy, %.1f s per size%s%s\n", o.dev,
+                       o.qps, o.qps == 1 ? "" : "s", o.bidir ? " both ways" : "",
+                       cli_tx_mode_name(o.tx_mode), o.seconds, o.verify ? ", verified" : "",
+                       o.loopback ? ", loopback" : "");
+                if (!o.interval)
+                        print_header(&o);
+                fflush(stdout);
         }
-        if (o.loopback) {
-                int i, rc = 0;
+        {
+                struct perf_result *res = calloc((size_t)o.nsizes, sizeof(*res));
 
-                for (i = 0; i < (o.nsizes ? o.nsizes : 1) && !rc; i++) {
-                        o.size = o.nsizes ? o.sizes[i] : 0;
-                        rc = cli_run_loopback(ctx, o.dev, role_server, role_client, &o);
+                if (!res)
+                        return 1;
+                for (i = 0; i < o.nsizes && rc != 2; i++) {
+                        int r;
+
+                        if (o.interval && !o.json) {
+                                if (o.sizes[i])
+                                        printf("-- %u-byte messages\n", o.sizes[i]);
+                                else
+                                        printf("-- messages of the max payload\n");
+                        }
+                        if (o.loopback) {
+                                struct loop_arg a = {.o = &o, .size = o.sizes[i]};
+                                struct rusage ru = {0};
+
+                                r = cli_run_loopback(ctx, o.dev, role_server, role_client, &a, &ru);
+                                res[i] = a.res;
+                                if (a.res.seconds > 0)
+                                        res[i].cpu_server = ((double)ru.ru_utime.tv_sec +
+                                                             (double)ru.ru_utime.tv_usec / 1e6 +
+                                                             (double)ru.ru_stime.tv_sec +
+                                                             (double)ru.ru_stime.tv_usec / 1e6) /
+                                                            a.res.seconds * 100;
+                                if (r && !a.rc)
+                                        res[i].failed = 1; /* the server failed */
+                                if (a.rc == 2)
+                                        r = 2;
+                        } else {
+                                r = run_client(ctx, &o, o.sizes[i], i == o.nsizes - 1, &res[i]);
+                        }
+                        if (o.json)
+                                print_json(&o, &res[i]);
+                        else if (!o.interval && res[i].seconds > 0)
+                                print_row(&o, &res[i]);
+                        if (r)
+                                rc = r;
                 }
-                return rc;
+                if (!o.json && o.interval) {
+                        print_header(&o);
+                        for (i = 0; i < o.nsizes; i++)
+                                if (res[i].seconds > 0)
+                                        print_row(&o, &res[i]);
+                }
+                free(res);
         }
-        o.size = o.nsizes ? o.sizes[0] : 0;
-        return o.server ? run_server(ctx, &o) : run_client(ctx, &o);
+        return rc;
 }

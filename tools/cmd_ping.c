@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* ntbt ping: round trips over a queue pair; the server echoes, the client measures. */
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +16,32 @@
 static const char ping_usage[] =
     "usage: ntbt ping --dev DEV (--server | --client | --loopback) [--count N]\n"
     "                 [--size BYTES] [--stall-timeout SECS] [--qp N] [--mtu BYTES]\n"
-    "                 [--tx inline|thread] [--json] [--unsafe-no-flush]\n"
+    "                 [--tx inline|thread] [--busy-poll] [--warmup N] [--json]\n"
+    "                 [--unsafe-no-flush]\n"
     "\n"
     "Round trips over queue pair N (default 0).  The server echoes every message\n"
-    "and exits when the client closes; the client sends --count messages (default\n"
-    "10000) of --size bytes (default 64), one at a time, and reports the round-trip\n"
-    "time: min, p50, p99, max.  If a reply does not come within --stall-timeout\n"
-    "seconds (default 1) the client prints 'stalled' and exits 1.  --loopback runs\n"
-    "the server in a child process on a fresh private device named after DEV, and\n"
-    "removes it afterwards.\n"
+    "and exits when the client closes; the client sends --warmup messages (default\n"
+    "1000, not counted), then --count messages (default 10000) of --size bytes\n"
+    "(default 64), one at a time, and reports the round-trip time: min, p50, p90,\n"
+    "p99, p99.9, max, mean and stdev, and the one-way latency taken as half of it.\n"
+    "If a reply does not come within --stall-timeout seconds (default 1) the client\n"
+    "prints 'stalled' and exits 1.  --loopback runs the server in a child process on\n"
+    "a fresh private device named after DEV, and removes it afterwards.\n"
     "\n"
+    "--busy-poll        spin on the ring instead of sleeping on the doorbell (both\n"
+    "                   sides under --loopback; give it to each side otherwise).\n"
+    "--json             one object: size, count, warmup, busy_poll, stalled,\n"
+    "                   rtt_ns_{min,p50,p90,p99,p999,max,mean,stdev}, one_way_ns_p50\n"
+    "                   and hist, a list of [upper_bound_ns, count] (log buckets,\n"
+    "                   4 per power of two; empty ones left out).\n"
     "--unsafe-no-flush  UNSAFE, for demonstrations: skip the flush between the DONE\n"
     "                   write and the doorbell.  Over pcie: this stalls.\n";
 
 struct ping_opts {
         const char *dev;
-        int server, client, loopback, json, verbose, qp, tx_mode;
+        int server, client, loopback, json, verbose, qp, tx_mode, busy_poll;
         uint32_t mtu, size, flags;
-        uint64_t count;
+        uint64_t count, warmup;
         double stall_s;
 };
 
@@ -123,6 +132,77 @@ static int cmp_i64(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
+/* Percentile p (0..1) of n sorted samples: nearest rank. */
+static int64_t pct(const int64_t *v, uint64_t n, double p)
+{
+        uint64_t k = (uint64_t)(p * (double)n + 0.999999);
+
+        return v[k ? (k > n ? n : k) - 1 : 0];
+}
+
+/* Log histogram: 4 buckets per power of two; bucket b holds values up to
+ * hist_upper(b) nanoseconds. */
+#define HIST_BUCKETS 160
+static uint64_t hist_upper(int b)
+{
+        return (uint64_t)((double)(1ull << (b / 4)) * (1.0 + (b % 4 + 1) / 4.0));
+}
+
+static void report(const struct ping_opts *o, int64_t *rtt, uint64_t n)
+{
+        static uint64_t hist[HIST_BUCKETS];
+        double mean = 0, var = 0;
+        uint64_t i;
+        int b;
+
+        qsort(rtt, n, sizeof(*rtt), cmp_i64);
+        for (i = 0; i < n; i++)
+                mean += (double)rtt[i];
+        mean /= (double)n;
+        for (i = 0; i < n; i++)
+                var += ((double)rtt[i] - mean) * ((double)rtt[i] - mean);
+        var = n > 1 ? var / (double)(n - 1) : 0;
+        if (o->json) {
+                memset(hist, 0, sizeof(hist));
+                for (i = 0, b = 0; i < n; i++) {
+                        while (b < HIST_BUCKETS - 1 && (uint64_t)rtt[i] > hist_upper(b))
+                                b++;
+                        hist[b]++;
+                }
+                printf("{\"size\":%u,\"count\":%llu,\"warmup\":%llu,\"busy_poll\":%s,"
+                       "\"tx_mode\":\"%s\",\"stalled\":false,"
+                       "\"rtt_ns_min\":%lld,\"rtt_ns_p50\":%lld,\"rtt_ns_p90\":%lld,"
+                       "\"rtt_ns_p99\":%lld,\"rtt_ns_p999\":%lld,\"rtt_ns_max\":%lld,"
+                       "\"rtt_ns_mean\":%.1f,\"rtt_ns_stdev\":%.1f,\"one_way_ns_p50\":%.1f,"
+                       "\"hist\":[",
+                       o->size, (unsigned long long)n, (unsigned long long)o->warmup,
+                       o->busy_poll ? "true" : "false",
+                       cli_tx_mode_name(o->tx_mode ? o->tx_mode : 1), (long long)rtt[0],
+                       (long long)pct(rtt, n, 0.5), (long long)pct(rtt, n, 0.9),
+                       (long long)pct(rtt, n, 0.99), (long long)pct(rtt, n, 0.999),
+                       (long long)rtt[n - 1], mean, sqrt(var), (double)pct(rtt, n, 0.5) / 2);
+                for (b = 0, i = 0; b < HIST_BUCKETS; b++)
+                        if (hist[b])
+                                printf("%s[%llu,%llu]", i++ ? "," : "",
+                                       (unsigned long long)hist_upper(b),
+                                       (unsigned long long)hist[b]);
+                printf("]}\n");
+                return;
+        }
+        printf("%s: %u-byte messages, %llu round trips after %llu warm-up, %s\n", o->dev, o->size,
+               (unsigned long long)n, (unsigned long long)o->warmup,
+               o->busy_poll ? "busy-polling the ring" : "sleeping on the doorbell");
+        printf("%-18s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p50", "p90", "p99", "p99.9",
+               "max", "mean", "stdev");
+        printf("%-18s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", "round trip (us)",
+               rtt[0] / 1e3, pct(rtt, n, 0.5) / 1e3, pct(rtt, n, 0.9) / 1e3,
+               pct(rtt, n, 0.99) / 1e3, pct(rtt, n, 0.999) / 1e3, rtt[n - 1] / 1e3, mean / 1e3,
+               sqrt(var) / 1e3);
+        printf("%-18s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9s\n", "one-way, rtt/2 (us)",
+               rtt[0] / 2e3, pct(rtt, n, 0.5) / 2e3, pct(rtt, n, 0.9) / 2e3,
+               pct(rtt, n, 0.99) / 2e3, pct(rtt, n, 0.999) / 2e3, rtt[n - 1] / 2e3, mean / 2e3, "");
+}
+
 static uint8_t *post_buffers(struct ntbt_qp *qp, struct ping_state *s, int n)
 {
         uint8_t *bufs = malloc((size_t)n * s->buf_len);
@@ -153,8 +233,7 @@ static int run_server(const char *ctx, struct ping_opts *o)
         while (ntbt_qp_wait_link(e.qp, -1))
                 ;
         while (!s.peer_closed && !s.link_lost) {
-                ntbt_qp_poll(e.qp, 64);
-                if (!s.peer_closed && !s.link_lost)
+                if (ntbt_qp_poll(e.qp, 64) == 0 && !o->busy_poll && !s.peer_closed && !s.link_lost)
                         ntbt_qp_wait_rx(e.qp, 100 * 1000000LL);
         }
         if (s.link_lost) {
@@ -178,7 +257,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
 
         if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e))
                 return 1;
-        rtt = calloc(o->count, sizeof(*rtt));
+        rtt = calloc(o->count + o->warmup, sizeof(*rtt));
         msg = calloc(1, o->size);
         bufs = post_buffers(e.qp, &s, 16);
         if (!rtt || !msg || !bufs) {
@@ -196,7 +275,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
                 rc = 2;
                 goto out;
         }
-        for (i = 0; i < o->count; i++) {
+        for (i = 0; i < o->warmup + o->count; i++) {
                 int64_t t0, deadline;
 
                 s.want_seq = i;
@@ -220,7 +299,8 @@ static int run_client(const char *ctx, struct ping_opts *o)
                         left = deadline - mono_ns();
                         if (left <= 0)
                                 break;
-                        ntbt_qp_wait_rx(e.qp, left);
+                        if (!o->busy_poll)
+                                ntbt_qp_wait_rx(e.qp, left);
                 }
                 if (!s.got) {
                         if (s.link_lost || s.peer_closed) {
@@ -241,6 +321,13 @@ static int run_client(const char *ctx, struct ping_opts *o)
                 rtt[i] = mono_ns() - t0;
                 done++;
         }
+        /* The warm-up round trips are not counted. */
+        if (stalled || done <= o->warmup) {
+                stalled = stalled || !done;
+        } else {
+                memmove(rtt, rtt + o->warmup, (done - o->warmup) * sizeof(*rtt));
+                done -= o->warmup;
+        }
         if (stalled) {
                 if (o->json)
                         printf("{\"size\":%u,\"count\":%llu,\"stalled\":true}\n", o->size,
@@ -253,20 +340,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
                            : "");
                 rc = 1;
         } else if (done) {
-                qsort(rtt, done, sizeof(*rtt), cmp_i64);
-                if (o->json)
-                        printf("{\"size\":%u,\"count\":%llu,\"stalled\":false,"
-                               "\"rtt_ns_min\":%lld,\"rtt_ns_p50\":%lld,\"rtt_ns_p99\":%lld,"
-                               "\"rtt_ns_max\":%lld}\n",
-                               o->size, (unsigned long long)done, (long long)rtt[0],
-                               (long long)rtt[done / 2], (long long)rtt[done * 99 / 100],
-                               (long long)rtt[done - 1]);
-                else
-                        printf("%s: %u-byte messages, %llu round trips\n"
-                               "rtt min %.2f us  p50 %.2f us  p99 %.2f us  max %.2f us\n",
-                               o->dev, o->size, (unsigned long long)done, rtt[0] / 1e3,
-                               rtt[done / 2] / 1e3, rtt[done * 99 / 100] / 1e3,
-                               rtt[done - 1] / 1e3);
+                report(o, rtt, done);
         }
         if (!stalled)
                 ntbt_qp_link_down(e.qp); /* the server exits on this */
@@ -312,10 +386,12 @@ int cmd_ping(int argc, char **argv)
             {"unsafe-no-flush", no_argument, NULL, 'U'},
             {"verbose", no_argument, NULL, 'v'},
             {"tx", required_argument, NULL, 'x'},
+            {"busy-poll", no_argument, NULL, 'B'},
+            {"warmup", required_argument, NULL, 'W'},
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
         };
-        struct ping_opts o = {.count = 10000, .size = 64, .stall_s = 1.0};
+        struct ping_opts o = {.count = 10000, .warmup = 1000, .size = 64, .stall_s = 1.0};
         const char *ctx = "ping";
         uint64_t v;
         char *end;
@@ -344,6 +420,9 @@ int cmd_ping(int argc, char **argv)
                 case 'v':
                         o.verbose++;
                         break;
+                case 'B':
+                        o.busy_poll = 1;
+                        break;
                 case 'x':
                         o.tx_mode = cli_tx_mode(ctx, optarg);
                         if (o.tx_mode < 0)
@@ -356,13 +435,14 @@ int cmd_ping(int argc, char **argv)
                                 return 2;
                         }
                         break;
+                case 'W':
                 case 'c':
                 case 's':
                 case 'q':
                 case 'm':
                         if (cli_size(ctx, argv[optind - 1], optarg, &v))
                                 return 2;
-                        if ((c == 'c' && (v < 1 || v > 100000000)) ||
+                        if ((c == 'c' && (v < 1 || v > 100000000)) || (c == 'W' && v > 100000000) ||
                             (c == 's' && (v < 1 || v > (1u << 30))) || (c == 'q' && v >= 32) ||
                             (c == 'm' && (v < 16 || v > (1u << 30)))) {
                                 cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
@@ -370,6 +450,8 @@ int cmd_ping(int argc, char **argv)
                         }
                         if (c == 'c')
                                 o.count = v;
+                        else if (c == 'W')
+                                o.warmup = v;
                         else if (c == 's')
                                 o.size = (uint32_t)v;
                         else if (c == 'q')
@@ -402,6 +484,6 @@ int cmd_ping(int argc, char **argv)
                 fprintf(stderr, "ntbt: ping: UNSAFE: --unsafe-no-flush: the doorbell may "
                                 "overtake the DONE write; for demonstrations only\n");
         if (o.loopback)
-                return cli_run_loopback(ctx, o.dev, role_server, role_client, &o);
+                return cli_run_loopback(ctx, o.dev, role_server, role_client, &o, NULL);
         return o.server ? run_server(ctx, &o) : run_client(ctx, &o);
 }
