@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <ntbt/ntbt.h>
 
@@ -13,9 +16,14 @@ static const char dev_usage[] =
     "usage: ntbt dev create NAME [--mw-count N] [--mw-size SIZE] [--spad-count N]\n"
     "                            [--db-bits N] [--xlat-align SIZE]\n"
     "       ntbt dev rm NAME\n"
-    "       ntbt dev show NAME [--json]\n"
+    "       ntbt dev show NAME [--json] [--watch [SECS]] [--count N]\n"
     "\n"
     "Create, remove or inspect an emulated NTB device (spec/shm-device.md, format 1).\n"
+    "show prints the device registers and, for each port where a transport runs,\n"
+    "its queue pairs: link state, copy mode, and the kernel's debugfs counters\n"
+    "(spec section 8) with ntbt's own, as the transport publishes them live\n"
+    "(docs/stats.md).  --watch refreshes every SECS seconds (default 1) with the\n"
+    "rates since the last look, until interrupted or --count N refreshes.\n"
     "NAME is 1-64 of [A-Za-z0-9_.-] (the object /dev/shm/ntbt-NAME) or an absolute path.\n"
     "Sizes take K, M and G suffixes.  Defaults: 2 windows of 4M, 16 scratchpads,\n"
     "16 doorbell bits, xlat-align 4K.\n";
@@ -104,6 +112,12 @@ static int dev_rm(int argc, char **argv)
                 cli_err("dev rm", "%s: %s", argv[1], strerror(-ret));
                 return 1;
         }
+        for (int port = 0; port < 2; port++) { /* statistics a killed transport left */
+                char path[4200];
+
+                if (!ntbt_stats_path(argv[1], port, path, sizeof(path)))
+                        unlink(path);
+        }
         return 0;
 }
 
@@ -116,7 +130,51 @@ static const char *port_state(const struct ntbt_shm_port_info *p)
         return "invalid";
 }
 
-static void show_text(const char *name, const struct ntbt_shm_info *in)
+static const char *const state_names[] = {"down", "waiting for the peer", "handshake", "up"};
+
+/* The previous look, for --watch rates. */
+static struct ntbt_stats prev_st[2];
+static int have_prev[2];
+
+static void show_stats_text(int port, const struct ntbt_stats *st, double dt)
+{
+        uint32_t i;
+        int k;
+
+        printf("    transport: pid %d%s, %s\n", st->pid, st->alive ? "" : " (exited: stale)",
+               st->transport_up ? "linked" : "not linked (handshake pending)");
+        for (i = 0; i < st->qp_count; i++) {
+                const struct ntbt_stats_qp *q = &st->qp[i];
+
+                if (!q->present) {
+                        printf("    qp %u: not created\n", i);
+                        continue;
+                }
+                printf("    qp %u: %s, %s mode, %s copy, updated %.0f ms ago", i,
+                       state_names[q->state], q->poll_mode ? "poll" : "event",
+                       cli_tx_mode_name(q->tx_mode), (double)q->age_ns / 1e6);
+                if (dt > 0 && have_prev[port] && prev_st[port].qp[i].present) {
+                        const struct ntbt_stats_qp *o = &prev_st[port].qp[i];
+
+                        printf(", rx %.3f GB/s %.3f M pkt/s, tx %.3f GB/s %.3f M pkt/s",
+                               (double)(q->c[0] - o->c[0]) / dt / 1e9,
+                               (double)(q->c[1] - o->c[1]) / dt / 1e6,
+                               (double)(q->c[10] - o->c[10]) / dt / 1e9,
+                               (double)(q->c[11] - o->c[11]) / dt / 1e6);
+                }
+                printf("\n");
+                for (k = 0; k < NTBT_STATS_COUNTERS; k++) {
+                        int end = k % 4 == 3 || k == NTBT_STATS_COUNTERS - 1;
+
+                        printf("%s%-14s %-*llu%s", k % 4 ? "" : "      ",
+                               ntbt_stats_counter_name(k), end ? 1 : 14,
+                               (unsigned long long)q->c[k], end ? "\n" : "");
+                }
+        }
+}
+
+static void show_text(const char *name, const struct ntbt_shm_info *in, const struct ntbt_stats *st,
+                      const int *has_st, double dt)
 {
         char b1[32], b2[32];
         uint32_t i;
@@ -146,10 +204,37 @@ static void show_text(const char *name, const struct ntbt_shm_info *in)
                         if (pi->xlat_size[i])
                                 printf("    mw%u translation %llu bytes\n", i,
                                        (unsigned long long)pi->xlat_size[i]);
+                if (has_st[p])
+                        show_stats_text(p, &st[p], dt);
         }
 }
 
-static void show_json(const char *name, const struct ntbt_shm_info *in)
+static void show_stats_json(const struct ntbt_stats *st)
+{
+        uint32_t i;
+        int k;
+
+        printf(",\"transport\":{\"pid\":%d,\"alive\":%s,\"linked\":%s,\"qps\":[", st->pid,
+               st->alive ? "true" : "false", st->transport_up ? "true" : "false");
+        for (i = 0; i < st->qp_count; i++) {
+                const struct ntbt_stats_qp *q = &st->qp[i];
+                static const char *const js[] = {"down", "wait_peer", "handshake", "up"};
+
+                printf("%s{\"qp\":%u,\"present\":%s,\"state\":\"%s\",\"tx_mode\":\"%s\","
+                       "\"poll_mode\":%s,\"age_ns\":%lld",
+                       i ? "," : "", i, q->present ? "true" : "false", js[q->state],
+                       cli_tx_mode_name(q->tx_mode), q->poll_mode ? "true" : "false",
+                       (long long)q->age_ns);
+                for (k = 0; k < NTBT_STATS_COUNTERS; k++)
+                        printf(",\"%s\":%llu", ntbt_stats_counter_name(k),
+                               (unsigned long long)q->c[k]);
+                printf("}");
+        }
+        printf("]}");
+}
+
+static void show_json(const char *name, const struct ntbt_shm_info *in, const struct ntbt_stats *st,
+                      const int *has_st)
 {
         uint32_t i;
         int p;
@@ -180,43 +265,103 @@ static void show_json(const char *name, const struct ntbt_shm_info *in)
                 printf("],\"xlat_size\":[");
                 for (i = 0; i < in->mw_count; i++)
                         printf("%s%llu", i ? "," : "", (unsigned long long)pi->xlat_size[i]);
-                printf("]}");
+                printf("]");
+                if (has_st[p])
+                        show_stats_json(&st[p]);
+                else
+                        printf(",\"transport\":null");
+                printf("}");
         }
         printf("]}\n");
+}
+
+static int64_t mono_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int dev_show(int argc, char **argv)
 {
         struct ntbt_shm_info info = {.size = sizeof(info)};
-        const char *name = NULL;
-        int i, json = 0, ret;
+        static struct ntbt_stats st[2];
+        const char *name = NULL, *ctx = "dev show";
+        double watch = 0;
+        long count = 0, n;
+        int i, json = 0, ret, has_st[2];
+        int64_t last = 0;
+        char *end;
 
         for (i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--json")) {
                         json = 1;
+                } else if (!strcmp(argv[i], "--watch")) {
+                        watch = 1;
+                        if (i + 1 < argc && argv[i + 1][0] != '-' &&
+                            strtod(argv[i + 1], &end) > 0 && !*end) {
+                                watch = strtod(argv[++i], NULL);
+                                if (watch < 0.01 || watch > 3600) {
+                                        cli_err(ctx, "--watch %s is out of range", argv[i]);
+                                        return 2;
+                                }
+                        }
+                } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+                        count = strtol(argv[++i], &end, 10);
+                        if (*end || count < 1) {
+                                cli_err(ctx, "bad --count '%s'", argv[i]);
+                                return 2;
+                        }
                 } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
                         fputs(dev_usage, stdout);
                         return 0;
                 } else if (argv[i][0] == '-' || name) {
-                        cli_err("dev show", "unexpected argument '%s'", argv[i]);
+                        cli_err(ctx, "unexpected argument '%s'", argv[i]);
                         return 2;
                 } else {
                         name = argv[i];
                 }
         }
         if (!name) {
-                cli_err("dev show", "expected one device NAME");
+                cli_err(ctx, "expected one device NAME");
                 return 2;
         }
-        ret = ntbt_shm_inspect(name, &info);
-        if (ret) {
-                cli_err("dev show", "%s: %s", name, strerror(-ret));
-                return 1;
+        if (count && !watch)
+                watch = 1;
+        for (n = 0;; n++) {
+                int64_t now = mono_ns();
+                double dt = last ? (double)(now - last) / 1e9 : 0;
+
+                ret = ntbt_shm_inspect(name, &info);
+                if (ret) {
+                        cli_err(ctx, "%s: %s", name, strerror(-ret));
+                        return 1;
+                }
+                for (i = 0; i < 2; i++) {
+                        ret = ntbt_stats_read(name, i, &st[i]);
+                        has_st[i] = ret == 0;
+                        if (ret && ret != -ENOENT)
+                                cli_err(ctx, "%s port %d statistics: %s", name, i, strerror(-ret));
+                }
+                if (watch && !json && isatty(STDOUT_FILENO))
+                        printf("\033[H\033[2J"); /* clear the terminal */
+                if (json)
+                        show_json(name, &info, st, has_st);
+                else
+                        show_text(name, &info, st, has_st, dt);
+                fflush(stdout);
+                for (i = 0; i < 2; i++) {
+                        prev_st[i] = st[i];
+                        have_prev[i] = has_st[i];
+                }
+                last = now;
+                if (!watch || (count && n + 1 >= count))
+                        break;
+                nanosleep(&(struct timespec){(time_t)watch,
+                                             (long)((watch - (double)(time_t)watch) * 1e9)},
+                          NULL);
         }
-        if (json)
-                show_json(name, &info);
-        else
-                show_text(name, &info);
         return 0;
 }
 

@@ -7,5 +7,6 @@
 #include <ntbt/dev.h>
 #include <ntbt/shm.h>
 #include <ntbt/transport.h>
+#include <ntbt/stats.h>
 
 #endif

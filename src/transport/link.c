@@ -106,6 +106,7 @@ static void transport_down(struct ntbt_transport *t)
         /* Even epoch, release: orders the zeroing above before it; QP owners
          * see it (acquire) and reset their QPs. */
         store_release(&t->epoch, t->epoch + 1);
+        stats_transport_up(t, 0);
         for (i = 0; i < t->mw_count; i++)
                 ntbt_dev_mw_clear_trans(t->dev, (int)i);
         pthread_mutex_lock(&t->spad_lock);
@@ -202,6 +203,7 @@ static void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
         t->up_link_seq = link_seq;
         /* Odd epoch, release: publishes in_size[] to the QP owners. */
         store_release(&t->epoch, t->epoch + 1);
+        stats_transport_up(t, 1);
         log_info("%s: transport link up: %u queue pairs over %u windows", ntbt_dev_spec(t->dev),
                  t->qp_count, t->mw_count);
         transport_kick(t); /* poll-mode owners and waiters look again */
@@ -373,10 +375,12 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
         pthread_cond_init(&t->cond, &ca);
         pthread_condattr_destroy(&ca);
 
+        stats_open(t);
         ret = ntbt_dev_link_enable(dev);
         if (!ret)
                 ret = -pthread_create(&t->thread, NULL, event_thread, t);
         if (ret) {
+                stats_close(t);
                 pthread_cond_destroy(&t->cond);
                 pthread_mutex_destroy(&t->lock);
                 pthread_mutex_destroy(&t->spad_lock);
@@ -408,6 +412,7 @@ void ntbt_transport_close(struct ntbt_transport *t)
         store_release(&t->stop, 1);
         transport_kick(t);
         pthread_join(t->thread, NULL);
+        stats_close(t);
         n = ntbt_dev_spad_count(t->dev);
         for (i = 0; i < n; i++)
                 ntbt_dev_spad_write(t->dev, i, 0);

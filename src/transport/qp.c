@@ -169,7 +169,7 @@ static void qp_come_up(struct ntbt_qp *qp)
         call_event(qp, 1, NTBT_QP_UP);
 }
 
-int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
+static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         struct ntbt_transport *t = qp->t;
         uint32_t epoch = load_acquire(&t->epoch);
@@ -249,6 +249,22 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 
 /* ---- creation and freeing ---- */
 
+/* The owner's work on one QP, then its live statistics when due (every
+ * 100 ms and on a state change).  The clock is read only when the ring was
+ * idle or every 64th call, so a busy ring pays nothing for it. */
+int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
+{
+        int n = qp_service_body(qp, budget, busy, handshaking);
+
+        if (qp->t->stats && (qp->state != qp->stats_state || n == 0 || !(++qp->stats_calls & 63))) {
+                int64_t now = now_ns();
+
+                if (now >= qp->stats_next || qp->state != qp->stats_state)
+                        stats_publish(qp, now);
+        }
+        return n;
+}
+
 int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                    const struct ntbt_qp_handlers *h, void *qp_ctx, struct ntbt_qp **out)
 {
@@ -276,7 +292,8 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         if (h)
                 qp->h = *h;
         qp->ctx = qp_ctx;
-        qp->seen_epoch = 0; /* down; the first service looks at the real epoch */
+        qp->seen_epoch = 0;                    /* down; the first service looks at the real epoch */
+        qp->stats_state = (enum qp_state) - 1; /* the first service publishes */
         pthread_mutex_init(&qp->tx_lock, NULL);
         pthread_mutex_init(&qp->copy_lock, NULL);
         qp->tx_mode = NTBT_TX_INLINE;
@@ -349,6 +366,7 @@ static void qp_close_owner(struct ntbt_qp *qp)
                 qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
         else if (qp->state != QP_DOWN)
                 qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        stats_qp_gone(t, qp->num); /* before the number can be reused */
         unregister(qp);
 }
 

@@ -75,6 +75,10 @@ struct ntbt_qp {
 
         /* Owner-only. */
         enum qp_state state;
+        /* Owner only: when the live statistics record is due again. */
+        enum qp_state stats_state;
+        unsigned stats_calls;
+        int64_t stats_next;
         uint32_t seen_epoch;
         int initiator; /* we sent LINK_DOWN last: see QP_WAIT_PEER */
         int in_handler;
@@ -143,6 +147,11 @@ struct ntbt_transport {
         /* Our QP_LINKS value, written whole to the peer's spad[1]. */
         pthread_mutex_t spad_lock;
         uint32_t qp_links;
+
+        /* Live statistics file (stats.c); NULL if it could not be made. */
+        void *stats;
+        size_t stats_size;
+        char stats_path[4200];
 };
 
 static inline int transport_epoch_up(uint32_t epoch)
@@ -163,6 +172,13 @@ void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
 /* Event thread: finish a free requested by another thread or a handler. */
 void qp_release_from_owner(struct ntbt_qp *qp);
 void qp_destroy(struct ntbt_qp *qp);
+
+/* stats.c */
+void stats_open(struct ntbt_transport *t);
+void stats_close(struct ntbt_transport *t);
+void stats_transport_up(struct ntbt_transport *t, int up);
+void stats_publish(struct ntbt_qp *qp, int64_t now);
+void stats_qp_gone(struct ntbt_transport *t, unsigned num);
 
 /* rx.c */
 int rx_process(struct ntbt_qp *qp, int budget);

@@ -22,7 +22,8 @@ for tx in inline thread; do
         "$NTBT" ping --loopback --dev "pcie:$name,seed=1" --tx $tx --count 100000 --json \
                 > "$dir/safe.json" || fail "$tx: ping with the flush exited $?"
         cat "$dir/safe.json"
-        grep -q '"count":100000,"stalled":false' "$dir/safe.json" || fail "$tx: not 10^5 round trips"
+        grep -q '"count":100000,' "$dir/safe.json" && grep -q '"stalled":false' "$dir/safe.json" ||
+                fail "$tx: not 10^5 round trips"
 
         # 1 GiB over the model, checksummed at both ends, no file on disk.
         "$NTBT" recv --dev "pcie:$name,seed=1" | sha256sum > "$dir/b.sum" &

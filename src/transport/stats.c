@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live per-QP statistics in a file beside the device file (docs/stats.md).
+ *
+ * Writers: each record has one writer, the QP's owner (the event thread,
+ * or the thread calling ntbt_qp_poll), so records need no lock between
+ * them.  The header's transport_up is written by the event thread alone.
+ * Readers are other processes; a per-record sequence count (a seqlock) lets
+ * them tell a torn copy from a whole one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ntbt/shm.h>
+#include <ntbt/stats.h>
+
+#include "../util/barrier.h"
+#include "../util/clock.h"
+#include "../util/log.h"
+#include "transport.h"
+
+#define STATS_MAGIC   "NTBTSTAT"
+#define STATS_VERSION 1u
+#define PUBLISH_NS    (100 * NS_PER_MS)
+
+/* The file: a header, then qp_count records of rec_size bytes. */
+struct stats_hdr {
+        char magic[8];
+        uint32_t version;
+        uint32_t hdr_size;  /* bytes before record 0 */
+        uint32_t rec_size;  /* bytes per record */
+        uint32_t ncounters; /* u64 counters per record */
+        uint32_t qp_count;
+        uint32_t pid;
+        uint32_t port;
+        uint32_t transport_up;
+        uint8_t reserved[24];
+};
+
+struct stats_rec {
+        uint64_t seq; /* odd while the owner rewrites the record */
+        uint32_t present, state, tx_mode, poll_mode;
+        int64_t update_ns; /* CLOCK_MONOTONIC of the last write */
+        uint64_t c[NTBT_STATS_COUNTERS];
+};
+
+_Static_assert(sizeof(struct stats_hdr) == 64, "stats header layout");
+_Static_assert(sizeof(struct stats_rec) == 32 + 8 * NTBT_STATS_COUNTERS, "stats record layout");
+
+static const char *const names[NTBT_STATS_COUNTERS] = {
+    "rx_bytes",     "rx_pkts",    "rx_memcpy",    "rx_async",      "rx_ring_empty", "rx_err_no_buf",
+    "rx_err_oflow", "rx_err_ver", "rx_index",     "rx_max_entry",  "tx_bytes",      "tx_pkts",
+    "tx_memcpy",    "tx_async",   "tx_ring_full", "tx_err_no_buf", "tx_index",      "rri",
+    "tx_max_entry", "free_tx",    "link",         "rx_err_flags",  "tx_err_rri",    "resets",
+};
+
+const char *ntbt_stats_counter_name(int i)
+{
+        return i >= 0 && i < NTBT_STATS_COUNTERS ? names[i] : NULL;
+}
+
+int ntbt_stats_path(const char *name, int port, char *buf, size_t len)
+{
+        char dev[4096];
+        int ret = ntbt_shm_path(name, dev, sizeof(dev));
+
+        if (ret)
+                return ret;
+        if (port < 0 || port > 1)
+                return -EINVAL;
+        if ((size_t)snprintf(buf, len, "%s.stats-%d", dev, port) >= len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* The NAME of "TYPE:NAME[,options]". */
+static int spec_name(const char *spec, char *name, size_t len)
+{
+        const char *colon = strchr(spec, ':');
+        size_t n;
+
+        if (!colon)
+                return -EINVAL;
+        n = strcspn(colon + 1, ",");
+        if (n == 0 || n >= len)
+                return -EINVAL;
+        memcpy(name, colon + 1, n);
+        name[n] = '\0';
+        return 0;
+}
+
+void stats_open(struct ntbt_transport *t)
+{
+        char name[256], path[4200];
+        struct stats_hdr *h;
+        size_t size;
+        void *p;
+        int fd;
+
+        if (spec_name(ntbt_dev_spec(t->dev), name, sizeof(name)) ||
+            ntbt_stats_path(name, ntbt_dev_port(t->dev), path, sizeof(path)))
+                return;
+        size = sizeof(struct stats_hdr) + t->qp_count * sizeof(struct stats_rec);
+        /* A new inode, never a truncated old one: a reader's pread of the old
+         * file stays valid. */
+        unlink(path);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                log_info("%s: no live statistics: %s: %s", ntbt_dev_spec(t->dev), path,
+                         strerror(errno));
+                return;
+        }
+        if (ftruncate(fd, (off_t)size)) {
+                close(fd);
+                unlink(path);
+                return;
+        }
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) {
+                unlink(path);
+                return;
+        }
+        h = p;
+        h->version = STATS_VERSION;
+        h->hdr_size = sizeof(*h);
+        h->rec_size = sizeof(struct stats_rec);
+        h->ncounters = NTBT_STATS_COUNTERS;
+        h->qp_count = t->qp_count;
+        h->pid = (uint32_t)getpid();
+        h->port = (uint32_t)ntbt_dev_port(t->dev);
+        /* Release: a reader that sees the magic sees the fields above. */
+        smp_wmb();
+        memcpy(h->magic, STATS_MAGIC, 8);
+        t->stats = p;
+        t->stats_size = size;
+        snprintf(t->stats_path, sizeof(t->stats_path), "%s", path);
+}
+
+void stats_close(struct ntbt_transport *t)
+{
+        if (!t->stats)
+                return;
+        unlink(t->stats_path);
+        munmap(t->stats, t->stats_size);
+        t->stats = NULL;
+}
+
+void stats_transport_up(struct ntbt_transport *t, int up)
+{
+        struct stats_hdr *h = t->stats;
+
+        if (h) /* a single word, read on its own: relaxed is enough */
+                store_relaxed(&h->transport_up, (uint32_t)up);
+}
+
+static struct stats_rec *rec_of(struct ntbt_transport *t, unsigned num)
+{
+        if (!t->stats || num >= t->qp_count)
+                return NULL;
+        return (struct stats_rec *)(void *)((uint8_t *)t->stats + sizeof(struct stats_hdr) +
+                                            num * sizeof(struct stats_rec));
+}
+
+/* Rewrite one record (its only writer: the QP's owner, or ntbt_qp_create and
+ * the last step of a free, which no owner runs beside). */
+static void rec_write(struct stats_rec *r, const struct stats_rec *v)
+{
+        uint64_t seq = load_relaxed(&r->seq);
+        int i;
+
+        store_relaxed(&r->seq, seq + 1);
+        /* Release fence: the odd count is visible before any field below
+         * changes, so a reader that copied a changed field sees it odd or
+         * moved on. */
+        smp_wmb();
+        store_relaxed(&r->present, v->present);
+        store_relaxed(&r->state, v->state);
+        store_relaxed(&r->tx_mode, v->tx_mode);
+        store_relaxed(&r->poll_mode, v->poll_mode);
+        store_relaxed(&r->update_ns, v->update_ns);
+        for (i = 0; i < NTBT_STATS_COUNTERS; i++)
+                store_relaxed(&r->c[i], v->c[i]);
+        /* Release: the fields above before the even count that vouches for them. */
+        store_release(&r->seq, seq + 2);
+}
+
+void stats_publish(struct ntbt_qp *qp, int64_t now)
+{
+        struct stats_rec *r = rec_of(qp->t, qp->num);
+        struct ntbt_qp_stats st = {.size = sizeof(st)};
+        struct stats_rec v = {0};
+
+        if (!r)
+                return;
+        qp->stats_next = now + PUBLISH_NS;
+        qp->stats_state = qp->state;
+        if (ntbt_qp_stats(qp, &st))
+                return;
+        v.present = 1;
+        v.state = (uint32_t)qp->state;
+        v.tx_mode = (uint32_t)ntbt_qp_tx_mode(qp);
+        v.poll_mode = (uint32_t)qp->poll_mode;
+        v.update_ns = now;
+        /* The order of names[]. */
+        v.c[0] = st.rx_bytes, v.c[1] = st.rx_pkts, v.c[2] = st.rx_memcpy, v.c[3] = st.rx_async;
+        v.c[4] = st.rx_ring_empty, v.c[5] = st.rx_err_no_buf, v.c[6] = st.rx_err_oflow;
+        v.c[7] = st.rx_err_ver, v.c[8] = st.rx_index, v.c[9] = st.rx_max_entry;
+        v.c[10] = st.tx_bytes, v.c[11] = st.tx_pkts, v.c[12] = st.tx_memcpy, v.c[13] = st.tx_async;
+        v.c[14] = st.tx_ring_full, v.c[15] = st.tx_err_no_buf, v.c[16] = st.tx_index;
+        v.c[17] = st.rri, v.c[18] = st.tx_max_entry, v.c[19] = st.free_tx, v.c[20] = st.link;
+        v.c[21] = st.rx_err_flags, v.c[22] = st.tx_err_rri, v.c[23] = st.resets;
+        rec_write(r, &v);
+}
+
+void stats_qp_gone(struct ntbt_transport *t, unsigned num)
+{
+        struct stats_rec *r = rec_of(t, num);
+        struct stats_rec v = {0};
+
+        if (r) {
+                v.update_ns = now_ns();
+                rec_write(r, &v);
+        }
+}
+
+/* ---- reader (another process) ---- */
+
+static int read_rec(int fd, off_t off, struct stats_rec *out)
+{
+        int tries;
+
+        for (tries = 0; tries < 100; tries++) {
+                uint64_t s1, s2;
+
+                /* seq, then the record, then seq again: each pread is a
+                 * system call, which the copies cannot move across. */
+                if (pread(fd, &s1, 8, off) != 8 ||
+                    pread(fd, out, sizeof(*out), off) != (ssize_t)sizeof(*out) ||
+                    pread(fd, &s2, 8, off) != 8)
+                        return -EINVAL;
+                if (s1 == s2 && !(s1 & 1) && out->seq == s1)
+                        return 0;
+                usleep(100);
+        }
+        return -EAGAIN;
+}
+
+int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
+{
+        char path[4200];
+        struct stats_hdr h;
+        struct stat sb;
+        int64_t now = now_ns();
+        uint32_t i;
+        int fd, ret;
+
+        if (!out)
+                return -EINVAL;
+        ret = ntbt_stats_path(name, port, path, sizeof(path));
+        if (ret)
+                return ret;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ENOENT : -errno;
+        memset(out, 0, sizeof(*out));
+        ret = -EINVAL;
+        if (fstat(fd, &sb) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+                log_err("%s: statistics file too short", path);
+                goto out;
+        }
+        if (memcmp(h.magic, STATS_MAGIC, 8) || h.version != STATS_VERSION) {
+                log_err("%s: not an ntbt statistics file (magic or version)", path);
+                goto out;
+        }
+        if (h.hdr_size < sizeof(h) || h.hdr_size > 4096 || h.rec_size < sizeof(struct stats_rec) ||
+            h.rec_size > 65536 || h.ncounters < NTBT_STATS_COUNTERS || h.qp_count > 32 ||
+            h.port != (uint32_t)port ||
+            (uint64_t)sb.st_size < (uint64_t)h.hdr_size + (uint64_t)h.qp_count * h.rec_size) {
+                log_err("%s: malformed statistics header (sizes, counts or port)", path);
+                goto out;
+        }
+        out->pid = (int)h.pid;
+        out->alive =
+            h.pid > 0 && h.pid <= 0x3fffffff && (kill((pid_t)h.pid, 0) == 0 || errno == EPERM);
+        out->port = (int)h.port;
+        out->transport_up = h.transport_up == 1;
+        out->qp_count = h.qp_count;
+        for (i = 0; i < h.qp_count; i++) {
+                struct stats_rec r;
+                int k;
+
+                ret = read_rec(fd, (off_t)(h.hdr_size + (uint64_t)i * h.rec_size), &r);
+                if (ret)
+                        goto out;
+                out->qp[i].qp_num = i;
+                out->qp[i].present = r.present == 1;
+                out->qp[i].state = r.state <= NTBT_STATS_UP ? (int)r.state : NTBT_STATS_DOWN;
+                out->qp[i].tx_mode = (int)(r.tx_mode & 3);
+                out->qp[i].poll_mode = r.poll_mode == 1;
+                out->qp[i].age_ns = r.update_ns > 0 && r.update_ns <= now ? now - r.update_ns : 0;
+                for (k = 0; k < NTBT_STATS_COUNTERS; k++)
+                        out->qp[i].c[k] = r.c[k];
+        }
+        ret = 0;
+out:
+        close(fd);
+        return ret;
+}
