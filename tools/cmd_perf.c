@@ -303,11 +303,6 @@ static void perf_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const voi
 
 /* ---- sender thread ---- */
 
-static int peer_closed(struct perf_qp *q)
-{
-        return __atomic_load_n(&q->downs, __ATOMIC_SEQ_CST) > 0;
-}
-
 static void *sender(void *arg)
 {
         struct perf_qp *q = arg;
@@ -337,8 +332,10 @@ static void *sender(void *arg)
                             ret != -ETIMEDOUT)
                                 break;
                 if (ret) {
-                        /* The server's senders stop when the client closes. */
-                        if (!(r->is_server && peer_closed(q)))
+                        /* The server's senders stop when the client closes; the
+                         * main thread tells a close from a lost link by the
+                         * reason of the down event, which may come after this. */
+                        if (!(r->is_server && ret == -ENOLINK))
                                 q->send_err = ret;
                         break;
                 }

@@ -169,14 +169,19 @@ static struct stats_rec *rec_of(struct ntbt_transport *t, unsigned num)
                                             num * sizeof(struct stats_rec));
 }
 
-/* Rewrite one record (its only writer: the QP's owner, or ntbt_qp_create and
- * the last step of a free, which no owner runs beside). */
-static void rec_write(struct stats_rec *r, const struct stats_rec *v)
+/*
+ * Rewrite one record.  Its writers are the QP's owner and, for the transmit
+ * counters, whichever thread sends; they never wait for each other: a
+ * writer that finds the record being written (odd seq, or the CAS lost)
+ * gives up and says so (0), and the owner tries again at its next service.
+ */
+static int rec_write(struct stats_rec *r, const struct stats_rec *v)
 {
         uint64_t seq = load_relaxed(&r->seq);
         int i;
 
-        store_relaxed(&r->seq, seq + 1);
+        if ((seq & 1) || !cas_sc(&r->seq, &seq, seq + 1))
+                return 0;
         /* Release fence: the odd count is visible before any field below
          * changes, so a reader that copied a changed field sees it odd or
          * moved on. */
@@ -190,22 +195,24 @@ static void rec_write(struct stats_rec *r, const struct stats_rec *v)
                 store_relaxed(&r->c[i], v->c[i]);
         /* Release: the fields above before the even count that vouches for them. */
         store_release(&r->seq, seq + 2);
+        return 1;
 }
 
-void stats_publish(struct ntbt_qp *qp, int64_t now)
+/* owner: called by the QP's owner, which alone knows its state; a sender
+ * keeps the state the owner last published. */
+int stats_publish(struct ntbt_qp *qp, int64_t now, int owner)
 {
         struct stats_rec *r = rec_of(qp->t, qp->num);
         struct ntbt_qp_stats st = {.size = sizeof(st)};
         struct stats_rec v = {0};
 
         if (!r)
-                return;
-        qp->stats_next = now + PUBLISH_NS;
-        qp->stats_state = qp->state;
+                return 0;
+        store_relaxed(&qp->stats_next, now + PUBLISH_NS);
         if (ntbt_qp_stats(qp, &st))
-                return;
+                return 0;
         v.present = 1;
-        v.state = (uint32_t)qp->state;
+        v.state = owner ? (uint32_t)qp->state : load_relaxed(&r->state);
         v.tx_mode = (uint32_t)ntbt_qp_tx_mode(qp);
         v.poll_mode = (uint32_t)qp->poll_mode;
         v.update_ns = now;
@@ -217,7 +224,24 @@ void stats_publish(struct ntbt_qp *qp, int64_t now)
         v.c[14] = st.tx_ring_full, v.c[15] = st.tx_err_no_buf, v.c[16] = st.tx_index;
         v.c[17] = st.rri, v.c[18] = st.tx_max_entry, v.c[19] = st.free_tx, v.c[20] = st.link;
         v.c[21] = st.rx_err_flags, v.c[22] = st.tx_err_rri, v.c[23] = st.resets;
-        rec_write(r, &v);
+        if (!rec_write(r, &v))
+                return 0;
+        if (owner)
+                qp->stats_state = qp->state;
+        return 1;
+}
+
+/* After a send: a sender that never polls (a poll-mode QP that only
+ * transmits) still shows its counters.  The clock is read every 64th send. */
+void stats_tx_tick(struct ntbt_qp *qp)
+{
+        int64_t now;
+
+        if (!qp->t->stats || (fetch_add_relaxed(&qp->stats_calls, 1) & 63))
+                return;
+        now = now_ns();
+        if (now >= load_relaxed(&qp->stats_next))
+                stats_publish(qp, now, 0);
 }
 
 void stats_qp_gone(struct ntbt_transport *t, unsigned num)
@@ -225,10 +249,11 @@ void stats_qp_gone(struct ntbt_transport *t, unsigned num)
         struct stats_rec *r = rec_of(t, num);
         struct stats_rec v = {0};
 
-        if (r) {
-                v.update_ns = now_ns();
-                rec_write(r, &v);
-        }
+        if (!r)
+                return;
+        v.update_ns = now_ns();
+        while (!rec_write(r, &v)) /* a sender's publish is short: wait it out */
+                cpu_relax();
 }
 
 /* ---- reader (another process) ---- */

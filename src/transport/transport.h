@@ -75,7 +75,9 @@ struct ntbt_qp {
 
         /* Owner-only. */
         enum qp_state state;
-        /* Owner only: when the live statistics record is due again. */
+        /* Live statistics (stats.c).  stats_state: owner only, the state
+         * last published.  stats_calls and stats_next: relaxed atomics, as
+         * senders publish too. */
         enum qp_state stats_state;
         unsigned stats_calls;
         int64_t stats_next;
@@ -177,7 +179,8 @@ void qp_destroy(struct ntbt_qp *qp);
 void stats_open(struct ntbt_transport *t);
 void stats_close(struct ntbt_transport *t);
 void stats_transport_up(struct ntbt_transport *t, int up);
-void stats_publish(struct ntbt_qp *qp, int64_t now);
+int stats_publish(struct ntbt_qp *qp, int64_t now, int owner);
+void stats_tx_tick(struct ntbt_qp *qp);
 void stats_qp_gone(struct ntbt_transport *t, unsigned num);
 
 /* rx.c */

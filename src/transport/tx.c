@@ -178,6 +178,7 @@ retry:
                 qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
                 qp->tx_pkts++;
                 pthread_mutex_unlock(&qp->tx_lock);
+                stats_tx_tick(qp);
                 return 0;
         }
         qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
@@ -195,6 +196,7 @@ retry:
         /* Step 8, outside the locks so the handler may enqueue again. */
         if (qp->h.tx)
                 qp->h.tx(qp, qp->ctx, buf_ctx, data, (int)len);
+        stats_tx_tick(qp);
         return 0;
 }
 

@@ -22,6 +22,9 @@
 #define load_relaxed(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 /* Sequentially consistent: the default that spec/shm-device.md asks for. */
+/* Statistics counters shared between threads: atomic, ordering nothing. */
+#define fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
 #define load_sc(p)         __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define store_sc(p, v)     __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define fetch_add_sc(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
