@@ -17,7 +17,7 @@ static const char ping_usage[] =
     "usage: ntbt ping --dev DEV (--server | --client | --loopback) [--count N]\n"
     "                 [--size BYTES] [--stall-timeout SECS] [--qp N] [--mtu BYTES]\n"
     "                 [--tx inline|thread] [--busy-poll] [--warmup N] [--json]\n"
-    "                 [--unsafe-no-flush]\n"
+    "                 [--unsafe-no-flush] [--verbose]\n"
     "\n"
     "Round trips over queue pair N (default 0).  The server echoes every message\n"
     "and exits when the client closes; the client sends --warmup messages (default\n"

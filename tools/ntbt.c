@@ -14,7 +14,7 @@ static const struct {
     {"send", cmd_send, "send standard input over a queue pair"},
     {"recv", cmd_recv, "write what a queue pair receives to standard output"},
     {"ping", cmd_ping, "round-trip latency over a queue pair"},
-    {"perf", cmd_perf, "one-way throughput over a queue pair"},
+    {"perf", cmd_perf, "throughput and message rate over queue pairs"},
     {"tun", cmd_tun, "a network interface (TAP) over queue pairs"},
 };
 
