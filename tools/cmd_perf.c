@@ -327,7 +327,10 @@ static void *sender(void *arg)
                         buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
                 if ((n & 63) == 0)
                         t0 = mono_ns();
-                while ((ret = ntbt_qp_tx_enqueue(q->qp, NULL, buf, size, 0)) == -EAGAIN)
+                /* Doorbells are coalesced: one per 16 messages (the copy
+                 * thread batches on its own); waits and a full ring ring too. */
+                while ((ret = ntbt_qp_tx_enqueue(q->qp, NULL, buf, size,
+                                                 (n & 15) != 15 ? NTBT_TX_MORE : 0)) == -EAGAIN)
                         if ((ret = ntbt_qp_wait_tx(q->qp, 1, 5 * 1000000000LL)) &&
                             ret != -ETIMEDOUT)
                                 break;

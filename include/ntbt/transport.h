@@ -148,7 +148,8 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
  * accepted (the tx handler reports when the buffer is free), -ENOLINK if
  * the QP is down, -EMSGSIZE if too long, -EINVAL if len is 0, -EAGAIN if no
  * slot is free.  With NTBT_TX_MORE the doorbell waits for the next frame
- * sent without it (a burst rings once); an -EAGAIN rings it anyway.
+ * sent without it (a burst rings once); an -EAGAIN rings it anyway, and so
+ * does ntbt_qp_wait_tx.
  */
 int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
                        unsigned flags);

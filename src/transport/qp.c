@@ -144,6 +144,7 @@ static void qp_prepare(struct ntbt_qp *qp)
         qp->rx_pkts = 0;
         pthread_mutex_lock(&qp->tx_lock);
         qp->rx_g = rx; /* under the lock too: ntbt_qp_stats reads it */
+        qp->rx_info_every = rx.entries >= 8 ? rx.entries / 4 : 1;
         qp->tx_g = tx;
         qp->remote_rx_info = win + rx.rx_info_off;
         /* The sender-side copy of the peer's rx_info: all slots but one free. */
@@ -559,6 +560,11 @@ int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
 
         if (want < 1)
                 want = 1;
+        if (ntbt_qp_tx_free(qp) >= want)
+                return 0;
+        /* Waiting for the peer to consume: it must have been rung for
+         * everything sent, NTBT_TX_MORE frames included. */
+        tx_ring_pending(qp);
         for (;;) {
                 if (ntbt_qp_tx_free(qp) >= want)
                         return 0;

@@ -92,10 +92,29 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
         return 0;
 }
 
+/*
+ * rx_info is written once per walk, not once per frame: the sender reads the
+ * newest value only, and every write is a cache line (or a posted write)
+ * crossing to the other side.  A pending value is written before anything
+ * that ends the session (LINK_DOWN, a reset), so it never lands in the
+ * peer's next session.
+ */
+static void rx_info_flush(struct ntbt_qp *qp, uint32_t *pending)
+{
+        if (*pending == UINT32_MAX)
+                return;
+        /* Through the window, a release store: the copy-outs and flag clears
+         * of every frame up to this slot happen before the sender may reuse
+         * the slots. */
+        ntbt_dev_peer_mw_write32(qp->t->dev, (int)qp->tx_g.mw, qp->tx_g.rx_info_off, *pending);
+        *pending = UINT32_MAX;
+}
+
 int rx_process(struct ntbt_qp *qp, int budget)
 {
         const struct qp_geom *g = &qp->rx_g;
         struct ntbt_dev *dev = qp->t->dev;
+        uint32_t pending = UINT32_MAX;
         int n = 0;
 
         while (n < budget && qp->state == QP_UP) {
@@ -116,12 +135,14 @@ int rx_process(struct ntbt_qp *qp, int budget)
                         break;
                 }
                 if (flags & ~NTB_FLAGS_VALID) {
+                        rx_info_flush(qp, &pending);
                         STAT_ADD(qp, rx_err_flags, 1);
                         qp_protocol_reset(qp, "frame %u has undefined flag bits 0x%x", qp->rx_index,
                                           flags);
                         break;
                 }
                 if (flags & NTB_LINK_DOWN_FLAG) {
+                        rx_info_flush(qp, &pending);
                         store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
                         qp_go_down(qp, 0, NTBT_QP_DOWN_PEER);
                         break;
@@ -130,6 +151,7 @@ int rx_process(struct ntbt_qp *qp, int budget)
                 ver = load_relaxed_u32(hdr + NTB_HDR_VER_OFF);
                 len = load_relaxed_u32(hdr + NTB_HDR_LEN_OFF);
                 if (ver != qp->rx_pkts) {
+                        rx_info_flush(qp, &pending);
                         STAT_ADD(qp, rx_err_ver, 1);
                         qp_protocol_reset(qp, "frame %u has ver %u, expected %u", qp->rx_index, ver,
                                           qp->rx_pkts);
@@ -155,11 +177,12 @@ int rx_process(struct ntbt_qp *qp, int budget)
                 qp->rx_pkts++;
                 STAT_ADD(qp, rx_pkts, 1);
                 STAT_SET(qp, rx_index, qp->rx_index);
-                /* rx_info through the window (a release store: the copy-out
-                 * and the flag clear above happen before the sender may
-                 * reuse the slot). */
-                ntbt_dev_peer_mw_write32(dev, (int)qp->tx_g.mw, qp->tx_g.rx_info_off, consumed);
+                pending = consumed; /* written after the walk: rx_info_flush */
                 n++;
+                /* ...and every quarter ring meanwhile, so a sender waiting
+                 * for slots refills while we still copy out (big frames). */
+                if (n % qp->rx_info_every == 0)
+                        rx_info_flush(qp, &pending);
                 if (qp->h.rx) {
                         qp->in_handler++;
                         qp->h.rx(qp, qp->ctx, b.ctx, b.data, res);
@@ -168,7 +191,11 @@ int rx_process(struct ntbt_qp *qp, int budget)
                 if (load_sc(&qp->free_req) || load_sc(&qp->down_req))
                         break;
         }
-        /* Push the rx_info stores out of a write-combining window now
+        /* A handler's link_down or free is acted on by the owner after this
+         * walk, so the QP is still in this session here. */
+        if (qp->state == QP_UP)
+                rx_info_flush(qp, &pending);
+        /* Push the rx_info store out of a write-combining window now
          * rather than whenever the buffer happens to drain. */
         if (n)
                 ntbt_dev_peer_mw_wmb(dev, (int)qp->tx_g.mw);

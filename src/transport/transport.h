@@ -86,7 +86,8 @@ struct ntbt_qp {
         int in_handler;
         int64_t next_try, wait_deadline;
         struct qp_geom rx_g;
-        uint8_t *rx_win; /* our inbound window holding the RX ring */
+        uint32_t rx_info_every; /* owner: frames between rx_info writes in a walk */
+        uint8_t *rx_win;        /* our inbound window holding the RX ring */
         uint32_t rx_index, rx_pkts;
 
         /* Transmit side, under tx_lock. */
@@ -174,6 +175,9 @@ void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
 /* Event thread: finish a free requested by another thread or a handler. */
 void qp_release_from_owner(struct ntbt_qp *qp);
 void qp_destroy(struct ntbt_qp *qp);
+
+/* tx.c */
+void tx_ring_pending(struct ntbt_qp *qp);
 
 /* stats.c */
 void stats_open(struct ntbt_transport *t);

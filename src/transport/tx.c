@@ -89,6 +89,23 @@ void tx_ring_copy_locked(struct ntbt_qp *qp, uint64_t done_off)
         ntbt_dev_peer_db_set(dev, 1ull << qp->num);
 }
 
+/* Ring for frames sent with NTBT_TX_MORE whose doorbell is still owed. */
+void tx_ring_pending(struct ntbt_qp *qp)
+{
+        pthread_mutex_lock(&qp->tx_lock);
+        if (qp->db_pending && qp->tx_up) {
+                pthread_mutex_lock(&qp->copy_lock);
+                tx_ring_copy_locked(
+                    qp, qp->tx_g.offset +
+                            (uint64_t)((qp->tx_index + qp->tx_g.entries - 1) % qp->tx_g.entries) *
+                                qp->tx_g.frame +
+                            qp->tx_g.payload + NTB_HDR_FLAGS_OFF);
+                pthread_mutex_unlock(&qp->copy_lock);
+        }
+        qp->db_pending = 0;
+        pthread_mutex_unlock(&qp->tx_lock);
+}
+
 /* Steps 3-5 for one reserved slot; returns the DONE word's offset. */
 static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t ver,
                                    const void *data, uint32_t len, uint32_t flags)
