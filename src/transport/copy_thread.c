@@ -107,6 +107,10 @@ static void *copy_main(void *arg)
                 /* Release: the slot may be reused only after we copied the job out. */
                 store_release(&ct->head, head + 1);
 
+                /* A reset or close waiting for copy_lock goes first (see
+                 * copy_lock_urgent); seq_cst pairs with its increment. */
+                while (load_sc(&qp->copy_urgent))
+                        sched_yield();
                 pthread_mutex_lock(&qp->copy_lock);
                 if (j.gen != qp->tx_gen) {
                         /* The link went down after this was queued: not sent. */

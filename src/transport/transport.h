@@ -87,6 +87,7 @@ struct ntbt_qp {
         int64_t next_try, wait_deadline;
         struct qp_geom rx_g;
         uint32_t rx_info_every; /* owner: frames between rx_info writes in a walk */
+        int copy_urgent;        /* atomic: closers waiting for copy_lock (tx.c) */
         uint8_t *rx_win;        /* our inbound window holding the RX ring */
         uint32_t rx_index, rx_pkts;
 

@@ -19,9 +19,22 @@
 #define LINK_DOWN_WAIT_NS (1000 * NS_PER_MS)
 #define COPY_QUEUE_CAP    1024
 
+/*
+ * copy_lock for a link reset or close, ahead of the copy thread: the thread
+ * drops and retakes the lock between jobs, and a plain mutex lets it win
+ * every time, so without this a close would wait for the whole job queue
+ * to be copied (over a slow link, seconds) instead of voiding it.
+ */
+static void copy_lock_urgent(struct ntbt_qp *qp)
+{
+        fetch_add_sc(&qp->copy_urgent, 1);
+        pthread_mutex_lock(&qp->copy_lock);
+        fetch_sub_sc(&qp->copy_urgent, 1);
+}
+
 void tx_reset_locked(struct ntbt_qp *qp)
 {
-        pthread_mutex_lock(&qp->copy_lock);
+        copy_lock_urgent(qp);
         qp->tx_gen++; /* jobs queued before this point are void */
         qp->written_index = 0;
         qp->written_pkts = 0;
@@ -223,7 +236,7 @@ void tx_rollback_locked(struct ntbt_qp *qp)
          * back, so a LINK_DOWN frame follows the last written frame with no
          * hole before it; bumping tx_gen voids those jobs (they complete
          * with -ENOLINK). */
-        pthread_mutex_lock(&qp->copy_lock);
+        copy_lock_urgent(qp);
         qp->tx_index = qp->written_index;
         qp->tx_pkts = qp->written_pkts;
         qp->tx_gen++;
@@ -251,7 +264,7 @@ void tx_send_link_down_locked(struct ntbt_qp *qp)
         ver = qp->tx_pkts++;
         qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
         /* A zero-length frame; it consumes a ver value (spec section 7). */
-        pthread_mutex_lock(&qp->copy_lock);
+        copy_lock_urgent(qp);
         tx_ring_copy_locked(qp, write_frame_locked(qp, slot, ver, NULL, 0,
                                                    NTB_DESC_DONE_FLAG | NTB_LINK_DOWN_FLAG));
         pthread_mutex_unlock(&qp->copy_lock);
