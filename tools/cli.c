@@ -207,3 +207,25 @@ int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_r
                 rc = 1;
         return rc;
 }
+
+int cli_two_sided_opts(const char *ctx, int argc, char **argv, int optind_, const char *dev,
+                       int nroles, int verbose, uint32_t transport_flags)
+{
+        if (optind_ != argc) {
+                cli_err(ctx, "unexpected argument '%s'", argv[optind_]);
+                return 2;
+        }
+        if (!dev) {
+                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
+                return 2;
+        }
+        if (nroles != 1) {
+                cli_err(ctx, "choose one of --server, --client, --loopback");
+                return 2;
+        }
+        cli_install_log(verbose);
+        if (transport_flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
+                cli_err(ctx, "UNSAFE: --unsafe-no-flush: the doorbell may overtake the DONE "
+                             "write; for demonstrations only");
+        return 0;
+}

@@ -55,6 +55,14 @@ struct rusage;
 int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
                      void *opts, struct rusage *server_ru);
 
+/*
+ * After option parsing in a two-sided tool (ping, perf): no stray argument,
+ * --dev given, exactly one role; then the log hook, and the UNSAFE warning
+ * for NTBT_TRANSPORT_UNSAFE_NO_FLUSH.  0, or 2 (a usage error) after a message.
+ */
+int cli_two_sided_opts(const char *ctx, int argc, char **argv, int optind_, const char *dev,
+                       int nroles, int verbose, uint32_t transport_flags);
+
 int cmd_dev(int argc, char **argv);
 int cmd_perf(int argc, char **argv);
 int cmd_tun(int argc, char **argv);

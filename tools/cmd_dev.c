@@ -10,6 +10,7 @@
 
 #include <ntbt/ntbt.h>
 
+#include "../src/util/clock.h"
 #include "cli.h"
 
 static const char dev_usage[] =
@@ -275,14 +276,6 @@ static void show_json(const char *name, const struct ntbt_shm_info *in, const st
         printf("]}\n");
 }
 
-static int64_t mono_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int dev_show(int argc, char **argv)
 {
         struct ntbt_shm_info info = {.size = sizeof(info)};
@@ -330,7 +323,7 @@ static int dev_show(int argc, char **argv)
         if (count && !watch)
                 watch = 1;
         for (n = 0;; n++) {
-                int64_t now = mono_ns();
+                int64_t now = now_ns();
                 double dt = last ? (double)(now - last) / 1e9 : 0;
 
                 ret = ntbt_shm_inspect(name, &info);

@@ -24,6 +24,7 @@
 
 #include <ntbt/ntbt.h>
 
+#include "../src/util/clock.h"
 #include "cli.h"
 #include "crc32c.h"
 
@@ -145,12 +146,11 @@ struct perf_run {
         uint64_t corrupt_n; /* test hook, client only */
 };
 
-static int64_t mono_ns(void)
+/* User plus system CPU seconds. */
+static double ru_seconds(const struct rusage *ru)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+               (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
 }
 
 static double cpu_s(void)
@@ -158,8 +158,7 @@ static double cpu_s(void)
         struct rusage ru;
 
         getrusage(RUSAGE_SELF, &ru);
-        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        return ru_seconds(&ru);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -218,7 +217,7 @@ static void verify_msg(struct perf_qp *q, const uint8_t *data, uint32_t len)
 /* Produce a message: a pattern, then spin until work_ns per KiB has passed. */
 static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns, int verify)
 {
-        int64_t until = work_ns ? mono_ns() + (int64_t)(work_ns * size / 1024) : 0;
+        int64_t until = work_ns ? now_ns() + (int64_t)(work_ns * size / 1024) : 0;
         uint64_t v = seq * 0x9e3779b97f4a7c15ull;
         uint32_t i;
 
@@ -239,7 +238,7 @@ static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns,
                 crc = verify_crc(buf, size);
                 memcpy(buf + 8, &crc, 4);
         }
-        while (work_ns && mono_ns() < until)
+        while (work_ns && now_ns() < until)
                 ;
 }
 
@@ -326,7 +325,7 @@ static void *sender(void *arg)
                 if (r->corrupt_n && n + 1 == r->corrupt_n)
                         buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
                 if ((n & 63) == 0)
-                        t0 = mono_ns();
+                        t0 = now_ns();
                 /* Doorbells are coalesced: one per 16 messages (the copy
                  * thread batches on its own); waits and a full ring ring too. */
                 while ((ret = ntbt_qp_tx_enqueue(q->qp, NULL, buf, size,
@@ -343,7 +342,7 @@ static void *sender(void *arg)
                         break;
                 }
                 if (t0) {
-                        __atomic_store_n(&q->enq_ns, q->enq_ns + (uint64_t)(mono_ns() - t0),
+                        __atomic_store_n(&q->enq_ns, q->enq_ns + (uint64_t)(now_ns() - t0),
                                          __ATOMIC_RELAXED);
                         __atomic_store_n(&q->enq_samples, q->enq_samples + 1, __ATOMIC_RELAXED);
                 }
@@ -495,7 +494,7 @@ static int serve_one(const char *ctx, const struct perf_opts *o, int *last)
                                 continue;
                         q->hello_taken = 1;
                         if (!active++) {
-                                t0 = mono_ns();
+                                t0 = now_ns();
                                 c0 = cpu_s();
                                 /* Every QP of a run carries the same size and flags. */
                                 r.size = q->hello_size;
@@ -517,7 +516,7 @@ static int serve_one(const char *ctx, const struct perf_opts *o, int *last)
                         break;
                 nanosleep(&(struct timespec){0, 2 * 1000000}, NULL);
         }
-        t1 = mono_ns();
+        t1 = now_ns();
         secs = active ? (double)(t1 - t0) / 1e9 : 0;
         __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
         for (i = 0; i < r.nqps; i++) {
@@ -611,7 +610,7 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
         r.verify = o->verify;
         r.corrupt_n = o->debug_corrupt;
         for (i = 0; i < r.nqps; i++) {
-                int64_t deadline = mono_ns() + 30 * 1000000000LL;
+                int64_t deadline = now_ns() + 30 * 1000000000LL;
                 int mismatched = 0;
                 char why[256];
 
@@ -625,7 +624,7 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
                                 rc = 1;
                                 goto out;
                         }
-                        if (mono_ns() > deadline) {
+                        if (now_ns() > deadline) {
                                 cli_err(ctx,
                                         "%s: queue pair %d: no peer within 30 s (is 'ntbt perf "
                                         "--server' running on it, with the same --qps and --mtu?)",
@@ -667,13 +666,13 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
                 }
         }
         c0 = cpu_s();
-        t0 = mono_ns();
+        t0 = now_ns();
         t_end = t0 + (int64_t)(o->seconds * 1e9);
         t_next = iv > 0 ? t0 + (int64_t)(iv * 1e9) : t_end;
         /* Release: the senders read the run's size and flags after seeing go. */
         __atomic_store_n(&r.go, 1, __ATOMIC_RELEASE);
         for (;;) {
-                int64_t now = mono_ns(), until = t_next < t_end ? t_next : t_end;
+                int64_t now = now_ns(), until = t_next < t_end ? t_next : t_end;
 
                 if (now < until) {
                         int64_t d = until - now;
@@ -720,7 +719,7 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
                         rc = 1;
                 }
         }
-        t_done = mono_ns();
+        t_done = now_ns();
         res->seconds = (double)(t_done - t0) / 1e9;
         res->cpu_client = (cpu_s() - c0) / res->seconds * 100;
         for (i = 0; i < r.nqps; i++) {
@@ -1007,22 +1006,9 @@ int cmd_perf(int argc, char **argv)
                         return 2;
                 }
         }
-        if (optind != argc) {
-                cli_err(ctx, "unexpected argument '%s'", argv[optind]);
+        if (cli_two_sided_opts(ctx, argc, argv, optind, o.dev, o.server + o.client + o.loopback,
+                               o.verbose, o.flags))
                 return 2;
-        }
-        if (!o.dev) {
-                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
-                return 2;
-        }
-        if (o.server + o.client + o.loopback != 1) {
-                cli_err(ctx, "choose one of --server, --client, --loopback");
-                return 2;
-        }
-        cli_install_log(o.verbose);
-        if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
-                fprintf(stderr, "ntbt: perf: UNSAFE: --unsafe-no-flush: the doorbell may "
-                                "overtake the DONE write; for demonstrations only\n");
         if (o.server)
                 return run_server("perf server", &o);
         if (!o.nsizes)
@@ -1059,11 +1045,7 @@ int cmd_perf(int argc, char **argv)
                                 r = cli_run_loopback(ctx, o.dev, role_server, role_client, &a, &ru);
                                 res[i] = a.res;
                                 if (a.res.seconds > 0)
-                                        res[i].cpu_server = ((double)ru.ru_utime.tv_sec +
-                                                             (double)ru.ru_utime.tv_usec / 1e6 +
-                                                             (double)ru.ru_stime.tv_sec +
-                                                             (double)ru.ru_stime.tv_usec / 1e6) /
-                                                            a.res.seconds * 100;
+                                        res[i].cpu_server = ru_seconds(&ru) / a.res.seconds * 100;
                                 if (r && !a.rc)
                                         res[i].failed = 1; /* the server failed */
                                 if (a.rc == 2)

@@ -11,6 +11,7 @@
 
 #include <ntbt/ntbt.h>
 
+#include "../src/util/clock.h"
 #include "cli.h"
 
 static const char ping_usage[] =
@@ -115,14 +116,6 @@ static void client_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, 
                 s->bad = 1;
         s->got = 1;
         ntbt_qp_rx_enqueue(qp, NULL, data, s->buf_len);
-}
-
-static int64_t mono_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -281,7 +274,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
                 s.want_seq = i;
                 s.got = 0;
                 memcpy(msg, &i, o->size < 8 ? o->size : 8);
-                t0 = mono_ns();
+                t0 = now_ns();
                 deadline = t0 + stall_ns;
                 while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, msg, o->size, 0)) == -EAGAIN)
                         ret = ntbt_qp_wait_tx(e.qp, 1, stall_ns);
@@ -296,7 +289,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
                         ntbt_qp_poll(e.qp, 1);
                         if (s.got)
                                 break;
-                        left = deadline - mono_ns();
+                        left = deadline - now_ns();
                         if (left <= 0)
                                 break;
                         if (!o->busy_poll)
@@ -318,7 +311,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
                         rc = 1;
                         goto out;
                 }
-                rtt[i] = mono_ns() - t0;
+                rtt[i] = now_ns() - t0;
                 done++;
         }
         /* The warm-up round trips are not counted. */
@@ -467,22 +460,9 @@ int cmd_ping(int argc, char **argv)
                         return 2;
                 }
         }
-        if (optind != argc) {
-                cli_err(ctx, "unexpected argument '%s'", argv[optind]);
+        if (cli_two_sided_opts(ctx, argc, argv, optind, o.dev, o.server + o.client + o.loopback,
+                               o.verbose, o.flags))
                 return 2;
-        }
-        if (!o.dev) {
-                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
-                return 2;
-        }
-        if (o.server + o.client + o.loopback != 1) {
-                cli_err(ctx, "choose one of --server, --client, --loopback");
-                return 2;
-        }
-        cli_install_log(o.verbose);
-        if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
-                fprintf(stderr, "ntbt: ping: UNSAFE: --unsafe-no-flush: the doorbell may "
-                                "overtake the DONE write; for demonstrations only\n");
         if (o.loopback)
                 return cli_run_loopback(ctx, o.dev, role_server, role_client, &o, NULL);
         return o.server ? run_server(ctx, &o) : run_client(ctx, &o);
