@@ -30,6 +30,21 @@ wait_for() { # seconds, command...
         return 1
 }
 carrier() { ip -n "$1" link show ntb0 | grep -q "LOWER_UP"; }
+gone() { ! ip -n "$1" link show ntb0; }
+exited() { ! [ -e /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status; }
+# SIGTERM every running ntbt tun and wait until each has exited and both
+# ntb0 are gone, so the next start cannot find (and address) the old one.
+stop_all() {
+        local p
+        for p in "${pids[@]}"; do kill -TERM "$p" 2> /dev/null || true; done
+        for p in "${pids[@]}"; do
+                wait_for 5 exited "$p" || fail "ntbt tun $p ignored SIGTERM"
+                wait "$p" 2> /dev/null || true
+        done
+        pids=()
+        wait_for 5 gone $A || fail "ntb0 not torn down in $A"
+        wait_for 5 gone $B || fail "ntb0 not torn down in $B"
+}
 no_carrier() { ip -n "$1" link show ntb0 | grep -q "NO-CARRIER"; }
 start() { # ns log [args]
         local ns=$1 log=$2; shift 2
@@ -70,17 +85,15 @@ kill -9 $pid_b
 wait_for 5 no_carrier $A || fail "A kept its carrier after B died"
 echo "carrier dropped in A"
 # B's ntb0 went away with its process; a new ntbt tun takes its place.
-wait_for 5 sh -c "! ip -n $B link show ntb0" || fail "B's ntb0 outlived its process"
+wait_for 5 gone $B || fail "B's ntb0 outlived its process"
 start $B b2.log
 ip -n $B addr add 10.77.0.2/24 dev ntb0
 wait_for 5 carrier $A || fail "no carrier in A after B came back"
 wait_for 10 ip netns exec $A ping -c 1 -W 1 10.77.0.2 || fail "no traffic after restart"
 iperf $A 10.77.0.2
 echo "traffic resumed"
-for p in "${pids[@]}"; do kill -TERM "$p" 2> /dev/null || true; done
-wait_for 5 sh -c "! ip -n $A link show ntb0" || fail "ntb0 not torn down on SIGTERM"
+stop_all
 grep -q "rx write errors 0" "$dir/a.log" || fail "A counted errors"
-pids=()
 
 # Two queues, over a device with two windows (two QPs).
 start $A a3.log --qps 2
@@ -92,10 +105,8 @@ ip netns exec $B iperf3 -s -1 > /dev/null 2>&1 &
 wait_for 5 ip netns exec $B sh -c "ss -ltn | grep -q 5201"
 ip netns exec $A iperf3 -c 10.77.0.2 -t 2 -P 4 -J > "$dir/mq.json" || fail "iperf3 -P 4"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("iperf3 2 queues -P 4: %.2f Gbit/s" % (d["end"]["sum_received"]["bits_per_second"]/1e9))' "$dir/mq.json"
-for p in "${pids[@]}"; do kill -TERM "$p" 2> /dev/null || true; done
-sleep 0.5
+stop_all
 grep -E "queue [01]: tx" "$dir/a3.log" || true
-pids=()
 
 # Offloads (checksum, TSO/GSO) on both sides.
 start $A a4.log --offload
