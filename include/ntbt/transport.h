@@ -15,13 +15,13 @@
  *    thread touches the QP.  In poll mode ntbt_qp_link_up/link_down/free
  *    must be called from the polling thread (or serialised with it).
  *
- * The tx handler runs on the thread that called ntbt_qp_tx_enqueue in
+ * The tx handler runs on the thread that called ntbt_qp_tx_enqueue(_burst) in
  * inline mode, and on the QP's copy thread in thread mode, right after the
  * frame is in the peer's window; in both modes completions come in the
  * order the buffers were enqueued.  In thread mode the buffer must stay
  * valid until its completion.  Handlers may call
  * back into the QP (post a buffer, enqueue, link down, free).
- * ntbt_qp_tx_enqueue may be called from any thread; calls on one QP are
+ * ntbt_qp_tx_enqueue(_burst) may be called from any thread; calls on one QP are
  * serialised internally.
  *
  * Every function returns 0 (or a documented non-negative value) or a
@@ -153,6 +153,26 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
  */
 int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
                        unsigned flags);
+
+/* One buffer of a burst. */
+struct ntbt_tx_buf {
+        void *buf_ctx;
+        const void *data;
+        uint32_t len;
+};
+
+/*
+ * Send v[0..n-1] in order, taking the QP's locks once and ringing the
+ * doorbell once after the last frame (not at all with NTBT_TX_MORE).
+ * Returns how many were accepted from the front of v (1..n): fewer than n
+ * when the ring (or the copy thread's queue) fills up, or before the first
+ * buffer longer than the max payload.  Each accepted buffer gets its tx
+ * handler call, in order, as with ntbt_qp_tx_enqueue.  Errors, when none
+ * was accepted: -EINVAL (n is 0, or any buffer has no data or length 0;
+ * then none is sent), -ENOLINK, -EMSGSIZE (v[0] too long), -EAGAIN.
+ */
+int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n,
+                             unsigned flags);
 
 /*
  * Switch the QP's copy mode, also while traffic flows: frames keep their

@@ -257,8 +257,7 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         int n = qp_service_body(qp, budget, busy, handshaking);
 
-        if (qp->t->stats && (qp->state != qp->stats_state || n == 0 ||
-                             !(fetch_add_relaxed(&qp->stats_calls, 1) & 63))) {
+        if (qp->t->stats && (qp->state != qp->stats_state || n == 0 || !(++qp->stats_svc & 63))) {
                 int64_t now = now_ns();
 
                 if (now >= load_relaxed(&qp->stats_next) || qp->state != qp->stats_state)

@@ -75,11 +75,11 @@ struct ntbt_qp {
 
         /* Owner-only. */
         enum qp_state state;
-        /* Live statistics (stats.c).  stats_state: owner only, the state
-         * last published.  stats_calls and stats_next: relaxed atomics, as
-         * senders publish too. */
+        /* Live statistics (stats.c).  stats_state and stats_svc: owner
+         * only, the state last published and a count of service calls.
+         * stats_next: a relaxed atomic, as senders publish too. */
         enum qp_state stats_state;
-        unsigned stats_calls;
+        unsigned stats_svc;
         int64_t stats_next;
         uint32_t seen_epoch;
         int initiator; /* we sent LINK_DOWN last: see QP_WAIT_PEER */
@@ -107,6 +107,7 @@ struct ntbt_qp {
         int rri_logged;
         struct qp_geom tx_g;
         uint32_t tx_index, tx_pkts;
+        uint32_t tx_ticks;       /* frames accepted; a sender publishes stats every 64th */
         uint8_t *remote_rx_info; /* in our inbound memory, any alignment; the peer writes it */
 
         /* Published for queries from any thread (atomics). */

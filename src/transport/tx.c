@@ -153,21 +153,31 @@ uint64_t tx_write_frame_copy_locked(struct ntbt_qp *qp, const struct tx_job *j)
         return write_frame_locked(qp, j->slot, j->ver, j->data, j->len, NTB_DESC_DONE_FLAG);
 }
 
-int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
-                       unsigned flags)
+/*
+ * A burst: one tx_lock and one copy_lock for every frame of it, and one
+ * doorbell after the last.  Locked instructions drain the store buffer; one
+ * pair per frame made the sender wait for each frame's cache lines to cross
+ * to the receiver's core before it could write the next (see bench/README).
+ */
+int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n,
+                             unsigned flags)
 {
-        struct tx_job j = {.len = len, .flags = flags, .buf_ctx = buf_ctx, .data = data};
-        uint64_t done_off;
+        uint32_t free, k, i;
+        uint64_t done_off = 0;
+        int tick = 0;
 
-        if (!len || !data)
+        if (!v || !n)
                 return -EINVAL;
+        for (i = 0; i < n; i++)
+                if (!v[i].len || !v[i].data)
+                        return -EINVAL;
 retry:
         pthread_mutex_lock(&qp->tx_lock);
         if (!qp->tx_up || qp->tx_closing) {
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -ENOLINK;
         }
-        if (len > qp->tx_g.payload) {
+        if (v[0].len > qp->tx_g.payload) {
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
         }
@@ -180,7 +190,8 @@ retry:
                         sched_yield();
                 goto retry;
         }
-        if (tx_free_locked(qp) == 0) {
+        free = tx_free_locked(qp);
+        if (free == 0) {
                 STAT_ADD(qp, tx_ring_full, 1);
                 /* Frames sent with MORE must be rung now, or the peer never
                  * frees the slots we wait for. */
@@ -194,27 +205,45 @@ retry:
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EAGAIN;
         }
-        /* Step 2: reserve the slot and its ver value before any copy. */
-        j.slot = qp->tx_index;
-        j.ver = qp->tx_pkts;
-        j.gen = qp->tx_gen; /* written under both locks: reading under one is safe */
+        /* As many as fit, up to the first one too long (that one is the
+         * caller's next call, which reports -EMSGSIZE). */
+        for (k = 0; k < n && k < free && v[k].len <= qp->tx_g.payload; k++)
+                ;
+        qp->tx_ticks += k;
+        tick = (qp->tx_ticks & ~63u) != ((qp->tx_ticks - k) & ~63u);
         if (qp->tx_mode == NTBT_TX_THREAD && qp->ct) {
-                if (ct_push(qp->ct, &j)) {
-                        /* The job queue is full: as a full ring. */
-                        STAT_ADD(qp, tx_ring_full, 1);
-                        pthread_mutex_unlock(&qp->tx_lock);
-                        return -EAGAIN;
+                for (i = 0; i < k; i++) {
+                        /* Step 2: reserve the slot and its ver value before any copy. */
+                        struct tx_job j = {.slot = qp->tx_index,
+                                           .ver = qp->tx_pkts,
+                                           .len = v[i].len,
+                                           .flags = flags,
+                                           .gen = qp->tx_gen, /* written under both locks */
+                                           .buf_ctx = v[i].buf_ctx,
+                                           .data = v[i].data};
+
+                        if (ct_push(qp->ct, &j))
+                                break; /* the job queue is full: as a full ring */
+                        qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
+                        qp->tx_pkts++;
                 }
+                if (i == 0)
+                        STAT_ADD(qp, tx_ring_full, 1);
+                pthread_mutex_unlock(&qp->tx_lock);
+                if (tick)
+                        stats_tx_tick(qp);
+                return i ? (int)i : -EAGAIN;
+        }
+        pthread_mutex_lock(&qp->copy_lock);
+        for (i = 0; i < k; i++) {
+                /* Step 2, then steps 3-5. */
+                uint32_t slot = qp->tx_index, ver = qp->tx_pkts;
+
                 qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
                 qp->tx_pkts++;
-                pthread_mutex_unlock(&qp->tx_lock);
-                stats_tx_tick(qp);
-                return 0;
+                done_off =
+                    write_frame_locked(qp, slot, ver, v[i].data, v[i].len, NTB_DESC_DONE_FLAG);
         }
-        qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
-        qp->tx_pkts++;
-        pthread_mutex_lock(&qp->copy_lock);
-        done_off = write_frame_locked(qp, j.slot, j.ver, data, len, NTB_DESC_DONE_FLAG);
         if (flags & NTBT_TX_MORE) {
                 qp->db_pending = 1;
         } else {
@@ -225,9 +254,20 @@ retry:
         pthread_mutex_unlock(&qp->tx_lock);
         /* Step 8, outside the locks so the handler may enqueue again. */
         if (qp->h.tx)
-                qp->h.tx(qp, qp->ctx, buf_ctx, data, (int)len);
-        stats_tx_tick(qp);
-        return 0;
+                for (i = 0; i < k; i++)
+                        qp->h.tx(qp, qp->ctx, v[i].buf_ctx, v[i].data, (int)v[i].len);
+        if (tick)
+                stats_tx_tick(qp);
+        return (int)k;
+}
+
+int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
+                       unsigned flags)
+{
+        struct ntbt_tx_buf b = {.buf_ctx = buf_ctx, .data = data, .len = len};
+        int ret = ntbt_qp_tx_enqueue_burst(qp, &b, 1, flags);
+
+        return ret < 0 ? ret : 0;
 }
 
 void tx_rollback_locked(struct ntbt_qp *qp)

@@ -9,41 +9,10 @@
 #include "../harness.h"
 
 #include "../support/session.h"
+#include "../support/txlog.h"
 #include "transport/copy_thread.h"
 
 static const char *name;
-
-struct txlog {
-        pthread_mutex_t lock;
-        int n, errors, out_of_order, last;
-        int first_error; /* index of the first failed completion */
-};
-
-static void on_tx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
-{
-        struct txlog *l = ctx;
-        int idx = (int)(intptr_t)buf_ctx;
-
-        (void)qp, (void)data;
-        pthread_mutex_lock(&l->lock);
-        if (idx != l->last + 1)
-                l->out_of_order++;
-        l->last = idx;
-        if (len < 0 && !l->errors++)
-                l->first_error = idx;
-        l->n++;
-        pthread_mutex_unlock(&l->lock);
-}
-
-static int txlog_get(struct txlog *l, int *field)
-{
-        int v;
-
-        pthread_mutex_lock(&l->lock);
-        v = *field;
-        pthread_mutex_unlock(&l->lock);
-        return v;
-}
 
 static struct ntbt_dev *open_dev(const char *type, int port, const char *opts)
 {
@@ -67,7 +36,7 @@ int main(void)
 {
         static uint8_t rxbufs[32][65536];
         static uint8_t payload[64][4096];
-        struct ntbt_qp_handlers tx_h = {.tx = on_tx};
+        struct ntbt_qp_handlers tx_h = {.tx = txlog_on_tx};
         struct ntbt_transport *ta, *tb;
         struct ntbt_dev *da, *db;
         struct ntbt_qp *qa, *qb;
@@ -83,7 +52,7 @@ int main(void)
         {
                 struct ntbt_transport_opts to = {.size = sizeof(to), .tx_mode = NTBT_TX_THREAD};
                 struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .poll = 1};
-                struct txlog l = {.lock = PTHREAD_MUTEX_INITIALIZER, .last = -1};
+                struct txlog l = TXLOG_INIT;
                 uint64_t seed = stream_seed(1, 0);
                 uint32_t payload_max;
 
@@ -153,7 +122,7 @@ int main(void)
         {
                 struct ntbt_qp_opts qo = {
                     .size = sizeof(qo), .qp_num = 0, .tx_mode = NTBT_TX_THREAD};
-                struct txlog l = {.lock = PTHREAD_MUTEX_INITIALIZER, .last = -1};
+                struct txlog l = TXLOG_INIT;
                 struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
 
                 /* A slow link (64 KB/s: ~64 ms a frame, 2.6 s for all 40) keeps jobs
