@@ -880,6 +880,17 @@ static int shm_db_wait(struct ntbt_dev *dev, uint64_t bits, int64_t timeout_ns)
                 left = deadline - now_ns();
                 if (left <= 0)
                         return -ETIMEDOUT;
+                if (!bits) {
+                        /* No doorbell can end this wait, so do not count as
+                         * a doorbell sleeper: the peer would make a futex
+                         * call on every doorbell to wake us for nothing (a
+                         * poll-mode transport's event thread waits so, and
+                         * its wake-ups stole the pollers' cores).  Only a
+                         * kick ends it; a kick after our look at k0 changes
+                         * the word, so FUTEX_WAIT returns at once. */
+                        futex_wait_shared(&s->kicks, k0, timeout_ns < 0 ? -1 : left);
+                        continue;
+                }
                 fetch_add_sc(&s->me->db_sleepers, 1);
                 /* Re-check after announcing ourselves (see shm_peer_db_set). */
                 if (!db_pending(s, bits) && load_sc(&s->kicks) == k0)
@@ -894,6 +905,7 @@ static int shm_db_wait_interrupt(struct ntbt_dev *dev)
 
         fetch_add_sc(&s->kicks, 1);
         wake_own_waiters(s);
+        futex_wake_shared(&s->kicks, INT_MAX); /* waits for no doorbell sleep here */
         return 0;
 }
 
