@@ -5,6 +5,10 @@
  *
  *   baseline memcpy SIZE SECS          one core copying SIZE-byte messages
  *                                      into a 4 MiB ring (ntbt's window size)
+ *   baseline xcopy SIZE SECS           the same data movement as ntbt with
+ *                                      nothing else: one thread copies each
+ *                                      message into a 4 MiB ring, another
+ *                                      copies it out (a bare SPSC ring)
  *   baseline stream|seqpacket|pipe SIZE SECS
  *                                      AF_UNIX SOCK_STREAM / SOCK_SEQPACKET or
  *                                      a pipe between two processes, one-way
@@ -74,6 +78,93 @@ static void bench_memcpy(size_t size, double secs)
                size, (unsigned long long)n, secs, (double)n * size / secs, (double)n / secs);
         free(src);
         free(dst);
+}
+
+/*
+ * xcopy: a single-producer single-consumer ring of SIZE-byte slots in 4 MiB.
+ * head (messages written) and tail (messages taken) sit on their own lines;
+ * each side keeps a cached copy of the other's index and reloads it only
+ * when the ring looks full (producer) or empty (consumer).
+ */
+struct xring {
+        uint8_t *slots;
+        size_t size, n;
+        _Alignas(64) uint64_t head;
+        _Alignas(64) uint64_t tail;
+        _Alignas(64) int stop;
+        uint64_t taken;
+        uint8_t sum;
+};
+
+static void *xcopy_consumer(void *arg)
+{
+        struct xring *r = arg;
+        uint8_t *out = malloc(r->size), sum = 0;
+        uint64_t tail = 0, head = 0;
+
+        if (!out)
+                die("malloc");
+        for (;;) {
+                if (tail == head) {
+                        /* Acquire: the producer's copy into these slots is visible. */
+                        head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+                        if (tail == head) {
+                                if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) &&
+                                    tail == __atomic_load_n(&r->head, __ATOMIC_ACQUIRE))
+                                        break;
+                                continue;
+                        }
+                }
+                memcpy(out, r->slots + (tail % r->n) * r->size, r->size);
+                sum += out[0];
+                /* Release: our copy-out is done before the slot is reused. */
+                __atomic_store_n(&r->tail, ++tail, __ATOMIC_RELEASE);
+        }
+        r->taken = tail;
+        r->sum = sum;
+        free(out);
+        return NULL;
+}
+
+static void bench_xcopy(size_t size, double secs)
+{
+        struct xring r = {.size = size};
+        uint8_t *src = malloc(size);
+        uint64_t head = 0, tail = 0;
+        int64_t t0, end;
+        pthread_t t;
+
+        r.n = (4u << 20) / size ? (4u << 20) / size : 1;
+        r.slots = malloc(r.n * size);
+        if (!src || !r.slots)
+                die("malloc");
+        memset(src, 0x5a, size);
+        memset(r.slots, 0, r.n * size);
+        if (pthread_create(&t, NULL, xcopy_consumer, &r))
+                die("pthread_create");
+        t0 = now_ns();
+        end = t0 + (int64_t)(secs * 1e9);
+        do {
+                for (int k = 0; k < 64; k++) {
+                        while (head - tail == r.n) /* Acquire: pairs with the consumer's release. */
+                                tail = __atomic_load_n(&r.tail, __ATOMIC_ACQUIRE);
+                        src[0] = (uint8_t)head; /* a new message each time */
+                        memcpy(r.slots + (head % r.n) * size, src, size);
+                        /* Release: the copy is visible before the index moves. */
+                        __atomic_store_n(&r.head, ++head, __ATOMIC_RELEASE);
+                }
+        } while (now_ns() < end);
+        __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
+        secs = (double)(now_ns() - t0) / 1e9; /* until the consumer took the last one */
+        if (r.taken != head)
+                die("xcopy lost messages");
+        printf("{\"kind\":\"xcopy\",\"size\":%zu,\"msgs\":%llu,\"seconds\":%.6f,"
+               "\"bytes_per_sec\":%.0f,\"msgs_per_sec\":%.0f}\n",
+               size, (unsigned long long)head, secs, (double)head * size / secs,
+               (double)head / secs);
+        free(src);
+        free(r.slots);
 }
 
 /* Read exactly len bytes (stream) or one message (seqpacket). */
@@ -251,6 +342,8 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         if (argc == 4 && !strcmp(argv[1], "memcpy"))
                 bench_memcpy(strtoul(argv[2], NULL, 0), atof(argv[3]));
+        else if (argc == 4 && !strcmp(argv[1], "xcopy"))
+                bench_xcopy(strtoul(argv[2], NULL, 0), atof(argv[3]));
         else if (argc == 4 && (!strcmp(argv[1], "stream") || !strcmp(argv[1], "seqpacket") ||
                                !strcmp(argv[1], "pipe")))
                 bench_oneway(argv[1], strtoul(argv[2], NULL, 0), atof(argv[3]));
@@ -259,7 +352,7 @@ int main(int argc, char **argv)
         else if (argc == 3 && !strcmp(argv[1], "cacheline"))
                 bench_cacheline(atol(argv[2]));
         else {
-                fprintf(stderr, "usage: baseline memcpy|stream|seqpacket|pipe SIZE SECS\n"
+                fprintf(stderr, "usage: baseline memcpy|xcopy|stream|seqpacket|pipe SIZE SECS\n"
                                 "       baseline pingpong SIZE COUNT\n"
                                 "       baseline cacheline COUNT\n");
                 return 2;
