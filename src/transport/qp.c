@@ -174,7 +174,7 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
 {
         struct ntbt_transport *t = qp->t;
         uint32_t epoch = load_acquire(&t->epoch);
-        int64_t now;
+        int64_t now = 0;
         int n = 0;
 
         if (epoch != qp->seen_epoch) {
@@ -200,7 +200,9 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
                         qp_go_down(qp, 0, NTBT_QP_DOWN_LOCAL);
                 return 0;
         }
-        now = now_ns();
+        /* The clock only for handshake states: a busy poller's call stays cheap. */
+        if (qp->state != QP_UP)
+                now = now_ns();
         switch (qp->state) {
         case QP_DOWN:
                 if (qp->initiator) {

@@ -107,7 +107,8 @@ struct ntbt_qp {
         int rri_logged;
         struct qp_geom tx_g;
         uint32_t tx_index, tx_pkts;
-        uint32_t tx_ticks;       /* frames accepted; a sender publishes stats every 64th */
+        uint32_t tx_ticks;      /* frames accepted; a sender publishes stats every 64th */
+        uint32_t tx_known_free; /* free slots as of the last rx_info read, less those taken since */
         uint8_t *remote_rx_info; /* in our inbound memory, any alignment; the peer writes it */
 
         /* Published for queries from any thread (atomics). */

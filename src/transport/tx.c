@@ -42,6 +42,7 @@ void tx_reset_locked(struct ntbt_qp *qp)
         qp->tx_up = 0;
         qp->tx_index = 0;
         qp->tx_pkts = 0;
+        qp->tx_known_free = 0;
         qp->db_pending = 0;
         qp->rri_logged = 0;
 }
@@ -50,6 +51,7 @@ uint32_t tx_free_locked(struct ntbt_qp *qp)
 {
         uint32_t entries = qp->tx_g.entries, idx = qp->tx_index, entry;
 
+        qp->tx_known_free = 0;
         if (!qp->remote_rx_info || !entries)
                 return 0;
         /* Acquire: pairs with the peer's release of rx_info, so its copy-out
@@ -65,7 +67,28 @@ uint32_t tx_free_locked(struct ntbt_qp *qp)
                 }
                 return 0;
         }
-        return entry >= idx ? entry - idx : entries + entry - idx;
+        qp->tx_known_free = entry >= idx ? entry - idx : entries + entry - idx;
+        return qp->tx_known_free;
+}
+
+/*
+ * Free slots for a burst of `want`, reading rx_info only when the count
+ * known from the last read is short of it: rx_info is a line the receiver
+ * writes, so each read is a cross-core miss on the send path.  The count
+ * only grows between reads (the peer frees, we alone take), so a stale one
+ * is safe.
+ */
+static uint32_t tx_free_for(struct ntbt_qp *qp, uint32_t want)
+{
+        return qp->tx_known_free >= want ? qp->tx_known_free : tx_free_locked(qp);
+}
+
+/* Step 2's bookkeeping for one reserved slot. */
+static void tx_take_slot(struct ntbt_qp *qp)
+{
+        qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
+        qp->tx_pkts++;
+        qp->tx_known_free--;
 }
 
 int ntbt_qp_tx_free(struct ntbt_qp *qp)
@@ -190,7 +213,7 @@ retry:
                         sched_yield();
                 goto retry;
         }
-        free = tx_free_locked(qp);
+        free = tx_free_for(qp, n);
         if (free == 0) {
                 STAT_ADD(qp, tx_ring_full, 1);
                 /* Frames sent with MORE must be rung now, or the peer never
@@ -224,8 +247,7 @@ retry:
 
                         if (ct_push(qp->ct, &j))
                                 break; /* the job queue is full: as a full ring */
-                        qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
-                        qp->tx_pkts++;
+                        tx_take_slot(qp);
                 }
                 if (i == 0)
                         STAT_ADD(qp, tx_ring_full, 1);
@@ -239,8 +261,7 @@ retry:
                 /* Step 2, then steps 3-5. */
                 uint32_t slot = qp->tx_index, ver = qp->tx_pkts;
 
-                qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
-                qp->tx_pkts++;
+                tx_take_slot(qp);
                 done_off =
                     write_frame_locked(qp, slot, ver, v[i].data, v[i].len, NTB_DESC_DONE_FLAG);
         }
@@ -279,6 +300,7 @@ void tx_rollback_locked(struct ntbt_qp *qp)
         copy_lock_urgent(qp);
         qp->tx_index = qp->written_index;
         qp->tx_pkts = qp->written_pkts;
+        qp->tx_known_free = 0; /* slots came back: read rx_info again */
         qp->tx_gen++;
         pthread_mutex_unlock(&qp->copy_lock);
 }
@@ -301,8 +323,8 @@ void tx_send_link_down_locked(struct ntbt_qp *qp)
                 nanosleep(&(struct timespec){0, 100000}, NULL);
         }
         slot = qp->tx_index;
-        ver = qp->tx_pkts++;
-        qp->tx_index = (qp->tx_index + 1) % qp->tx_g.entries;
+        ver = qp->tx_pkts;
+        tx_take_slot(qp);
         /* A zero-length frame; it consumes a ver value (spec section 7). */
         copy_lock_urgent(qp);
         tx_ring_copy_locked(qp, write_frame_locked(qp, slot, ver, NULL, 0,
