@@ -254,13 +254,14 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
 
 /* The owner's work on one QP, then its live statistics when due (every
  * 100 ms and on a state change).  The clock is read only when the ring was
- * idle or every 64th call, so a busy ring pays nothing for it. */
+ * idle or every 64th call, so a busy ring pays nothing for it, and it is the
+ * coarse clock, so a busy poller's idle calls stay short. */
 int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         int n = qp_service_body(qp, budget, busy, handshaking);
 
         if (qp->t->stats && (qp->state != qp->stats_state || n == 0 || !(++qp->stats_svc & 63))) {
-                int64_t now = now_ns();
+                int64_t now = now_coarse_ns();
 
                 if (now >= load_relaxed(&qp->stats_next) || qp->state != qp->stats_state)
                         stats_publish(qp, now, 1);

@@ -240,7 +240,7 @@ void stats_tx_tick(struct ntbt_qp *qp)
 
         if (!qp->t->stats)
                 return;
-        now = now_ns();
+        now = now_coarse_ns(); /* a 100 ms cadence needs no finer clock */
         if (now >= load_relaxed(&qp->stats_next))
                 stats_publish(qp, now, 0);
 }
