@@ -37,7 +37,8 @@ static const char perf_usage[] =
     "Throughput and message rate over N queue pairs (default 1), one sender thread\n"
     "each.  For every size the client sends for --time seconds (default 1), then\n"
     "waits until the server has taken every message, and prints a row: size,\n"
-    "messages, GB/s, Gbit/s, M msg/s, the enqueue cost per message (bursts of 16), the CPU\n"
+    "messages, GB/s, Gbit/s, M msg/s, the enqueue cost per message (bursts of 16\n"
+    "below 32 KiB, single messages from 32 KiB on), the CPU\n"
     "use of each side (100% = one core) and the error counters.  --loopback forks\n"
     "the server on a fresh private device named after DEV (one per size) and\n"
     "removes it afterwards; otherwise run 'ntbt perf --server' in another shell on\n"
@@ -73,17 +74,25 @@ static const char perf_usage[] =
 
 #define MAX_SIZES 64
 #define MAX_QPS   32
-#define BURST     16 /* messages per ntbt_qp_tx_enqueue_burst call */
-/* Buffers per QP: few, so that they stay in cache (64 of each cost about 15%
- * of the 64 KiB throughput), but two bursts' worth to send from, so the
- * sender fills one burst while the copy thread still sends the last. */
-#define POOL      (2 * BURST)
-#define RXBUFS    16
-#define HELLO_LEN 16
-#define HELLO_MAG 0x5042544eu /* "NTBP" */
-#define F_VERIFY  1u
-#define F_BIDIR   2u
-#define F_LAST    4u
+#define BURST     16 /* messages per ntbt_qp_tx_enqueue_burst call, small messages */
+/*
+ * From this size on the sender sends one message per call from two buffers,
+ * and the receiver keeps one buffer posted: the bytes a burst or a rotation
+ * of 16 posted buffers touch (1 MiB each at 64 KiB) then no longer fit in
+ * the cores' caches, which cost about 8% of the 64 KiB throughput
+ * (bench/README.md).  Small messages need the bursts: one doorbell and one
+ * lock round trip for 16 of them.
+ */
+#define BIG_MSG 32768
+/* Send buffers per QP: two bursts' worth, so the sender fills one burst
+ * while the copy thread still sends the last. */
+#define POOL(burst) (2 * (burst))
+#define RXBUFS      16
+#define HELLO_LEN   16
+#define HELLO_MAG   0x5042544eu /* "NTBP" */
+#define F_VERIFY    1u
+#define F_BIDIR     2u
+#define F_LAST      4u
 
 struct perf_opts {
         const char *dev;
@@ -126,6 +135,7 @@ struct perf_qp {
         int send_err;
         /* receive side (event thread) */
         uint64_t rx_msgs, rx_bytes, expect_seq, verify_errors;
+        unsigned rx_posted; /* receive buffers posted (event thread, after the setup) */
         /* What arriving messages must look like.  Relaxed atomics: the client
          * sets them before its hello, the server's event thread from the
          * hello; no thread of this process orders the two. */
@@ -288,6 +298,12 @@ static void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, in
                 __atomic_store_n(&q->rx_bytes, q->rx_bytes + (uint64_t)len, __ATOMIC_RELAXED);
                 if (__atomic_load_n(&q->rx_verify, __ATOMIC_RELAXED))
                         verify_msg(q, data, (uint32_t)len);
+                /* Big messages: let the other buffers go, down to one
+                 * (BIG_MSG); they stay allocated until the run closes. */
+                if (len >= BIG_MSG && q->rx_posted > 1) {
+                        q->rx_posted--;
+                        return;
+                }
         }
         ntbt_qp_rx_enqueue(qp, NULL, data, q->buf_len);
 }
@@ -312,6 +328,7 @@ static void *sender(void *arg)
         struct perf_qp *q = arg;
         struct perf_run *r = q->r;
         uint32_t size = r->size;
+        unsigned burst = size >= BIG_MSG ? 1 : BURST;
         uint64_t n = 0;
         int ret;
 
@@ -320,16 +337,17 @@ static void *sender(void *arg)
                         return NULL;
         while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
                 struct ntbt_tx_buf v[BURST];
-                uint64_t want = n + BURST, done;
+                uint64_t want = n + burst, done;
                 unsigned k, i;
                 int64_t t0 = 0;
 
                 /* Acquire pairs with perf_tx_done: the slots' old frames are out. */
-                while ((done = __atomic_load_n(&q->completed, __ATOMIC_ACQUIRE)) + POOL < want)
+                while ((done = __atomic_load_n(&q->completed, __ATOMIC_ACQUIRE)) + POOL(burst) <
+                       want)
                         if (ntbt_qp_wait_tx(q->qp, 1, 1000000) == -ENOLINK)
                                 break;
-                for (k = 0; k < BURST; k++) {
-                        uint8_t *buf = q->pool + ((n + k) % POOL) * size;
+                for (k = 0; k < burst; k++) {
+                        uint8_t *buf = q->pool + ((n + k) % POOL(burst)) * size;
 
                         produce(buf, size, n + k, r->o->work_ns, r->verify);
                         if (r->corrupt_n && n + k + 1 == r->corrupt_n)
@@ -341,8 +359,8 @@ static void *sender(void *arg)
                 /* One burst: the transport takes its locks once and rings the
                  * doorbell once for all of it; a full ring takes the rest
                  * after a wait. */
-                for (i = 0, ret = 0; i < BURST && !ret;) {
-                        ret = ntbt_qp_tx_enqueue_burst(q->qp, v + i, BURST - i, 0);
+                for (i = 0, ret = 0; i < burst && !ret;) {
+                        ret = ntbt_qp_tx_enqueue_burst(q->qp, v + i, burst - i, 0);
                         if (ret > 0) {
                                 i += (unsigned)ret;
                                 ret = 0;
@@ -362,11 +380,11 @@ static void *sender(void *arg)
                 }
                 if (t0) {
                         /* Per message: the burst's time over its messages. */
-                        __atomic_store_n(&q->enq_ns, q->enq_ns + (uint64_t)(now_ns() - t0) / BURST,
+                        __atomic_store_n(&q->enq_ns, q->enq_ns + (uint64_t)(now_ns() - t0) / burst,
                                          __ATOMIC_RELAXED);
                         __atomic_store_n(&q->enq_samples, q->enq_samples + 1, __ATOMIC_RELAXED);
                 }
-                n += BURST;
+                n += burst;
                 __atomic_store_n(&q->sent, n, __ATOMIC_RELAXED);
         }
         return NULL;
@@ -443,6 +461,7 @@ static int run_open(struct perf_run *r, const char *ctx, const struct perf_opts 
                 for (j = 0; j < RXBUFS; j++)
                         ntbt_qp_rx_enqueue(q->qp, NULL, q->rxbufs + (size_t)j * q->buf_len,
                                            q->buf_len);
+                q->rx_posted = RXBUFS; /* before the link is up: no frame yet */
                 ntbt_qp_link_up(q->qp);
         }
         return 0;
@@ -453,7 +472,7 @@ fail:
 
 static int start_sender(struct perf_run *r, struct perf_qp *q)
 {
-        q->pool = calloc(POOL, r->size);
+        q->pool = calloc(POOL(r->size >= BIG_MSG ? 1 : BURST), r->size);
         if (!q->pool || pthread_create(&q->thread, NULL, sender, q)) {
                 cli_err(r->ctx, "cannot start a sender thread");
                 return -1;
