@@ -9,6 +9,10 @@
  *                                      nothing else: one thread copies each
  *                                      message into a 4 MiB ring, another
  *                                      copies it out (a bare SPSC ring)
+ *   baseline xread SIZE SECS           xcopy whose consumer only loads one
+ *                                      byte of each cache line of a message
+ *                                      and copies nothing: what moving the
+ *                                      lines between cores costs by itself
  *   baseline stream|seqpacket|pipe SIZE SECS
  *                                      AF_UNIX SOCK_STREAM / SOCK_SEQPACKET or
  *                                      a pipe between two processes, one-way
@@ -92,6 +96,7 @@ struct xring {
         _Alignas(64) uint64_t head;
         _Alignas(64) uint64_t tail;
         _Alignas(64) int stop;
+        int read_only; /* xread: touch each line instead of copying out */
         uint64_t taken;
         uint8_t sum;
 };
@@ -115,8 +120,16 @@ static void *xcopy_consumer(void *arg)
                                 continue;
                         }
                 }
-                memcpy(out, r->slots + (tail % r->n) * r->size, r->size);
-                sum += out[0];
+                if (r->read_only) {
+                        const volatile uint8_t *in = r->slots + (tail % r->n) * r->size;
+
+                        for (size_t i = 0; i < r->size; i += 64)
+                                sum += in[i]; /* volatile: every line is fetched */
+                        sum += in[r->size - 1];
+                } else {
+                        memcpy(out, r->slots + (tail % r->n) * r->size, r->size);
+                        sum += out[0];
+                }
                 /* Release: our copy-out is done before the slot is reused. */
                 __atomic_store_n(&r->tail, ++tail, __ATOMIC_RELEASE);
         }
@@ -126,9 +139,9 @@ static void *xcopy_consumer(void *arg)
         return NULL;
 }
 
-static void bench_xcopy(size_t size, double secs)
+static void bench_xcopy(size_t size, double secs, int read_only)
 {
-        struct xring r = {.size = size};
+        struct xring r = {.size = size, .read_only = read_only};
         uint8_t *src = malloc(size);
         uint64_t head = 0, tail = 0;
         int64_t t0, end;
@@ -159,10 +172,10 @@ static void bench_xcopy(size_t size, double secs)
         secs = (double)(now_ns() - t0) / 1e9; /* until the consumer took the last one */
         if (r.taken != head)
                 die("xcopy lost messages");
-        printf("{\"kind\":\"xcopy\",\"size\":%zu,\"msgs\":%llu,\"seconds\":%.6f,"
+        printf("{\"kind\":\"%s\",\"size\":%zu,\"msgs\":%llu,\"seconds\":%.6f,"
                "\"bytes_per_sec\":%.0f,\"msgs_per_sec\":%.0f}\n",
-               size, (unsigned long long)head, secs, (double)head * size / secs,
-               (double)head / secs);
+               read_only ? "xread" : "xcopy", size, (unsigned long long)head, secs,
+               (double)head * size / secs, (double)head / secs);
         free(src);
         free(r.slots);
 }
@@ -343,7 +356,9 @@ int main(int argc, char **argv)
         if (argc == 4 && !strcmp(argv[1], "memcpy"))
                 bench_memcpy(strtoul(argv[2], NULL, 0), atof(argv[3]));
         else if (argc == 4 && !strcmp(argv[1], "xcopy"))
-                bench_xcopy(strtoul(argv[2], NULL, 0), atof(argv[3]));
+                bench_xcopy(strtoul(argv[2], NULL, 0), atof(argv[3]), 0);
+        else if (argc == 4 && !strcmp(argv[1], "xread"))
+                bench_xcopy(strtoul(argv[2], NULL, 0), atof(argv[3]), 1);
         else if (argc == 4 && (!strcmp(argv[1], "stream") || !strcmp(argv[1], "seqpacket") ||
                                !strcmp(argv[1], "pipe")))
                 bench_oneway(argv[1], strtoul(argv[2], NULL, 0), atof(argv[3]));
@@ -352,9 +367,10 @@ int main(int argc, char **argv)
         else if (argc == 3 && !strcmp(argv[1], "cacheline"))
                 bench_cacheline(atol(argv[2]));
         else {
-                fprintf(stderr, "usage: baseline memcpy|xcopy|stream|seqpacket|pipe SIZE SECS\n"
-                                "       baseline pingpong SIZE COUNT\n"
-                                "       baseline cacheline COUNT\n");
+                fprintf(stderr,
+                        "usage: baseline memcpy|xcopy|xread|stream|seqpacket|pipe SIZE SECS\n"
+                        "       baseline pingpong SIZE COUNT\n"
+                        "       baseline cacheline COUNT\n");
                 return 2;
         }
         return 0;
