@@ -178,6 +178,19 @@ int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen
         return 0;
 }
 
+int cli_remove_device(const char *name)
+{
+        int ret = ntbt_shm_remove(name);
+
+        for (int port = 0; port < 2; port++) {
+                char path[4200];
+
+                if (!ntbt_stats_path(name, port, path, sizeof(path)))
+                        unlink(path);
+        }
+        return ret;
+}
+
 int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
                      void *opts, struct rusage *server_ru)
 {
@@ -192,7 +205,7 @@ int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_r
         fflush(NULL);
         pid = fork(); /* before this process starts any thread */
         if (pid < 0) {
-                ntbt_shm_remove(name);
+                cli_remove_device(name);
                 return 1;
         }
         if (pid == 0)
@@ -202,7 +215,8 @@ int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_r
                 kill(pid, SIGTERM); /* a failed client leaves the server waiting */
         if (wait4(pid, &st, 0, &ru) == pid && server_ru)
                 *server_ru = ru;
-        ntbt_shm_remove(name);
+        /* A server killed above left its statistics file: remove it too. */
+        cli_remove_device(name);
         if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
                 rc = 1;
         return rc;

@@ -43,6 +43,13 @@ void cli_endpoint_close(struct cli_endpoint *e);
 int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen, char *spec,
                        size_t slen);
 
+/*
+ * Remove the shm device NAME and the statistics files a transport on either
+ * port may have left (a killed one cannot remove its own): 0 or a negative
+ * errno from removing the device.
+ */
+int cli_remove_device(const char *name);
+
 /* One side of a two-sided tool, run on the device string spec. */
 typedef int (*cli_role_fn)(const char *ctx, const char *spec, void *opts);
 /*

@@ -108,16 +108,10 @@ static int dev_rm(int argc, char **argv)
                 cli_err("dev rm", "expected one device NAME");
                 return 2;
         }
-        ret = ntbt_shm_remove(argv[1]);
+        ret = cli_remove_device(argv[1]); /* and statistics a killed transport left */
         if (ret) {
                 cli_err("dev rm", "%s: %s", argv[1], strerror(-ret));
                 return 1;
-        }
-        for (int port = 0; port < 2; port++) { /* statistics a killed transport left */
-                char path[4200];
-
-                if (!ntbt_stats_path(argv[1], port, path, sizeof(path)))
-                        unlink(path);
         }
         return 0;
 }

@@ -18,6 +18,10 @@ for tx in inline thread; do
         [ $rc -eq 1 ] || fail "$tx: ping without the flush exited $rc"
         grep -q "stalled" "$dir/unsafe.out" || fail "$tx: ping without the flush did not stall"
         grep -q "UNSAFE" "$dir/unsafe.err" || fail "$tx: the unsafe flag was not labelled"
+        # The stalled run killed its server: the private device and both
+        # ports' statistics files must still be gone.
+        left=$(ls /dev/shm | grep "^ntbt-$name-loop-" || true)
+        [ -z "$left" ] || fail "$tx: the stalled loopback left $left"
 
         "$NTBT" ping --loopback --dev "pcie:$name,seed=1" --tx $tx --count 100000 --json \
                 > "$dir/safe.json" || fail "$tx: ping with the flush exited $?"
