@@ -94,6 +94,12 @@ static const char perf_usage[] =
 #define F_BIDIR     2u
 #define F_LAST      4u
 
+/* Messages per enqueue call for this message size. */
+static unsigned burst_for(uint32_t size)
+{
+        return size >= BIG_MSG ? 1 : BURST;
+}
+
 struct perf_opts {
         const char *dev;
         int server, client, loopback, json, verbose, tx_mode, verify, bidir, qps;
@@ -328,7 +334,7 @@ static void *sender(void *arg)
         struct perf_qp *q = arg;
         struct perf_run *r = q->r;
         uint32_t size = r->size;
-        unsigned burst = size >= BIG_MSG ? 1 : BURST;
+        unsigned burst = burst_for(size);
         uint64_t n = 0;
         int ret;
 
@@ -472,7 +478,7 @@ fail:
 
 static int start_sender(struct perf_run *r, struct perf_qp *q)
 {
-        q->pool = calloc(POOL(r->size >= BIG_MSG ? 1 : BURST), r->size);
+        q->pool = calloc(POOL(burst_for(r->size)), r->size);
         if (!q->pool || pthread_create(&q->thread, NULL, sender, q)) {
                 cli_err(r->ctx, "cannot start a sender thread");
                 return -1;
