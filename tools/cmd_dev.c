@@ -16,10 +16,11 @@
 static const char dev_usage[] =
     "usage: ntbt dev create NAME [--mw-count N] [--mw-size SIZE] [--spad-count N]\n"
     "                            [--db-bits N] [--xlat-align SIZE]\n"
+    "                            [--heartbeat-ms MS] [--remote-timeout-ms MS]\n"
     "       ntbt dev rm NAME\n"
     "       ntbt dev show NAME [--json] [--watch [SECS]] [--count N]\n"
     "\n"
-    "Create, remove or inspect an emulated NTB device (spec/shm-device.md, format 1).\n"
+    "Create, remove or inspect an emulated NTB device (spec/shm-device.md, format 2).\n"
     "show prints the device registers and, for each port where a transport runs,\n"
     "its queue pairs: link state, copy mode, and the kernel's debugfs counters\n"
     "(spec section 8) with ntbt's own, as the transport publishes them live\n"
@@ -27,7 +28,11 @@ static const char dev_usage[] =
     "rates since the last look, until interrupted or --count N refreshes.\n"
     "NAME is 1-64 of [A-Za-z0-9_.-] (the object /dev/shm/ntbt-NAME) or an absolute path.\n"
     "Sizes take K, M and G suffixes.  Defaults: 2 windows of 4M, 16 scratchpads,\n"
-    "16 doorbell bits, xlat-align 4K.\n";
+    "16 doorbell bits, xlat-align 4K, heartbeat every 100 ms, a silent remote owner\n"
+    "(a QEMU guest) gone after 1000 ms.  The file is a power of two in size so that\n"
+    "QEMU can map it as the BAR of an ivshmem-plain device.\n"
+    "show lists each port's owner (a process of this host, or remote) and how soon\n"
+    "its heartbeat moved (it waits up to remote-timeout-ms for that).\n";
 
 static int dev_create(int argc, char **argv)
 {
@@ -37,6 +42,8 @@ static int dev_create(int argc, char **argv)
             {"spad-count", required_argument, NULL, 'p'},
             {"db-bits", required_argument, NULL, 'd'},
             {"xlat-align", required_argument, NULL, 'a'},
+            {"heartbeat-ms", required_argument, NULL, 'b'},
+            {"remote-timeout-ms", required_argument, NULL, 't'},
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
         };
@@ -65,6 +72,19 @@ static int dev_create(int argc, char **argv)
                                 g.spad_count = (uint32_t)v;
                         else
                                 g.db_bits = (uint32_t)v;
+                        break;
+                case 'b':
+                case 't':
+                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                                return 2;
+                        if (v == 0 || v > 60000) {
+                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
+                                return 2;
+                        }
+                        if (c == 'b')
+                                g.heartbeat_ms = (uint32_t)v;
+                        else
+                                g.remote_timeout_ms = (uint32_t)v;
                         break;
                 case 's':
                 case 'a':
@@ -121,8 +141,26 @@ static const char *port_state(const struct ntbt_shm_port_info *p)
         if (p->state == 0)
                 return "free";
         if (p->state == 1)
-                return p->alive ? "claimed" : "claimed (owner dead)";
+                return p->alive ? "claimed" : "claimed (owner gone)";
         return "invalid";
+}
+
+static const char *owner_kind_name(uint32_t kind)
+{
+        static const char *const names[] = {"none", "process", "remote"};
+
+        return kind < 3 ? names[kind] : "invalid";
+}
+
+static void fmt_hb_age(const struct ntbt_shm_port_info *p, uint32_t timeout_ms, char *buf,
+                       size_t len)
+{
+        if (p->heartbeat_age_ms >= 0)
+                snprintf(buf, len, "moved within %d ms", p->heartbeat_age_ms);
+        else if (p->state == 1)
+                snprintf(buf, len, "still for %u ms", timeout_ms);
+        else
+                snprintf(buf, len, "-");
 }
 
 static const char *const state_names[] = {"down", "waiting for the peer", "handshake", "up"};
@@ -183,12 +221,18 @@ static void show_text(const char *name, const struct ntbt_shm_info *in, const st
         printf("  scratchpads  %u\n", in->spad_count);
         printf("  doorbells    %d bits (valid mask 0x%llx)\n",
                __builtin_popcountll(in->db_valid_mask), (unsigned long long)in->db_valid_mask);
+        printf("  liveness     heartbeat every %u ms, remote owner gone after %u ms\n",
+               in->heartbeat_ms, in->remote_timeout_ms);
         printf("  link         %s (link_seq %u)\n", in->link_up ? "up" : "down", in->link_seq);
         for (p = 0; p < 2; p++) {
                 const struct ntbt_shm_port_info *pi = &in->port[p];
+                char age[48];
 
-                printf("  port %d: %s, pid %u, generation %u, link_enabled %u\n", p, port_state(pi),
-                       pi->pid, pi->generation, pi->link_enabled);
+                fmt_hb_age(pi, in->remote_timeout_ms, age, sizeof(age));
+                printf("  port %d: %s, owner %s, pid %u, generation %u, link_enabled %u\n", p,
+                       port_state(pi), owner_kind_name(pi->owner_kind), pi->pid, pi->generation,
+                       pi->link_enabled);
+                printf("    heartbeat %u (%s)\n", pi->heartbeat, age);
                 printf("    doorbell 0x%llx, mask 0x%llx, db_seq %u, sleepers %u\n",
                        (unsigned long long)pi->db, (unsigned long long)pi->db_mask, pi->db_seq,
                        pi->db_sleepers);
@@ -240,20 +284,25 @@ static void show_json(const char *name, const struct ntbt_shm_info *in, const st
                         printf("\\%c", name[i]);
                 else
                         putchar(name[i]);
-        printf("\",\"format\":%u,\"file_bytes\":%llu,\"mw_count\":%u,\"mw_size\":%llu,"
-               "\"xlat_align\":%llu,\"spad_count\":%u,\"db_valid_mask\":%llu,"
-               "\"link_seq\":%u,\"link_up\":%s,\"ports\":[",
-               in->format, (unsigned long long)in->file_bytes, in->mw_count,
-               (unsigned long long)in->mw_size, (unsigned long long)in->xlat_align, in->spad_count,
-               (unsigned long long)in->db_valid_mask, in->link_seq, in->link_up ? "true" : "false");
+        printf("\",\"format\":%u,\"file_bytes\":%llu,\"window_offset\":%llu,\"mw_count\":%u,"
+               "\"mw_size\":%llu,\"xlat_align\":%llu,\"spad_count\":%u,\"db_valid_mask\":%llu,"
+               "\"heartbeat_ms\":%u,\"remote_timeout_ms\":%u,\"link_seq\":%u,\"link_up\":%s,"
+               "\"ports\":[",
+               in->format, (unsigned long long)in->file_bytes,
+               (unsigned long long)in->window_offset, in->mw_count, (unsigned long long)in->mw_size,
+               (unsigned long long)in->xlat_align, in->spad_count,
+               (unsigned long long)in->db_valid_mask, in->heartbeat_ms, in->remote_timeout_ms,
+               in->link_seq, in->link_up ? "true" : "false");
         for (p = 0; p < 2; p++) {
                 const struct ntbt_shm_port_info *pi = &in->port[p];
 
-                printf("%s{\"port\":%d,\"state\":%u,\"alive\":%s,\"pid\":%u,\"generation\":%u,"
+                printf("%s{\"port\":%d,\"state\":%u,\"alive\":%s,\"owner_kind\":\"%s\","
+                       "\"pid\":%u,\"generation\":%u,\"heartbeat\":%u,\"heartbeat_age_ms\":%d,"
                        "\"link_enabled\":%u,\"db\":%llu,\"db_mask\":%llu,\"db_seq\":%u,"
                        "\"db_sleepers\":%u,\"spad\":[",
-                       p ? "," : "", p, pi->state, pi->alive ? "true" : "false", pi->pid,
-                       pi->generation, pi->link_enabled, (unsigned long long)pi->db,
+                       p ? "," : "", p, pi->state, pi->alive ? "true" : "false",
+                       owner_kind_name(pi->owner_kind), pi->pid, pi->generation, pi->heartbeat,
+                       pi->heartbeat_age_ms, pi->link_enabled, (unsigned long long)pi->db,
                        (unsigned long long)pi->db_mask, pi->db_seq, pi->db_sleepers);
                 for (i = 0; i < in->spad_count; i++)
                         printf("%s%u", i ? "," : "", pi->spad[i]);

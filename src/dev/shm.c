@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The "shm" device: an NTB emulated in one shared-memory file, as specified
- * by spec/shm-device.md (format 1).  Two processes (or two handles) each
- * claim a port; each port's inbound windows are the other's outbound ones.
+ * by spec/shm-device.md (format 2).  Two processes (or two handles, or a
+ * process and a QEMU guest that maps the file as an ivshmem BAR) each claim a
+ * port; each port's inbound windows are the other's outbound ones.
+ *
+ * Liveness: a process owner of this host is judged by its pid (a pidfd); a
+ * remote owner (owner_kind 2) cannot be seen as a process and never wakes a
+ * futex, so it is judged by its heartbeat, and every wait that a remote peer
+ * could end is bounded (link changes: heartbeat_ms; doorbells: 1 ms).  Every
+ * handle beats its own port's heartbeat from a small thread, so that a
+ * remote peer can tell when this process died.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +40,9 @@
 /* How often a waiter looks at the peer's process while it sleeps on link_seq:
  * a SIGKILLed peer never bumps link_seq, so this bounds its detection time. */
 #define LINK_POLL_NS (20 * NS_PER_MS)
+/* How long a doorbell sleep lasts at most while the peer is remote: a remote
+ * owner rings without FUTEX_WAKE, so we must look (spec: within 1 ms). */
+#define REMOTE_DB_POLL_NS NS_PER_MS
 
 /* A validated, mapped device file.  Fields are our copies of the header,
  * taken once at open: the file is never trusted after validation. */
@@ -40,8 +51,8 @@ struct shm_map {
         uint8_t *base;
         size_t len;
         struct shm_hdr *hdr;
-        uint32_t mw_count, spad_count;
-        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes;
+        uint32_t mw_count, spad_count, heartbeat_ms, remote_timeout_ms;
+        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes, window_offset;
 };
 
 struct shm_dev {
@@ -51,10 +62,18 @@ struct shm_dev {
         uint32_t pid, generation; /* what we wrote when we claimed */
         struct shm_port *me, *peer;
         uint32_t kicks; /* db_wait_interrupt counter, local to this handle */
-        /* Liveness cache of the peer's owner: a pidfd for (pid, generation). */
+        /* Liveness cache of the peer's owner, per (owner_kind, pid,
+         * generation): a pidfd for a process owner; for a remote one the
+         * last heartbeat value seen and when (our clock) it last moved. */
         pthread_mutex_t peer_lock;
         int peer_pidfd;
-        uint32_t peer_pid, peer_gen;
+        uint32_t peer_kind, peer_pid, peer_gen, peer_hb;
+        int64_t peer_hb_at;
+        /* The heartbeat thread: beats me->heartbeat every heartbeat_ms / 2. */
+        pthread_t hb_thread;
+        pthread_mutex_t hb_lock;
+        pthread_cond_t hb_cond;
+        int hb_stop;
 };
 
 static struct shm_dev *to_shm(struct ntbt_dev *dev)
@@ -98,7 +117,8 @@ static int is_pow2(uint64_t v)
 
 /* Check geometry against the spec's limits; *field names the first bad one. */
 static int geom_check(uint32_t mw_count, uint32_t spad_count, uint64_t db_valid_mask,
-                      uint64_t mw_size, uint64_t xlat_align, const char **field)
+                      uint64_t mw_size, uint64_t xlat_align, uint32_t heartbeat_ms,
+                      uint32_t remote_timeout_ms, const char **field)
 {
         int db_bits = __builtin_popcountll(db_valid_mask);
 
@@ -113,12 +133,41 @@ static int geom_check(uint32_t mw_count, uint32_t spad_count, uint64_t db_valid_
                 return *field = "mw_size (must be a power of two, 4 KiB - 1 GiB)", -EINVAL;
         if (!is_pow2(xlat_align) || xlat_align < SHM_XLAT_ALIGN_MIN || xlat_align > mw_size)
                 return *field = "xlat_align (must be a power of two, 4 KiB - mw_size)", -EINVAL;
+        if (heartbeat_ms < SHM_HEARTBEAT_MIN || heartbeat_ms > SHM_HEARTBEAT_MAX)
+                return *field = "heartbeat_ms (must be 10-10000)", -EINVAL;
+        if (remote_timeout_ms < 2 * heartbeat_ms || remote_timeout_ms > SHM_REMOTE_TMO_MAX)
+                return *field = "remote_timeout_ms (must be 2 x heartbeat_ms - 60000)", -EINVAL;
         return 0;
 }
 
+/* The windows start at the first multiple of mw_size past the register
+ * pages, so that each window's bus address in a BAR is mw_size-aligned. */
+static uint64_t geom_window_offset(uint64_t mw_size)
+{
+        return (SHM_HEADER_BYTES + mw_size - 1) / mw_size * mw_size;
+}
+
+static uint64_t geom_windows_end(uint32_t mw_count, uint64_t mw_size)
+{
+        return geom_window_offset(mw_size) + 2ull * mw_count * mw_size;
+}
+
+/* A power of two, because QEMU maps the whole file as a PCI BAR. */
 static uint64_t geom_file_bytes(uint32_t mw_count, uint64_t mw_size)
 {
-        return SHM_HEADER_BYTES + 2ull * mw_count * mw_size;
+        uint64_t need = geom_windows_end(mw_count, mw_size), b = 1;
+
+        while (b < need)
+                b <<= 1;
+        return b;
+}
+
+/* posix_fallocate a range, for the spec's "allocated at creation". */
+static int alloc_range(int fd, uint64_t off, uint64_t len)
+{
+        int err = posix_fallocate(fd, (off_t)off, (off_t)len);
+
+        return -err;
 }
 
 /* ---- create / remove ---- */
@@ -154,12 +203,18 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
                 g.mw_size = SHM_MW_SIZE_DEF;
         if (!g.xlat_align)
                 g.xlat_align = SHM_XLAT_ALIGN_DEF;
+        if (!g.heartbeat_ms)
+                g.heartbeat_ms = SHM_HEARTBEAT_DEF;
+        if (!g.remote_timeout_ms) /* the spec's 1 s, or ten beats if they are slower */
+                g.remote_timeout_ms = g.heartbeat_ms > SHM_REMOTE_TMO_DEF / 10 ? g.heartbeat_ms * 10
+                                                                               : SHM_REMOTE_TMO_DEF;
         if (g.db_bits > SHM_DB_BITS_MAX) {
                 log_err("%s: db_bits %u out of range 2-64", name, g.db_bits);
                 return -EINVAL;
         }
         db_mask = g.db_bits == 64 ? ~0ull : (1ull << g.db_bits) - 1;
-        ret = geom_check(g.mw_count, g.spad_count, db_mask, g.mw_size, g.xlat_align, &field);
+        ret = geom_check(g.mw_count, g.spad_count, db_mask, g.mw_size, g.xlat_align, g.heartbeat_ms,
+                         g.remote_timeout_ms, &field);
         if (ret) {
                 log_err("%s: bad %s", name, field);
                 return ret;
@@ -171,6 +226,18 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
                 return -errno;
         if (ftruncate(fd, (off_t)file_bytes) < 0) {
                 ret = -errno;
+                goto fail_unlink;
+        }
+        /* The register pages and the windows get their space now, so a full
+         * file system is this error and never a SIGBUS at first touch; the
+         * padding nobody touches may stay a hole. */
+        ret = alloc_range(fd, 0, SHM_HEADER_BYTES);
+        if (!ret)
+                ret = alloc_range(fd, geom_window_offset(g.mw_size), 2ull * g.mw_count * g.mw_size);
+        if (ret) {
+                log_err("%s: cannot allocate %llu bytes for the device: %s", path,
+                        (unsigned long long)(SHM_HEADER_BYTES + 2ull * g.mw_count * g.mw_size),
+                        strerror(-ret));
                 goto fail_unlink;
         }
         base = mmap(NULL, SHM_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -190,6 +257,9 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
         store_relaxed(&hdr->mw_size, g.mw_size);
         store_relaxed(&hdr->xlat_align, g.xlat_align);
         store_relaxed(&hdr->file_bytes, file_bytes);
+        store_relaxed(&hdr->heartbeat_ms, g.heartbeat_ms);
+        store_relaxed(&hdr->remote_timeout_ms, g.remote_timeout_ms);
+        store_relaxed(&hdr->window_offset, geom_window_offset(g.mw_size));
         memcpy(&magic, SHM_MAGIC, 8);
         store_release((uint64_t *)(void *)hdr->magic, magic);
         munmap(base, SHM_HEADER_BYTES);
@@ -231,7 +301,7 @@ static uint64_t le64(const uint8_t *p)
  */
 static int shm_map_open(const char *name, int writable, struct shm_map *m)
 {
-        uint8_t raw[0x40];
+        uint8_t raw[0x50];
         char path[PATH_MAX];
         const char *field = NULL;
         int64_t deadline = now_ns() + NS_PER_SEC;
@@ -246,7 +316,9 @@ static int shm_map_open(const char *name, int writable, struct shm_map *m)
                 log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)", name);
                 return ret;
         }
-        fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO planted at the path must not block the open;
+         * the fstat below then refuses anything but a regular file. */
+        fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
                 ret = -errno;
                 if (ret == -ELOOP)
@@ -274,6 +346,13 @@ static int shm_map_open(const char *name, int writable, struct shm_map *m)
                 }
                 if (memcmp(raw, SHM_MAGIC, 8) == 0)
                         break;
+                if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
+                        log_err("%s: shm device format 1 (an older ntbt); this build reads format "
+                                "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
+                                path);
+                        ret = -EPROTO;
+                        goto fail;
+                }
                 if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
                         log_err("%s: wrong magic (not an ntbt shm device)", path);
                         ret = -EINVAL;
@@ -309,8 +388,11 @@ static int shm_map_open(const char *name, int writable, struct shm_map *m)
         m->mw_size = le64(raw + 0x20);
         m->xlat_align = le64(raw + 0x28);
         m->file_bytes = le64(raw + 0x30);
+        m->heartbeat_ms = le32(raw + 0x3C);
+        m->remote_timeout_ms = le32(raw + 0x40);
+        m->window_offset = le64(raw + 0x48);
         ret = geom_check(m->mw_count, m->spad_count, m->db_valid_mask, m->mw_size, m->xlat_align,
-                         &field);
+                         m->heartbeat_ms, m->remote_timeout_ms, &field);
         if (ret) {
                 log_err("%s: bad %s", path, field);
                 goto fail;
@@ -319,6 +401,13 @@ static int shm_map_open(const char *name, int writable, struct shm_map *m)
                 log_err("%s: file_bytes %llu, the geometry needs %llu", path,
                         (unsigned long long)m->file_bytes,
                         (unsigned long long)geom_file_bytes(m->mw_count, m->mw_size));
+                ret = -EINVAL;
+                goto fail;
+        }
+        if (m->window_offset != geom_window_offset(m->mw_size)) {
+                log_err("%s: window_offset 0x%llx, the geometry needs 0x%llx", path,
+                        (unsigned long long)m->window_offset,
+                        (unsigned long long)geom_window_offset(m->mw_size));
                 ret = -EINVAL;
                 goto fail;
         }
@@ -362,7 +451,7 @@ static struct shm_port *map_port(struct shm_map *m, int p)
 /* Inbound window n of port p. */
 static uint8_t *map_window(struct shm_map *m, int p, int n)
 {
-        return m->base + SHM_HEADER_BYTES + ((uint64_t)p * m->mw_count + (uint64_t)n) * m->mw_size;
+        return m->base + m->window_offset + ((uint64_t)p * m->mw_count + (uint64_t)n) * m->mw_size;
 }
 
 static void bump_link_seq(struct shm_map *m)
@@ -418,28 +507,79 @@ static void port_reset(struct shm_map *m, struct shm_port *pt)
         store_sc(&pt->link_enabled, 0);
 }
 
-/* Claim port p: 0 on success, -EBUSY if a live owner holds it. */
-static int port_claim(struct shm_dev *s, int p)
+static void sleep_ns(int64_t ns)
+{
+        nanosleep(&(struct timespec){ns / NS_PER_SEC, ns % NS_PER_SEC}, NULL);
+}
+
+/*
+ * Has the owner of a claimed port gone, as of generation gen?  1 gone, 0
+ * alive, -EAGAIN if the port changed hands meanwhile (look again).  A process
+ * owner of this host is judged by its pid; any other by a heartbeat that
+ * stands still for remote_timeout_ms by our clock, which this watches (a live
+ * owner answers within about heartbeat_ms).
+ */
+static int owner_gone(struct shm_map *m, struct shm_port *pt, uint32_t gen)
+{
+        uint32_t kind = load_sc(&pt->owner_kind), pid = load_sc(&pt->pid);
+        uint32_t hb = load_sc(&pt->heartbeat);
+        int64_t deadline = now_ns() + m->remote_timeout_ms * NS_PER_MS;
+        int64_t step = m->heartbeat_ms * NS_PER_MS / 4;
+
+        if (kind == SHM_OWNER_PROCESS) {
+                if (pid == (uint32_t)getpid())
+                        return 0; /* another handle of ours */
+                return !pid_alive(pid);
+        }
+        while (now_ns() < deadline) {
+                if (load_sc(&pt->generation) != gen || load_sc(&pt->state) != SHM_PORT_CLAIMED)
+                        return -EAGAIN;
+                if (load_sc(&pt->heartbeat) != hb)
+                        return 0;
+                sleep_ns(step);
+        }
+        return 1;
+}
+
+/*
+ * Claim port p: 0 on success, -EBUSY if a live owner holds it.  With
+ * takeover, a port whose owner is gone is taken by compare-and-swap of its
+ * generation, so that of two claimants exactly one wins.
+ */
+static int port_claim(struct shm_dev *s, int p, int takeover)
 {
         struct shm_port *pt = map_port(&s->map, p);
         uint32_t me = (uint32_t)getpid();
-        uint32_t state = SHM_PORT_FREE;
-        uint32_t old_pid = load_sc(&pt->pid);
 
-        if (cas_sc(&pt->state, &state, SHM_PORT_CLAIMED)) {
-                /* Swap the pid we saw for ours: if a third party took the port
-                 * over in between (it saw state 1 and a dead pid), it won. */
-                if (!cas_sc(&pt->pid, &old_pid, me))
+        for (;;) {
+                uint32_t state = SHM_PORT_FREE, gen;
+                int gone;
+
+                if (cas_sc(&pt->state, &state, SHM_PORT_CLAIMED)) {
+                        store_sc(&pt->owner_kind, SHM_OWNER_PROCESS);
+                        store_sc(&pt->pid, me);
+                        s->generation = fetch_add_sc(&pt->generation, 1) + 1;
+                        break;
+                }
+                if (!takeover)
                         return -EBUSY;
-        } else {
-                if (old_pid == me || pid_alive(old_pid))
+                gen = load_sc(&pt->generation);
+                if (load_sc(&pt->state) != SHM_PORT_CLAIMED)
+                        continue; /* released meanwhile: try the claim again */
+                gone = owner_gone(&s->map, pt, gen);
+                if (gone == 0)
                         return -EBUSY;
-                /* The owner is dead: take over by swapping its pid for ours. */
-                if (!cas_sc(&pt->pid, &old_pid, me))
-                        return -EBUSY;
+                if (gone < 0 || !cas_sc(&pt->generation, &gen, gen + 1))
+                        continue; /* someone else moved first: start again */
+                s->generation = gen + 1;
+                store_sc(&pt->owner_kind, SHM_OWNER_PROCESS);
+                store_sc(&pt->pid, me);
+                break;
         }
         s->pid = me;
-        s->generation = fetch_add_sc(&pt->generation, 1) + 1;
+        /* A beat at once: an observer that started watching the dead owner's
+         * heartbeat sees the port alive again. */
+        fetch_add_sc(&pt->heartbeat, 1);
         port_reset(&s->map, pt);
         bump_link_seq(&s->map);
         return 0;
@@ -452,12 +592,78 @@ static int own_port(struct shm_dev *s)
                load_sc(&s->me->generation) == s->generation;
 }
 
+/* ---- heartbeat ---- */
+
+/* Beats our port's heartbeat every heartbeat_ms / 2 until told to stop:
+ * remote peers judge this process alive by it. */
+static void *hb_main(void *arg)
+{
+        struct shm_dev *s = arg;
+        int64_t period = s->map.heartbeat_ms * NS_PER_MS / 2;
+        struct timespec ts;
+
+        pthread_mutex_lock(&s->hb_lock);
+        while (!s->hb_stop) {
+                int64_t t;
+
+                /* Only while the port is ours: a port taken over from us
+                 * beats for its new owner, not for us. */
+                if (own_port(s))
+                        fetch_add_sc(&s->me->heartbeat, 1);
+                t = now_ns() + period;
+                ts.tv_sec = t / NS_PER_SEC;
+                ts.tv_nsec = t % NS_PER_SEC;
+                pthread_cond_timedwait(&s->hb_cond, &s->hb_lock, &ts);
+        }
+        pthread_mutex_unlock(&s->hb_lock);
+        return NULL;
+}
+
+static int hb_start(struct shm_dev *s)
+{
+        pthread_condattr_t ca;
+        int err;
+
+        pthread_mutex_init(&s->hb_lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ns()'s clock */
+        pthread_cond_init(&s->hb_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        err = pthread_create(&s->hb_thread, NULL, hb_main, s);
+        if (err) {
+                pthread_cond_destroy(&s->hb_cond);
+                pthread_mutex_destroy(&s->hb_lock);
+        }
+        return -err;
+}
+
+static void hb_stop(struct shm_dev *s)
+{
+        pthread_mutex_lock(&s->hb_lock);
+        s->hb_stop = 1;
+        pthread_cond_signal(&s->hb_cond);
+        pthread_mutex_unlock(&s->hb_lock);
+        pthread_join(s->hb_thread, NULL);
+        pthread_cond_destroy(&s->hb_cond);
+        pthread_mutex_destroy(&s->hb_lock);
+}
+
+static void port_release(struct shm_dev *s)
+{
+        if (own_port(s)) {
+                store_sc(&s->me->link_enabled, 0);
+                store_sc(&s->me->owner_kind, SHM_OWNER_NONE);
+                store_sc(&s->me->state, SHM_PORT_FREE);
+                bump_link_seq(&s->map);
+        }
+}
+
 static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
 {
         const char *pstr = dev_args_get(args, "port");
         const char *ntstr = dev_args_get(args, "nt");
         struct shm_dev *s;
-        int ret, p, first = 0, last = 1;
+        int ret, p, pass, first = 0, last = 1;
 
         if (pstr) {
                 if (strcmp(pstr, "0") && strcmp(pstr, "1")) {
@@ -479,14 +685,17 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
                 free(s);
                 return ret;
         }
+        /* A free port first; only then one whose owner is gone (judging a
+         * remote owner gone takes remote_timeout_ms). */
         ret = -EBUSY;
-        for (p = first; p <= last && ret; p++) {
-                ret = port_claim(s, p);
-                if (!ret)
-                        s->port = p;
-        }
+        for (pass = 0; pass < 2 && ret; pass++)
+                for (p = first; p <= last && ret; p++) {
+                        ret = port_claim(s, p, pass);
+                        if (!ret)
+                                s->port = p;
+                }
         if (ret) {
-                log_err("%s: %s busy (claimed by a live process)", dev->spec,
+                log_err("%s: %s busy (claimed by a live owner)", dev->spec,
                         pstr ? "port" : "both ports");
                 shm_map_close(&s->map);
                 free(s);
@@ -495,6 +704,14 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
         s->me = map_port(&s->map, s->port);
         s->peer = map_port(&s->map, 1 - s->port);
         s->peer_pidfd = -1;
+        ret = hb_start(s);
+        if (ret) {
+                log_err("%s: cannot start the heartbeat thread: %s", dev->spec, strerror(-ret));
+                port_release(s);
+                shm_map_close(&s->map);
+                free(s);
+                return ret;
+        }
         pthread_mutex_init(&s->peer_lock, NULL);
         dev->priv = s;
         return 0;
@@ -504,11 +721,8 @@ static void shm_close(struct ntbt_dev *dev)
 {
         struct shm_dev *s = to_shm(dev);
 
-        if (own_port(s)) {
-                store_sc(&s->me->link_enabled, 0);
-                store_sc(&s->me->state, SHM_PORT_FREE);
-                bump_link_seq(&s->map);
-        }
+        hb_stop(s);
+        port_release(s);
         if (s->peer_pidfd >= 0)
                 close(s->peer_pidfd);
         pthread_mutex_destroy(&s->peer_lock);
@@ -523,22 +737,45 @@ static int shm_port(struct ntbt_dev *dev)
 
 /* ---- link ---- */
 
-/* Is the peer port's owner alive?  Caches a pidfd per (pid, generation). */
-static int peer_alive(struct shm_dev *s, uint32_t pid, uint32_t gen)
+/*
+ * Is the peer port's owner alive?  A process owner by its pid (a pidfd cached
+ * per pid and generation); a remote owner by its heartbeat, which must have
+ * moved within remote_timeout_ms of our clock (a new generation or owner
+ * starts the watch afresh).
+ */
+static int peer_alive(struct shm_dev *s, uint32_t kind, uint32_t pid, uint32_t gen)
 {
         int alive;
 
-        if (pid == s->pid)
+        if (kind == SHM_OWNER_PROCESS && pid == s->pid)
                 return 1; /* two handles in one process */
+        if (kind != SHM_OWNER_PROCESS && kind != SHM_OWNER_REMOTE)
+                return 0; /* mid-claim, or garbage */
         pthread_mutex_lock(&s->peer_lock);
-        if (s->peer_pidfd < 0 || s->peer_pid != pid || s->peer_gen != gen) {
+        if (s->peer_kind != kind || s->peer_pid != pid || s->peer_gen != gen) {
                 if (s->peer_pidfd >= 0)
                         close(s->peer_pidfd);
-                s->peer_pidfd = pid && pid <= INT_MAX ? pidfd_open_((pid_t)pid) : -1;
+                s->peer_pidfd = kind == SHM_OWNER_PROCESS && pid && pid <= INT_MAX
+                                    ? pidfd_open_((pid_t)pid)
+                                    : -1;
+                s->peer_kind = kind;
                 s->peer_pid = pid;
                 s->peer_gen = gen;
+                s->peer_hb = load_sc(&s->peer->heartbeat);
+                s->peer_hb_at = now_coarse_ns();
         }
-        alive = s->peer_pidfd >= 0 ? !pidfd_exited(s->peer_pidfd) : pid_alive(pid);
+        if (kind == SHM_OWNER_REMOTE) {
+                uint32_t hb = load_sc(&s->peer->heartbeat);
+                int64_t now = now_coarse_ns();
+
+                if (hb != s->peer_hb) {
+                        s->peer_hb = hb;
+                        s->peer_hb_at = now;
+                }
+                alive = now - s->peer_hb_at < s->map.remote_timeout_ms * NS_PER_MS;
+        } else {
+                alive = s->peer_pidfd >= 0 ? !pidfd_exited(s->peer_pidfd) : pid_alive(pid);
+        }
         pthread_mutex_unlock(&s->peer_lock);
         return alive;
 }
@@ -546,18 +783,19 @@ static int peer_alive(struct shm_dev *s, uint32_t pid, uint32_t gen)
 static int shm_link_is_up(struct ntbt_dev *dev)
 {
         struct shm_dev *s = to_shm(dev);
-        uint32_t pgen, ppid;
+        uint32_t pgen, ppid, pkind;
 
         if (!own_port(s) || !load_sc(&s->me->link_enabled))
                 return 0;
-        /* Read generation before and after pid so a restart in between is seen. */
+        /* Read generation before and after the owner so a restart in between is seen. */
         pgen = load_sc(&s->peer->generation);
         if (load_sc(&s->peer->state) != SHM_PORT_CLAIMED || !load_sc(&s->peer->link_enabled))
                 return 0;
+        pkind = load_sc(&s->peer->owner_kind);
         ppid = load_sc(&s->peer->pid);
         if (load_sc(&s->peer->generation) != pgen)
                 return 0;
-        return peer_alive(s, ppid, pgen);
+        return peer_alive(s, pkind, ppid, pgen);
 }
 
 static int set_link_enabled(struct ntbt_dev *dev, uint32_t v)
@@ -585,7 +823,12 @@ static int shm_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
 {
         struct shm_dev *s = to_shm(dev);
         int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+        int64_t slice = s->map.heartbeat_ms * NS_PER_MS;
 
+        /* A remote owner's changes wake nobody: look at least every
+         * heartbeat_ms (and every LINK_POLL_NS for a killed process peer). */
+        if (slice > LINK_POLL_NS)
+                slice = LINK_POLL_NS;
         for (;;) {
                 uint32_t seq = load_sc(&s->map.hdr->link_seq);
                 int up = shm_link_is_up(dev);
@@ -595,8 +838,7 @@ static int shm_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
                         return up;
                 /* link_seq wakes us for every clean change; the slice bounds
                  * how long a killed peer goes unnoticed. */
-                futex_wait_shared(&s->map.hdr->link_seq, seq,
-                                  left < LINK_POLL_NS ? left : LINK_POLL_NS);
+                futex_wait_shared(&s->map.hdr->link_seq, seq, left < slice ? left : slice);
         }
 }
 
@@ -871,7 +1113,7 @@ static int shm_db_wait(struct ntbt_dev *dev, uint64_t bits, int64_t timeout_ns)
 
         for (;;) {
                 uint32_t seq = load_sc(&s->me->db_seq);
-                int64_t left;
+                int64_t left, nap;
 
                 if (load_sc(&s->kicks) != k0)
                         return -EINTR;
@@ -891,10 +1133,16 @@ static int shm_db_wait(struct ntbt_dev *dev, uint64_t bits, int64_t timeout_ns)
                         futex_wait_shared(&s->kicks, k0, timeout_ns < 0 ? -1 : left);
                         continue;
                 }
+                nap = timeout_ns < 0 ? -1 : left;
+                /* A remote peer rings without FUTEX_WAKE: then sleep at most
+                 * 1 ms and look again (spec: a process owner polls). */
+                if (load_sc(&s->peer->owner_kind) == SHM_OWNER_REMOTE &&
+                    (nap < 0 || nap > REMOTE_DB_POLL_NS))
+                        nap = REMOTE_DB_POLL_NS;
                 fetch_add_sc(&s->me->db_sleepers, 1);
                 /* Re-check after announcing ourselves (see shm_peer_db_set). */
                 if (!db_pending(s, bits) && load_sc(&s->kicks) == k0)
-                        futex_wait_shared(&s->me->db_seq, seq, timeout_ns < 0 ? -1 : left);
+                        futex_wait_shared(&s->me->db_seq, seq, nap);
                 fetch_sub_sc(&s->me->db_sleepers, 1);
         }
 }
@@ -965,6 +1213,37 @@ static int shm_peer_spad_write(struct ntbt_dev *dev, int idx, uint32_t val)
 
 /* ---- inspect ---- */
 
+/*
+ * Watch the claimed ports' heartbeats until each has moved, for at most
+ * remote_timeout_ms: a live owner beats within heartbeat_ms.  A process owner
+ * whose pid is gone is not waited for.
+ */
+static void watch_heartbeats(struct shm_map *m, struct ntbt_shm_info *info)
+{
+        int64_t t0 = now_ns(), deadline = t0 + m->remote_timeout_ms * NS_PER_MS;
+        uint32_t hb0[2];
+        int need[2], p;
+
+        for (p = 0; p < 2; p++) {
+                struct ntbt_shm_port_info *pi = &info->port[p];
+
+                hb0[p] = pi->heartbeat;
+                pi->heartbeat_age_ms = -1;
+                need[p] = pi->state == SHM_PORT_CLAIMED &&
+                          (pi->owner_kind != SHM_OWNER_PROCESS || pid_alive(pi->pid));
+        }
+        while ((need[0] || need[1]) && now_ns() < deadline) {
+                sleep_ns(NS_PER_MS);
+                for (p = 0; p < 2; p++) {
+                        if (need[p] && load_sc(&map_port(m, p)->heartbeat) != hb0[p]) {
+                                info->port[p].heartbeat_age_ms =
+                                    (int32_t)((now_ns() - t0) / NS_PER_MS);
+                                need[p] = 0;
+                        }
+                }
+        }
+}
+
 int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
 {
         struct shm_map m;
@@ -985,6 +1264,9 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
         info->mw_size = m.mw_size;
         info->xlat_align = m.xlat_align;
         info->file_bytes = m.file_bytes;
+        info->window_offset = m.window_offset;
+        info->heartbeat_ms = m.heartbeat_ms;
+        info->remote_timeout_ms = m.remote_timeout_ms;
         info->link_seq = load_sc(&m.hdr->link_seq);
         for (p = 0; p < 2; p++) {
                 struct shm_port *pt = map_port(&m, p);
@@ -994,7 +1276,8 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
                 pi->pid = load_sc(&pt->pid);
                 pi->generation = load_sc(&pt->generation);
                 pi->link_enabled = load_sc(&pt->link_enabled);
-                pi->alive = pi->state == SHM_PORT_CLAIMED && pid_alive(pi->pid);
+                pi->owner_kind = load_sc(&pt->owner_kind);
+                pi->heartbeat = load_sc(&pt->heartbeat);
                 pi->db = load_sc(&pt->db);
                 pi->db_mask = load_sc(&pt->db_mask);
                 pi->db_seq = load_sc(&pt->db_seq);
@@ -1003,6 +1286,17 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
                         pi->spad[i] = load_sc(&pt->spad[i]);
                 for (i = 0; i < m.mw_count; i++)
                         pi->xlat_size[i] = load_sc(&pt->xlat_size[i]);
+        }
+        watch_heartbeats(&m, info);
+        for (p = 0; p < 2; p++) {
+                struct ntbt_shm_port_info *pi = &info->port[p];
+
+                if (pi->state != SHM_PORT_CLAIMED)
+                        pi->alive = 0;
+                else if (pi->owner_kind == SHM_OWNER_PROCESS)
+                        pi->alive = pid_alive(pi->pid);
+                else
+                        pi->alive = pi->owner_kind == SHM_OWNER_REMOTE && pi->heartbeat_age_ms >= 0;
         }
         info->link_up = info->port[0].alive && info->port[1].alive &&
                         info->port[0].link_enabled == 1 && info->port[1].link_enabled == 1;

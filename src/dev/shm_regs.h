@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The "shm" device's register map, spec/shm-device.md format 1: every byte
+ * The "shm" device's register map, spec/shm-device.md format 2: every byte
  * another program sees.  Offsets are asserted so that the structs cannot
  * drift from the spec.
  */
@@ -10,12 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_MAGIC          "NTBTSHM1"
-#define SHM_FORMAT         1
+#define SHM_MAGIC          "NTBTSHM2"
+#define SHM_MAGIC_V1       "NTBTSHM1" /* refused: the device must be created again */
+#define SHM_FORMAT         2
 #define SHM_HEADER_BYTES   0x3000u
 #define SHM_PORT_OFFSET(p) (0x1000u + (uint32_t)(p)*0x1000u)
 #define SHM_PORT_FREE      0
 #define SHM_PORT_CLAIMED   1
+
+/* owner_kind */
+#define SHM_OWNER_NONE    0
+#define SHM_OWNER_PROCESS 1 /* a process of the host that made the file: pid is valid */
+#define SHM_OWNER_REMOTE  2 /* anything else (a guest): judged by its heartbeat */
 
 /* Limits and defaults (spec table "Device header"). */
 #define SHM_MW_COUNT_MIN   1
@@ -32,6 +38,11 @@
 #define SHM_MW_SIZE_DEF    (4ull << 20)
 #define SHM_XLAT_ALIGN_MIN 4096ull
 #define SHM_XLAT_ALIGN_DEF 4096ull
+#define SHM_HEARTBEAT_MIN  10u
+#define SHM_HEARTBEAT_MAX  10000u
+#define SHM_HEARTBEAT_DEF  100u
+#define SHM_REMOTE_TMO_MAX 60000u
+#define SHM_REMOTE_TMO_DEF 1000u
 
 struct shm_hdr {
         char magic[8];
@@ -44,6 +55,10 @@ struct shm_hdr {
         uint64_t xlat_align;
         uint64_t file_bytes;
         uint32_t link_seq;
+        uint32_t heartbeat_ms;
+        uint32_t remote_timeout_ms;
+        uint32_t reserved0;
+        uint64_t window_offset;
 };
 
 _Static_assert(offsetof(struct shm_hdr, format) == 0x08, "format");
@@ -55,13 +70,18 @@ _Static_assert(offsetof(struct shm_hdr, mw_size) == 0x20, "mw_size");
 _Static_assert(offsetof(struct shm_hdr, xlat_align) == 0x28, "xlat_align");
 _Static_assert(offsetof(struct shm_hdr, file_bytes) == 0x30, "file_bytes");
 _Static_assert(offsetof(struct shm_hdr, link_seq) == 0x38, "link_seq");
+_Static_assert(offsetof(struct shm_hdr, heartbeat_ms) == 0x3C, "heartbeat_ms");
+_Static_assert(offsetof(struct shm_hdr, remote_timeout_ms) == 0x40, "remote_timeout_ms");
+_Static_assert(offsetof(struct shm_hdr, window_offset) == 0x48, "window_offset");
 
 struct shm_port {
         uint32_t state;
         uint32_t pid;
         uint32_t generation;
         uint32_t link_enabled;
-        uint8_t reserved0[0x30];
+        uint32_t owner_kind;
+        uint32_t heartbeat;
+        uint8_t reserved0[0x28];
         uint64_t db;
         uint64_t db_mask;
         uint32_t db_seq;
@@ -74,6 +94,8 @@ struct shm_port {
 _Static_assert(offsetof(struct shm_port, pid) == 0x004, "pid");
 _Static_assert(offsetof(struct shm_port, generation) == 0x008, "generation");
 _Static_assert(offsetof(struct shm_port, link_enabled) == 0x00C, "link_enabled");
+_Static_assert(offsetof(struct shm_port, owner_kind) == 0x010, "owner_kind");
+_Static_assert(offsetof(struct shm_port, heartbeat) == 0x014, "heartbeat");
 _Static_assert(offsetof(struct shm_port, db) == 0x040, "db");
 _Static_assert(offsetof(struct shm_port, db_mask) == 0x048, "db_mask");
 _Static_assert(offsetof(struct shm_port, db_seq) == 0x050, "db_seq");

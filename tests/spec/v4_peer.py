@@ -3,131 +3,27 @@
 spec/ntb-transport-v4.md and spec/shm-device.md.  It shares no code with
 ntbt and exists to show that ntbt speaks the specified protocol.
 
-  v4_peer.py send DEVICE_FILE PORT INPUT  [--mtu N] [--qp Q]
-  v4_peer.py recv DEVICE_FILE PORT OUTPUT [--mtu N] [--qp Q]
+  v4_peer.py send DEVICE_FILE PORT INPUT  [--mtu N] [--qp Q] [--remote]
+  v4_peer.py recv DEVICE_FILE PORT OUTPUT [--mtu N] [--qp Q] [--remote]
 
 It claims PORT of an existing shm device, runs the transport and QP
 handshakes, then sends the file INPUT (closing with a LINK_DOWN frame) or
 writes what it receives to OUTPUT until the peer's LINK_DOWN frame.
-Single-threaded and polling; x86-64 (aligned 4- and 8-byte stores are
-single stores, and the doorbell futex is woken through syscall 202).
+Polling; the device (tests/spec/shmdev.py) beats the heartbeat from a thread.
+With --remote it claims the port as a remote owner (owner_kind 2, pid 0, no
+futex), as a QEMU guest's driver does.  x86-64.
 """
 import argparse
-import ctypes
-import mmap
 import os
-import struct
 import sys
 import time
 
-HDR_BYTES = 0x3000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shmdev  # noqa: E402
+
 VERSION = 4
 DONE, LINK_DOWN = 1, 2
 HEADER = 12  # ver, len, flags at the end of each frame
-
-
-class ShmDevice:
-    """spec/shm-device.md, seen from one port."""
-
-    def __init__(self, path, port):
-        self.fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-        size = os.fstat(self.fd).st_size
-        self.m = mmap.mmap(self.fd, size)
-        magic, fmt, hb, self.mw_count, self.spad_count = struct.unpack_from("<8sIIII", self.m, 0)
-        self.db_valid, self.mw_size, self.xlat_align, fb = struct.unpack_from("<QQQQ", self.m, 0x18)
-        if magic != b"NTBTSHM1" or fmt != 1 or hb != HDR_BYTES or fb != size:
-            sys.exit("v4 peer: not a format-1 shm device")
-        self.port, self.peer = port, 1 - port
-        self.me_off = 0x1000 + port * 0x1000
-        self.peer_off = 0x1000 + self.peer * 0x1000
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.claim()
-
-    def r32(self, off):
-        return struct.unpack_from("<I", self.m, off)[0]
-
-    def w32(self, off, v):
-        struct.pack_into("<I", self.m, off, v & 0xFFFFFFFF)
-
-    def r64(self, off):
-        return struct.unpack_from("<Q", self.m, off)[0]
-
-    def w64(self, off, v):
-        struct.pack_into("<Q", self.m, off, v)
-
-    def futex_wake(self, off):
-        addr = ctypes.addressof(ctypes.c_char.from_buffer(self.m, off))
-        self.libc.syscall(202, ctypes.c_void_p(addr), 1, 0x7FFFFFFF, None, None, 0)
-
-    def bump_link_seq(self):
-        self.w32(0x38, self.r32(0x38) + 1)
-        self.futex_wake(0x38)
-
-    def claim(self):
-        p = self.me_off
-        if self.r32(p) != 0:
-            sys.exit(f"v4 peer: port {self.port} is taken")
-        self.w32(p, 1)
-        self.w32(p + 4, os.getpid())
-        self.w32(p + 8, self.r32(p + 8) + 1)
-        self.w64(p + 0x40, 0)  # db
-        self.w64(p + 0x48, 0)  # db_mask
-        for i in range(self.spad_count):
-            self.w32(p + 0x80 + 4 * i, 0)
-        for n in range(self.mw_count):
-            self.w64(p + 0x180 + 8 * n, 0)
-        self.w32(p + 0x0C, 0)
-        self.bump_link_seq()
-        self.w32(p + 0x0C, 1)  # link_enable
-        self.bump_link_seq()
-
-    def release(self):
-        self.w32(self.me_off + 0x0C, 0)
-        self.w32(self.me_off, 0)
-        self.bump_link_seq()
-
-    def link_up(self):
-        me, pe = self.me_off, self.peer_off
-        if not (self.r32(me) == 1 and self.r32(me + 0x0C) == 1):
-            return False
-        if not (self.r32(pe) == 1 and self.r32(pe + 0x0C) == 1):
-            return False
-        pid = self.r32(pe + 4)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-        except OSError:
-            return False
-
-    # scratchpads
-    def spad(self, i):
-        return self.r32(self.me_off + 0x80 + 4 * i)
-
-    def set_spad(self, i, v):
-        self.w32(self.me_off + 0x80 + 4 * i, v)
-
-    def peer_spad(self, i):
-        return self.r32(self.peer_off + 0x80 + 4 * i)
-
-    def set_peer_spad(self, i, v):
-        self.w32(self.peer_off + 0x80 + 4 * i, v)
-
-    # windows: absolute file offsets
-    def inbound(self, n):
-        return HDR_BYTES + (self.port * self.mw_count + n) * self.mw_size
-
-    def outbound(self, n):
-        return HDR_BYTES + (self.peer * self.mw_count + n) * self.mw_size
-
-    def set_trans(self, n, size):
-        self.w64(self.me_off + 0x180 + 8 * n, size)
-
-    def ring(self, bits):
-        pe = self.peer_off
-        self.w64(pe + 0x40, self.r64(pe + 0x40) | (bits & self.db_valid))
-        self.w32(pe + 0x50, self.r32(pe + 0x50) + 1)
-        if self.r32(pe + 0x54):
-            self.futex_wake(pe + 0x50)
 
 
 def geometry(size, qp_count, mw_count, q, mtu):
@@ -241,6 +137,9 @@ class Transport:
             if flags & DONE:
                 break
             if not d.link_up():
+                # A frame written just before the link went down still counts.
+                if d.r32(hdr + 8) & DONE:
+                    continue
                 sys.exit("v4 peer: link lost")
             time.sleep(0.0002)
         if flags & LINK_DOWN:
@@ -266,8 +165,12 @@ def main():
     ap.add_argument("file")
     ap.add_argument("--mtu", type=int, default=65536)
     ap.add_argument("--qp", type=int, default=0)
+    ap.add_argument("--remote", action="store_true")
     a = ap.parse_args()
-    dev = ShmDevice(a.device, a.port)
+    try:
+        dev = shmdev.Port(a.device, a.port, remote=a.remote)
+    except (shmdev.SpecError, OSError) as e:
+        sys.exit(f"v4 peer: {e}")
     t = Transport(dev, a.qp, a.mtu)
     n = 0
     if a.mode == "send":

@@ -31,13 +31,20 @@ static uint8_t *read_all(const char *path, size_t *len)
 }
 
 static void check_file(const char *name, const char *args, uint32_t mw_count, uint32_t spad_count,
-                       uint64_t db_mask, uint64_t mw_size, uint64_t xlat_align)
+                       uint64_t db_mask, uint64_t mw_size, uint64_t xlat_align, uint32_t hb_ms,
+                       uint32_t tmo_ms)
 {
         char cmd[512], path[256];
-        uint64_t file_bytes = 0x3000 + 2ull * mw_count * mw_size;
+        /* Spec: windows from the first multiple of mw_size at or past 0x3000;
+         * the file the smallest power of two that holds them. */
+        uint64_t window_offset =
+            mw_size >= 0x3000 ? mw_size : (0x3000 + mw_size - 1) / mw_size * mw_size;
+        uint64_t file_bytes = 1;
         uint8_t *expect, *got;
         size_t len, i;
 
+        while (file_bytes < window_offset + 2ull * mw_count * mw_size)
+                file_bytes <<= 1;
         snprintf(cmd, sizeof(cmd), "%s dev create %s %s", NTBT_BIN, name, args);
         CHECK_EQ(system(cmd), 0);
         snprintf(path, sizeof(path), "/dev/shm/ntbt-%s", name);
@@ -46,8 +53,8 @@ static void check_file(const char *name, const char *args, uint32_t mw_count, ui
 
         expect = calloc(1, file_bytes);
         CHECK(expect);
-        memcpy(expect, "NTBTSHM1", 8);
-        test_put32(expect, 0x08, 1);          /* format */
+        memcpy(expect, "NTBTSHM2", 8);
+        test_put32(expect, 0x08, 2);          /* format */
         test_put32(expect, 0x0C, 0x3000);     /* header_bytes */
         test_put32(expect, 0x10, mw_count);   /* mw_count */
         test_put32(expect, 0x14, spad_count); /* spad_count */
@@ -56,6 +63,9 @@ static void check_file(const char *name, const char *args, uint32_t mw_count, ui
         test_put64(expect, 0x28, xlat_align); /* xlat_align */
         test_put64(expect, 0x30, file_bytes); /* file_bytes */
         test_put32(expect, 0x38, 0);          /* link_seq: nothing changed yet */
+        test_put32(expect, 0x3C, hb_ms);      /* heartbeat_ms */
+        test_put32(expect, 0x40, tmo_ms);     /* remote_timeout_ms */
+        test_put64(expect, 0x48, window_offset);
         /* Port pages and windows: all zero (free ports, no doorbells...). */
         for (i = 0; i < len; i++) {
                 if (expect[i] != got[i]) {
@@ -69,6 +79,9 @@ static void check_file(const char *name, const char *args, uint32_t mw_count, ui
                 struct stat st;
                 CHECK(stat(path, &st) == 0);
                 CHECK_EQ(st.st_mode & 0777, 0600);
+                /* The header pages and the windows are allocated at creation
+                 * (no SIGBUS on a full file system later). */
+                CHECK((uint64_t)st.st_blocks * 512 >= 0x3000 + 2ull * mw_count * mw_size);
         }
         /* A second create of the same name fails with the spec's O_EXCL. */
         CHECK(system(cmd) != 0);
@@ -85,13 +98,16 @@ int main(void)
         char name[64];
 
         snprintf(name, sizeof(name), "fmt-def-%d", (int)getpid());
-        check_file(name, "", 2, 16, 0xFFFF, 4ull << 20, 4096);
+        check_file(name, "", 2, 16, 0xFFFF, 4ull << 20, 4096, 100, 1000);
         snprintf(name, sizeof(name), "fmt-odd-%d", (int)getpid());
         check_file(name, "--mw-count 3 --mw-size 64K --spad-count 20 --db-bits 24 --xlat-align 8K",
-                   3, 20, 0xFFFFFF, 65536, 8192);
+                   3, 20, 0xFFFFFF, 65536, 8192, 100, 1000);
+        snprintf(name, sizeof(name), "fmt-8k-%d", (int)getpid());
+        check_file(name, "--mw-size 8K --heartbeat-ms 50 --remote-timeout-ms 300", 2, 16, 0xFFFF,
+                   8192, 4096, 50, 300);
         snprintf(name, sizeof(name), "fmt-max-%d", (int)getpid());
         check_file(name, "--mw-count 8 --mw-size 4K --spad-count 64 --db-bits 64", 8, 64, ~0ull,
-                   4096, 4096);
+                   4096, 4096, 100, 1000);
         printf("shm format: ok\n");
         return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 
 static char dir[PATH_MAX];
 
@@ -15,13 +16,26 @@ struct hdr {
         const char *magic;
         uint32_t format, header_bytes, mw_count, spad_count;
         uint64_t db_valid_mask, mw_size, xlat_align, file_bytes;
+        uint32_t heartbeat_ms, remote_timeout_ms;
+        uint64_t window_offset;
 };
 
+/* The spec's file size: a power of two holding the header and the windows. */
+static uint64_t pow2_file(uint64_t window_offset, uint32_t mw_count, uint64_t mw_size)
+{
+        uint64_t need = window_offset + 2ull * mw_count * mw_size, b = 1;
+
+        while (b < need)
+                b <<= 1;
+        return b;
+}
+
+/* One 4 KiB window: window_offset 0x3000, 0x3000 + 2 x 4 KiB -> 32 KiB. */
 static struct hdr good(void)
 {
-        struct hdr h = {"NTBTSHM1", 1, 0x3000, 1, 8, 0xF, 4096, 4096, 0};
+        struct hdr h = {"NTBTSHM2", 2, 0x3000, 1, 8, 0xF, 4096, 4096, 0, 100, 1000, 0x3000};
 
-        h.file_bytes = 0x3000 + 2ull * h.mw_count * h.mw_size;
+        h.file_bytes = pow2_file(h.window_offset, h.mw_count, h.mw_size);
         return h;
 }
 
@@ -29,7 +43,7 @@ static struct hdr good(void)
 static const char *write_file(const char *tag, const struct hdr *h, uint64_t size)
 {
         static char path[PATH_MAX + 64];
-        uint8_t raw[0x40] = {0};
+        uint8_t raw[0x50] = {0};
         int fd;
 
         snprintf(path, sizeof(path), "%s/%s", dir, tag);
@@ -43,6 +57,9 @@ static const char *write_file(const char *tag, const struct hdr *h, uint64_t siz
         test_put64(raw, 0x20, h->mw_size);
         test_put64(raw, 0x28, h->xlat_align);
         test_put64(raw, 0x30, h->file_bytes);
+        test_put32(raw, 0x3C, h->heartbeat_ms);
+        test_put32(raw, 0x40, h->remote_timeout_ms);
+        test_put64(raw, 0x48, h->window_offset);
         fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
         CHECK(fd >= 0);
         CHECK_EQ(ftruncate(fd, (off_t)size), 0);
@@ -99,9 +116,13 @@ int main(void)
         ntbt_dev_close(dev);
         unlink(path);
 
-        h = good(), h.magic = "NTBTSHM2";
+        CHECK_EQ(good().file_bytes, 32768);
+        h = good(), h.magic = "NTBTSHM3";
         expect_refused("magic", &h, h.file_bytes, EINVAL, "magic");
-        h = good(), h.format = 2;
+        /* A format-1 file (an older ntbt) is named as such, with what to do. */
+        h = good(), h.magic = "NTBTSHM1", h.format = 1;
+        expect_refused("format1", &h, h.file_bytes, EPROTO, "create it again");
+        h = good(), h.format = 3;
         expect_refused("format", &h, h.file_bytes, EPROTO, "format");
         h = good(), h.header_bytes = 0x2000;
         expect_refused("header_bytes", &h, h.file_bytes, EINVAL, "header_bytes");
@@ -115,15 +136,15 @@ int main(void)
         expect_refused("truncated-page", &h, 0x1000, EINVAL, "truncated");
         h = good(), h.mw_count = 0;
         expect_refused("mw0", &h, 0x3000, EINVAL, "mw_count");
-        h = good(), h.mw_count = 9, h.file_bytes = 0x3000 + 2ull * 9 * 4096;
+        h = good(), h.mw_count = 9, h.file_bytes = pow2_file(0x3000, 9, 4096);
         expect_refused("mw9", &h, h.file_bytes, EINVAL, "mw_count");
         h = good(), h.spad_count = 5;
         expect_refused("spad5", &h, h.file_bytes, EINVAL, "spad_count");
         h = good(), h.spad_count = 65;
         expect_refused("spad65", &h, h.file_bytes, EINVAL, "spad_count");
-        h = good(), h.mw_size = 12288, h.file_bytes = 0x3000 + 2 * 12288;
+        h = good(), h.mw_size = 12288, h.file_bytes = pow2_file(0x3000, 1, 12288);
         expect_refused("mw-npow2", &h, h.file_bytes, EINVAL, "mw_size");
-        h = good(), h.mw_size = 2048, h.file_bytes = 0x3000 + 2 * 2048;
+        h = good(), h.mw_size = 2048, h.file_bytes = pow2_file(0x3000, 1, 2048);
         expect_refused("mw-small", &h, h.file_bytes, EINVAL, "mw_size");
         h = good(), h.xlat_align = 8192;
         expect_refused("xlat-big", &h, h.file_bytes, EINVAL, "xlat_align");
@@ -135,6 +156,30 @@ int main(void)
         expect_refused("db-one-bit", &h, h.file_bytes, EINVAL, "db_valid_mask");
         h = good(), h.file_bytes = 1ull << 40;
         expect_refused("file-bytes", &h, good().file_bytes, EINVAL, "file_bytes");
+        /* Format 1's size (no power of two) is not format 2's. */
+        h = good(), h.file_bytes = 0x3000 + 2 * 4096;
+        expect_refused("file-not-pow2", &h, h.file_bytes, EINVAL, "file_bytes");
+        /* Windows must start at the first multiple of mw_size past the header. */
+        h = good(), h.mw_size = 16384, h.xlat_align = 4096, h.window_offset = 0x3000;
+        h.file_bytes = pow2_file(16384, 1, 16384);
+        expect_refused("window-offset", &h, h.file_bytes, EINVAL, "window_offset");
+        h = good(), h.heartbeat_ms = 9;
+        expect_refused("hb-fast", &h, h.file_bytes, EINVAL, "heartbeat_ms");
+        h = good(), h.heartbeat_ms = 10001, h.remote_timeout_ms = 60000;
+        expect_refused("hb-slow", &h, h.file_bytes, EINVAL, "heartbeat_ms");
+        h = good(), h.remote_timeout_ms = 199;
+        expect_refused("tmo-short", &h, h.file_bytes, EINVAL, "remote_timeout_ms");
+        h = good(), h.remote_timeout_ms = 60001;
+        expect_refused("tmo-long", &h, h.file_bytes, EINVAL, "remote_timeout_ms");
+
+        /* A FIFO at the path neither blocks the open nor is accepted. */
+        snprintf(link, sizeof(link), "%s/fifo", dir);
+        CHECK_EQ(mkfifo(link, 0600), 0);
+        snprintf(spec, sizeof(spec), "shm:%s", link);
+        test_last_log[0] = '\0';
+        CHECK_EQ(ntbt_dev_open(spec, &dev), -EINVAL);
+        CHECK(strstr(test_last_log, "not a regular file") != NULL);
+        unlink(link);
 
         /* A symlink to a good file is refused (O_NOFOLLOW). */
         h = good();
