@@ -26,11 +26,12 @@ demo: all
 install: all
 	cmake --install $(BUILD)
 
+# kernel/ follows the kernel's own style (checkpatch), not .clang-format.
 format:
-	git ls-files '*.c' '*.h' | xargs clang-format -i
+	git ls-files '*.c' '*.h' ':!kernel/' | xargs clang-format -i
 
 format-check:
-	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+	git ls-files '*.c' '*.h' ':!kernel/' | xargs clang-format --dry-run -Werror
 
 clean:
 	rm -rf build build-*
