@@ -1,0 +1,53 @@
+# Helpers for guest scripts (/lib/ntbt-vm.sh in the initramfs; busybox sh).
+# /init sources this before /guest.sh.
+
+# The sysfs folders of the ivshmem-plain devices (PCI 1af4:1110).
+vm_ivshmem() {
+        for d in /sys/bus/pci/devices/*; do
+                [ "$(cat "$d/vendor")" = 0x1af4 ] && [ "$(cat "$d/device")" = 0x1110 ] && echo "$d"
+        done
+        return 0
+}
+
+# Turn on memory decoding of every ivshmem device (for reading BAR 2 by hand).
+vm_pci_enable() {
+        for d in $(vm_ivshmem); do
+                [ "$(cat "$d/enable")" = 1 ] || echo 1 > "$d/enable"
+        done
+}
+
+vm_fail() {
+        echo "vm: FAIL: $*"
+        exit 1
+}
+
+# vm_insmod NAME [PARAM=VALUE...]: load /lib/modules/NAME.ko, say how it went.
+vm_insmod() {
+        _m=$1
+        shift
+        if insmod "/lib/modules/$_m.ko" "$@"; then
+                echo "vm: insmod $_m $*: ok"
+        else
+                _rc=$?
+                echo "vm: insmod $_m $*: failed ($_rc)"
+                return $_rc
+        fi
+}
+
+# vm_wait SECS CMD...: run CMD every 0.1 s until it succeeds; 1 once SECS
+# of the guest's uptime have passed (a count of tries would stretch when the
+# host is loaded).
+vm_wait() {
+        read -r _up _ < /proc/uptime
+        _end=$((${_up%.*} + $1))
+        shift
+        while :; do
+                "$@" > /dev/null 2>&1 && return 0
+                read -r _up _ < /proc/uptime
+                [ "${_up%.*}" -lt "$_end" ] || return 1
+                sleep 0.1
+        done
+}
+
+# vm_carrier IFACE: the interface has its carrier.
+vm_carrier() { [ "$(cat "/sys/class/net/$1/carrier" 2> /dev/null)" = 1 ]; }
