@@ -51,8 +51,8 @@
  *
  * Polling
  *   ivshmem-plain has no interrupts and a remote owner never wakes a futex.
- *   One kernel thread per device polls this port's doorbells and the link,
- *   and beats the heartbeat. It polls every poll_us while doorbells arrive
+ *   One kernel thread per device polls this port's doorbells and the link;
+ *   an hrtimer beats the heartbeat (see ntbt_beat()). It polls every poll_us while doorbells arrive
  *   (or we ring the peer, which usually means a reply is coming), doubles
  *   its period after NTBT_BUSY_MS without activity, up to idle_us and never
  *   beyond heartbeat_ms / 4. Ringing the peer wakes an idle thread at once.
@@ -74,9 +74,11 @@
  * Parameters (see modinfo): port (-1 first free, 0, 1), poll_us, idle_us,
  * move_bar, dma_on_pci. State for tests: debugfs ntb_hw_ntbt/<pci>/info.
  *
- * QEMU: under TCG, give each guest -smp 2 or more. With one vCPU TCG does
- * not make the guest's LOCK-prefixed operations atomic against another
- * process mapping the same file.
+ * QEMU: under TCG, the guest's LOCK-prefixed operations are atomic against
+ * the other side of the file only when QEMU translates for parallel vCPUs:
+ * multi-threaded TCG and a machine that may have more than one vCPU
+ * (-accel tcg,thread=multi -smp 1,maxcpus=2 is enough; tests/vm/boot does
+ * that). With a single possible vCPU they are plain loads and stores.
  */
 
 #include <linux/atomic.h>
@@ -160,8 +162,8 @@
  * ntb_transport cleans up in a work item, and an "up" that overtakes it
  * races with its cleanup. When we take the link down on our own judgment
  * (the peer's heartbeat went stale, or it restarted), we also clear our
- * link_enabled for this long, so that a peer that is in fact alive sees the
- * link go down too (see ntbt_bounce()).
+ * link_enabled for at least this long, so that a peer that is in fact alive
+ * sees the link go down too (see ntbt_bounce()).
  */
 #define NTBT_HOLD_DOWN_MS	100
 /* takeover attempts lost to other claimers before probe gives up */
@@ -237,6 +239,7 @@ struct ntbt_dev {
 	u64 xlat_size[NTBT_MW_MAX];	/* as last set through mw_set_trans */
 
 	struct task_struct *thread;
+	struct hrtimer beat_timer;	/* beats our heartbeat, see ntbt_beat() */
 	bool registered;		/* ntb_register_device() succeeded */
 	bool link_enabled;		/* our link_enable() */
 	bool bouncing;			/* link_enabled held at 0, see above */
@@ -258,6 +261,8 @@ struct ntbt_dev {
 	ktime_t peer_hb_time;
 	ktime_t down_time;		/* when the link last went down */
 	unsigned long bounces;
+	u32 bounce_gen;			/* the peer's, when the bounce began */
+	u32 bounce_hb;
 
 	/* counters, for debugfs */
 	s64 max_poll_gap_ms;		/* longest time between two polls */
@@ -619,9 +624,15 @@ static void ntbt_release_port(struct ntbt_dev *nd)
  * see the link up after we took it down (its view of our heartbeat is fine),
  * and ntb_transport on both sides only re-handshakes after a link down that
  * both see, as a real link would give. So when we judge the peer gone, we
- * clear our link_enabled for NTBT_HOLD_DOWN_MS: a live peer sees "peer link
- * disabled" and goes down too. Its own judgment (ours is enabled) never
- * bounces back, so this cannot oscillate.
+ * clear our link_enabled: a live peer sees "peer link disabled" and goes
+ * down too. Its own judgment (ours is enabled) never bounces back, so this
+ * cannot oscillate.
+ *
+ * The peer we judged gone was often only starved of CPU (TCG guests on a
+ * busy host): a fixed-length bounce could pass while it does not run. So
+ * the bounce lasts NTBT_HOLD_DOWN_MS and until the peer's heartbeat moved
+ * twice since it began (its poll loop, which reads our link_enabled
+ * between two beats, has run meanwhile), or the port changed hands.
  */
 static void ntbt_bounce(struct ntbt_dev *nd)
 {
@@ -631,18 +642,26 @@ static void ntbt_bounce(struct ntbt_dev *nd)
 	if (nd->link_enabled && !nd->bouncing && ntbt_own_ok(nd)) {
 		WRITE_ONCE(nd->bouncing, true);
 		nd->bounces++;
+		nd->bounce_gen = nd->peer_gen;
 		WRITE_ONCE(*ntbt_reg32(nd, nd->port, NTBT_P_LINK_ENABLED), 0);
 		ntbt_bump_link_seq(nd);
+		/* after the bump (a full barrier): beats from here on count */
+		nd->bounce_hb = READ_ONCE(*ntbt_reg32(nd, nd->peer,
+						      NTBT_P_HEARTBEAT));
 	}
 	spin_unlock_irqrestore(&nd->lock, flags);
 }
 
-static void ntbt_bounce_end(struct ntbt_dev *nd, ktime_t now)
+static void ntbt_bounce_end(struct ntbt_dev *nd, ktime_t now, u32 state,
+			    u32 gen, u32 hb)
 {
 	unsigned long flags;
 
 	if (!READ_ONCE(nd->bouncing) ||
 	    ktime_ms_delta(now, READ_ONCE(nd->down_time)) < NTBT_HOLD_DOWN_MS)
+		return;
+	if (state == NTBT_STATE_CLAIMED && gen == nd->bounce_gen &&
+	    hb - nd->bounce_hb < 2)
 		return;
 	spin_lock_irqsave(&nd->lock, flags);
 	WRITE_ONCE(nd->bouncing, false);
@@ -758,7 +777,7 @@ static void ntbt_poll_link(struct ntbt_dev *nd, ktime_t now)
 	if (!why && READ_ONCE(nd->bouncing))
 		why = "local link held down";
 	ntbt_link_set(nd, !why, why, bounce);
-	ntbt_bounce_end(nd, now);
+	ntbt_bounce_end(nd, now, state, gen, hb);
 }
 
 /* returns true when there was doorbell activity */
@@ -836,10 +855,38 @@ static void ntbt_poll_sleep(struct ntbt_dev *nd, unsigned int us, bool idle)
 		WRITE_ONCE(nd->idle_sleep, 0);
 }
 
+/*
+ * The heartbeat, every heartbeat_ms / 2, from an hrtimer rather than from
+ * the poll thread: the poll thread runs ntb_transport's receive tasklet
+ * inline (see ntbt_poll_db()), and under TCG a burst of frames kept it
+ * there for over a second, long enough for the peer to judge us gone.
+ * A timer callback runs in hard interrupt context, ahead of softirqs.
+ */
+static enum hrtimer_restart ntbt_beat(struct hrtimer *t)
+{
+	struct ntbt_dev *nd = container_of(t, struct ntbt_dev, beat_timer);
+
+	if (!READ_ONCE(nd->lost)) {
+		/* nothing is ordered by the beat: any atomic would do */
+		ntbt_inc32(ntbt_reg32(nd, nd->port, NTBT_P_HEARTBEAT));
+		WRITE_ONCE(nd->own_beat, ktime_get());
+	}
+	hrtimer_forward_now(t, ms_to_ktime(max(nd->g.heartbeat_ms / 2, 1u)));
+	return HRTIMER_RESTART;
+}
+
+static void ntbt_beat_start(struct ntbt_dev *nd)
+{
+	hrtimer_init(&nd->beat_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	nd->beat_timer.function = ntbt_beat;
+	hrtimer_start(&nd->beat_timer,
+		      ms_to_ktime(max(nd->g.heartbeat_ms / 2, 1u)),
+		      HRTIMER_MODE_REL);
+}
+
 static int ntbt_poll_thread(void *data)
 {
 	struct ntbt_dev *nd = data;
-	unsigned int beat_ms = max(nd->g.heartbeat_ms / 2, 1u);
 	unsigned int cap = nd->g.heartbeat_ms * (USEC_PER_MSEC / 4);
 	ktime_t last_busy = ktime_get(), last_poll = last_busy;
 	unsigned int period = 1;
@@ -859,11 +906,6 @@ static int ntbt_poll_thread(void *data)
 		busy = ntbt_poll_db(nd);
 		if (xchg(&nd->rang, 0))
 			busy = true;
-		if (!nd->lost && ktime_ms_delta(now, nd->own_beat) >= beat_ms) {
-			/* nothing is ordered by the beat: any atomic would do */
-			ntbt_inc32(ntbt_reg32(nd, nd->port, NTBT_P_HEARTBEAT));
-			nd->own_beat = now;
-		}
 		ntbt_poll_link(nd, now);
 
 		if (busy) {
@@ -1535,12 +1577,13 @@ static int ntbt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 nd->g.mw_count, nd->g.mw_size);
 
 	/* beat from now on: probe may take longer than the peer's timeout */
+	ntbt_beat_start(nd);
 	nd->thread = kthread_run(ntbt_poll_thread, nd, "ntbt/%s",
 				 pci_name(pdev));
 	if (IS_ERR(nd->thread)) {
 		rc = PTR_ERR(nd->thread);
 		nd->thread = NULL;
-		goto err_release;
+		goto err_beat;
 	}
 
 	/* only this port's windows: the peer's get ioremap_wc()ed by clients */
@@ -1584,7 +1627,8 @@ err_unmap_win:
 	memunmap(nd->win);
 err_thread:
 	kthread_stop(nd->thread);
-err_release:
+err_beat:
+	hrtimer_cancel(&nd->beat_timer);
 	ntbt_release_port(nd);
 err_unmap_regs:
 	memunmap(nd->regs);
@@ -1611,6 +1655,7 @@ static void ntbt_remove(struct pci_dev *pdev)
 
 	kthread_stop(nd->thread);
 	nd->thread = NULL;
+	hrtimer_cancel(&nd->beat_timer);
 	ntbt_release_port(nd);
 	dev_info(&pdev->dev, "released port %d (generation %u)\n",
 		 nd->port, nd->generation);
