@@ -630,9 +630,12 @@ static void ntbt_release_port(struct ntbt_dev *nd)
  *
  * The peer we judged gone was often only starved of CPU (TCG guests on a
  * busy host): a fixed-length bounce could pass while it does not run. So
- * the bounce lasts NTBT_HOLD_DOWN_MS and until the peer's heartbeat moved
- * twice since it began (its poll loop, which reads our link_enabled
- * between two beats, has run meanwhile), or the port changed hands.
+ * the bounce lasts until the peer's heartbeat moved twice since it began
+ * (the peer runs again), or the port changed hands, and at least
+ * remote_timeout_ms: the peer's heartbeat comes from a timer, and its poll
+ * loop, which is what reads our link_enabled, may lag behind its beats
+ * (it runs ntb_transport's tasklet inline) but not by a whole timeout
+ * without the peer judging us the same way.
  */
 static void ntbt_bounce(struct ntbt_dev *nd)
 {
@@ -658,7 +661,8 @@ static void ntbt_bounce_end(struct ntbt_dev *nd, ktime_t now, u32 state,
 	unsigned long flags;
 
 	if (!READ_ONCE(nd->bouncing) ||
-	    ktime_ms_delta(now, READ_ONCE(nd->down_time)) < NTBT_HOLD_DOWN_MS)
+	    ktime_ms_delta(now, READ_ONCE(nd->down_time)) <
+		max_t(u32, NTBT_HOLD_DOWN_MS, nd->g.remote_timeout_ms))
 		return;
 	if (state == NTBT_STATE_CLAIMED && gen == nd->bounce_gen &&
 	    hb - nd->bounce_hb < 2)

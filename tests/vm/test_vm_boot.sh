@@ -74,6 +74,28 @@ sleep 3
 rmmod ntb_netdev
 rmmod ntb_transport
 rmmod ntb_hw_ntbt
+# Leaks (Debian's kernel has no kmemleak): load and unload the driver with
+# ntb_transport and ntb_netdev on top 10 times; afterwards the kernel's
+# ioremap/memremap mappings must be exactly as many as before, and no
+# ntb_hw_ntbt debugfs entry may be left; the unreclaimable slab is only
+# reported (it moves a little by itself).
+maps() { grep -c ioremap /proc/vmallocinfo; }
+slab() { sed -n 's/^SUnreclaim: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
+m0=$(maps) s0=$(slab)
+i=0
+while [ $i -lt 10 ]; do
+        insmod /lib/modules/ntb_hw_ntbt.ko
+        insmod /lib/modules/ntb_transport.ko
+        insmod /lib/modules/ntb_netdev.ko
+        rmmod ntb_netdev
+        rmmod ntb_transport
+        rmmod ntb_hw_ntbt
+        i=$((i + 1))
+done
+m1=$(maps) s1=$(slab)
+echo "VM-LEAK cycles 10 ioremap $m0 -> $m1 SUnreclaim $s0 -> $s1 kB"
+[ "$m1" = "$m0" ] || vm_fail "ioremap mappings $m0 -> $m1 after 10 load/unload cycles"
+[ ! -e /sys/kernel/debug/ntb_hw_ntbt ] || vm_fail "ntb_hw_ntbt's debugfs folder outlived the module"
 rmmod ntb
 echo "VM-CHECK unloaded"
 EOF
@@ -113,4 +135,5 @@ p=$(port0)
 if [ "$(field state <<< "$p")" != 0 ] || [ "$(field owner_kind <<< "$p")" != 0 ]; then
         fail "port 0 not released after rmmod: $p"
 fi
+grep -a -o 'VM-LEAK.*' "$work/hw.log" | tr -d '\r'
 echo "vm boot: ok (ntb_hw_ntbt claimed, beat and released port 0)"
