@@ -109,6 +109,7 @@ listen() {
         mkfifo "$work/hold$1"
         ip netns exec "$ns" /bin/busybox nc -l -p "$1" < "$work/hold$1" > "$2" &
         lpids+=($!)
+        # shellcheck disable=SC2034 # the descriptor is what matters
         exec {hold}<> "$work/hold$1"
 }
 
@@ -138,9 +139,10 @@ got_guest=$(line "$work/data.log" "VM-SHA recv")
 gsent=$(line "$work/data.log" "VM-SHA sent")
 wait "${lpids[0]}" || true
 got_host=$(sha256sum < "$work/from-guest" | cut -d' ' -f1)
-[ -n "$gsent" ] && [ "$got_host" = "$gsent" ] ||
+if [ -z "$gsent" ] || [ "$got_host" != "$gsent" ]; then
         fail "guest -> host: the guest sent $gsent, the host got $got_host ($(stat -c %s "$work/from-guest") bytes)"
-echo "$mib MiB each way, sha256 equal (host->guest ${sent:0:16}..., guest->host ${gsent:0:16}...); $(line "$work/data.log" "VM-TIME both ways") (both at once)"
+fi
+echo "$mib MiB each way, sha256 equal (host->guest ${sent:0:16}..., guest->host ${gsent:0:16}...); $(line "$work/data.log" "VM-TIME both ways") (both at once; the host's side took $host_t s)"
 for dir in "" -R; do
         # The server takes one client at a time and needs a moment between two.
         for try in 1 2 3 4 5; do
@@ -194,7 +196,7 @@ wait_for "$work/return.log" "VM-WAITING" 180
 ms=$(wait_carrier 1 30)
 ip netns exec "$ns" ping -c 3 -W 2 10.78.0.2 | tail -n 2 || fail "no ping after ntbt tun came back"
 echo "guest: $(line "$work/return.log" "VM-BACK")"
-echo done | ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5004 || fail "could not tell the guest"
+echo "done" | ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5004 || fail "could not tell the guest"
 rc=0
 wait "$bpid" || rc=$?
 bpid=''

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The guest side of tests/vm/test_vm_host.sh (busybox sh, /guest.sh): Linux's
 # own ntb_transport + ntb_netdev on ntb_hw_ntbt, against `ntbt tun` on the
 # host.  Environment (kernel command line): NTBT_PHASE, NTBT_IP, NTBT_PEER;
@@ -77,6 +78,7 @@ fi
 # return
 echo "VM-UP"
 t=$(up)
+# shellcheck disable=SC2016 # the inner sh expands it
 vm_wait 60 sh -c '[ "$(cat /sys/class/net/eth0/carrier 2> /dev/null)" != 1 ]' ||
         vm_fail "eth0 kept its carrier for 60 s"
 echo "VM-LOST after $(elapsed "$t") s"
