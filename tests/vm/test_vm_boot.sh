@@ -5,8 +5,10 @@
 # when kernel/ntb_hw_ntbt exists, a guest loads ntb_hw_ntbt.ko on that file:
 # it claims port 0 as a remote owner whose heartbeat the host sees advance,
 # registers an NTB device (ntb_transport and ntb_netdev then load), and
-# releases the port when unloaded.  Skipped (77) when the harness cannot be
-# installed (tests/vm/prepare says why).
+# releases the port when unloaded, ten load/unload cycles later too; and a
+# guest with three hostile BARs (a format-1 file, mw_count 9, random bytes)
+# where the driver refuses each with its reason and writes nothing.  Skipped
+# (77) when the harness cannot be installed (tests/vm/prepare says why).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -137,3 +139,44 @@ if [ "$(field state <<< "$p")" != 0 ] || [ "$(field owner_kind <<< "$p")" != 0 ]
 fi
 grep -a -o 'VM-LEAK.*' "$work/hw.log" | tr -d '\r'
 echo "vm boot: ok (ntb_hw_ntbt claimed, beat and released port 0)"
+
+# ---- hostile BARs: the driver refuses each with a dev_err and writes nothing ----
+# Three ivshmem devices in one guest: a format-1 file (an older ntbt), a
+# format-2 file with mw_count 9, and a file of random bytes.
+python3 "$VM_DIR/mkdev.py" "$work/f1" > /dev/null
+python3 "$VM_DIR/mkdev.py" "$work/mw9" > /dev/null
+python3 - "$work/f1" "$work/mw9" << 'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.write(b"NTBTSHM1")
+with open(sys.argv[2], "r+b") as f:
+    f.seek(0x10)
+    f.write(struct.pack("<I", 9))
+PY
+head -c 1M /dev/urandom > "$work/junk"
+sums_before=$(cd "$work" && sha256sum f1 mw9 junk)
+cat > "$work/bad.sh" << 'EOF2'
+set -e
+vm_insmod ntb
+vm_insmod ntb_hw_ntbt
+n=$(ls /sys/bus/ntb/devices | wc -l)
+echo "VM-CHECK ntb devices $n"
+[ "$n" = 0 ] || vm_fail "ntb_hw_ntbt registered a device on a bad BAR"
+rmmod ntb_hw_ntbt
+rmmod ntb
+echo "VM-CHECK unloaded"
+EOF2
+"$VM_DIR/mkinitrd" "$work/bad.cpio.gz" "$work/bad.sh"
+bad_args=()
+for f in f1 mw9 junk; do
+        bad_args+=(-object "memory-backend-file,id=m$f,mem-path=$work/$f,size=$(stat -c %s "$work/$f"),share=on"
+                -device "ivshmem-plain,memdev=m$f")
+done
+"$VM_DIR/boot" --name bad --initrd "$work/bad.cpio.gz" --timeout 90 --log "$work/bad.log" \
+        -- "${bad_args[@]}" || fail "the hostile-BAR guest failed (exit $?)"
+grep -a 'ntb_hw_ntbt' "$work/bad.log" | grep -a -v insmod | sed 's/^/  /'
+grep -aq 'ntbt device is format 1; create it again' "$work/bad.log" || fail "no format-1 refusal"
+grep -aq 'bad header: mw_count 9' "$work/bad.log" || fail "no mw_count refusal"
+grep -aq 'not an ntbt shm device' "$work/bad.log" || fail "no refusal of the random BAR"
+[ "$(cd "$work" && sha256sum f1 mw9 junk)" = "$sums_before" ] || fail "the driver wrote into a BAR it refused"
+echo "vm boot: ok (bad BARs refused, untouched)"
