@@ -131,7 +131,13 @@ echo "link up and guest ping ok $(vm_since "$t0") s after boot; MTU $(line "$wor
 ip netns exec "$ns" ping -c 3 -W 2 10.78.0.2 | tail -n 2 || fail "the guest does not answer ping"
 wait_for "$work/data.log" "VM-LISTENING" 120
 t=$(vm_now)
-ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5001 < "$work/to-guest" || fail "nc to the guest failed"
+# The guest starts its listener in the background: connect until it listens.
+n=0
+until ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5001 < "$work/to-guest" 2> "$work/nc.err"; do
+        n=$((n + 1))
+        [ "$n" -lt 60 ] || fail "nc to the guest failed: $(cat "$work/nc.err")"
+        sleep 0.5
+done
 wait_for "$work/data.log" "VM-SHA recv" 300
 host_t=$(vm_since "$t")
 got_guest=$(line "$work/data.log" "VM-SHA recv")
@@ -196,7 +202,12 @@ wait_for "$work/return.log" "VM-WAITING" 180
 ms=$(wait_carrier 1 30)
 ip netns exec "$ns" ping -c 3 -W 2 10.78.0.2 | tail -n 2 || fail "no ping after ntbt tun came back"
 echo "guest: $(line "$work/return.log" "VM-BACK")"
-echo "done" | ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5004 || fail "could not tell the guest"
+n=0
+until echo "done" | ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5004 2> "$work/nc.err"; do
+        n=$((n + 1))
+        [ "$n" -lt 60 ] || fail "could not tell the guest: $(cat "$work/nc.err")"
+        sleep 0.5
+done
 rc=0
 wait "$bpid" || rc=$?
 bpid=''
