@@ -21,6 +21,19 @@ vm_skip() { # stderr: prepare --env's stdout is captured
         exit 77
 }
 vm_now() { date +%s.%N; }
+# vm_fail_logs DIR MESSAGE...: a test's failure: the tail of every DIR/*.log
+# (the guests' consoles, the host tools' output), then the message; exit 1.
+vm_fail_logs() {
+        local dir=$1 f
+        shift
+        for f in "$dir"/*.log; do
+                [ -e "$f" ] || continue
+                echo "---- last 80 lines of $(basename "$f") ----" >&2
+                tail -n 80 "$f" >&2
+        done
+        echo "FAIL: $*" >&2
+        exit 1
+}
 # Seconds since $1 (a vm_now value), one decimal.
 vm_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 vm_sha() { sha256sum | cut -c1-16; }

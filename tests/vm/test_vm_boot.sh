@@ -19,16 +19,7 @@ keep=${NTBT_VM_KEEP:-}
 [ -z "$keep" ] || mkdir -p "$keep"
 work=$(mktemp -d "${keep:-/tmp}/ntbt-vm-boot.XXXXXX")
 trap '[ -n "$keep" ] || rm -rf "$work"' EXIT
-fail() {
-        local f
-        for f in "$work"/*.log; do
-                [ -e "$f" ] || continue
-                echo "---- last 80 lines of $(basename "$f") ----" >&2
-                tail -n 80 "$f" >&2
-        done
-        echo "FAIL: $*" >&2
-        exit 1
-}
+fail() { vm_fail_logs "$work" "$@"; }
 python3 "$VM_DIR/mkdev.py" "$work/dev" > /dev/null
 
 # ---- the NTB core and transport, no hardware driver ----

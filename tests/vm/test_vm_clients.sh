@@ -60,16 +60,7 @@ cleanup() {
         [ -n "$keep" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-        local f
-        for f in "$work"/*.log; do
-                [ -e "$f" ] || continue
-                echo "---- last 80 lines of $(basename "$f") ----" >&2
-                tail -n 80 "$f" >&2
-        done
-        echo "FAIL: $*" >&2
-        exit 1
-}
+fail() { vm_fail_logs "$work" "$@"; }
 # wait_for LOG PATTERN SECS: until a guest's console shows PATTERN; fails
 # at once when any guest ended without success.
 wait_for() {

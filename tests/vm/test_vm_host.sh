@@ -50,16 +50,7 @@ cleanup() {
         rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-        local f
-        for f in "$work"/*.log; do
-                [ -e "$f" ] || continue
-                echo "---- last 60 lines of $(basename "$f") ----" >&2
-                tail -n 60 "$f" >&2
-        done
-        echo "FAIL: $*" >&2
-        exit 1
-}
+fail() { vm_fail_logs "$work" "$@"; }
 # wait_for FILE PATTERN SECS: until the guest's console shows PATTERN.
 wait_for() {
         local n=$(($3 * 10))
@@ -104,6 +95,15 @@ boot() { # phase log
                 --append "NTBT_PHASE=$1 NTBT_IP=10.78.0.2 NTBT_PEER=10.78.0.1" &
         bpid=$!
 }
+# send PORT FILE: to the guest, connecting until its listener listens (30 s).
+send() {
+        local n=0
+        until ip netns exec "$ns" /bin/busybox nc 10.78.0.2 "$1" < "$2" 2> "$work/nc.err"; do
+                n=$((n + 1))
+                [ "$n" -lt 60 ] || fail "nc to the guest's port $1 failed: $(cat "$work/nc.err")"
+                sleep 0.5
+        done
+}
 # listen PORT OUT: busybox nc in the namespace; its stdin held open.
 listen() {
         mkfifo "$work/hold$1"
@@ -132,12 +132,7 @@ ip netns exec "$ns" ping -c 3 -W 2 10.78.0.2 | tail -n 2 || fail "the guest does
 wait_for "$work/data.log" "VM-LISTENING" 120
 t=$(vm_now)
 # The guest starts its listener in the background: connect until it listens.
-n=0
-until ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5001 < "$work/to-guest" 2> "$work/nc.err"; do
-        n=$((n + 1))
-        [ "$n" -lt 60 ] || fail "nc to the guest failed: $(cat "$work/nc.err")"
-        sleep 0.5
-done
+send 5001 "$work/to-guest"
 wait_for "$work/data.log" "VM-SHA recv" 300
 host_t=$(vm_since "$t")
 got_guest=$(line "$work/data.log" "VM-SHA recv")
@@ -202,12 +197,8 @@ wait_for "$work/return.log" "VM-WAITING" 180
 ms=$(wait_carrier 1 30)
 ip netns exec "$ns" ping -c 3 -W 2 10.78.0.2 | tail -n 2 || fail "no ping after ntbt tun came back"
 echo "guest: $(line "$work/return.log" "VM-BACK")"
-n=0
-until echo "done" | ip netns exec "$ns" /bin/busybox nc 10.78.0.2 5004 2> "$work/nc.err"; do
-        n=$((n + 1))
-        [ "$n" -lt 60 ] || fail "could not tell the guest: $(cat "$work/nc.err")"
-        sleep 0.5
-done
+echo "done" > "$work/done"
+send 5004 "$work/done"
 rc=0
 wait "$bpid" || rc=$?
 bpid=''

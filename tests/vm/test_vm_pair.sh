@@ -41,16 +41,7 @@ cleanup() {
         [ -n "$keep" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-        local f
-        for f in "$work"/*.log; do
-                [ -e "$f" ] || continue
-                echo "---- last 80 lines of $(basename "$f") ----" >&2
-                tail -n 80 "$f" >&2
-        done
-        echo "FAIL: $*" >&2
-        exit 1
-}
+fail() { vm_fail_logs "$work" "$@"; }
 # The value after "KEY " on a guest's console, e.g. sha a "VM-SHA sent".
 line() { grep -a -o "$2 .*" "$1" | head -n 1 | cut -d' ' -f3- | tr -d '\r'; }
 

@@ -37,16 +37,7 @@ vm_wait 60 ping -c 1 -W 1 "$NTBT_PEER" || vm_fail "the host ($NTBT_PEER) does no
 ping -c 3 "$NTBT_PEER" | tail -n 2
 echo "VM-PING ok"
 
-# send PORT FILE: connect until the host listens (up to 60 s); busybox nc
-# returns once the receiver has closed, i.e. has everything.
-send() {
-        _n=0
-        until nc "$NTBT_PEER" "$1" < "$2" 2> /tmp/nc.err; do
-                _n=$((_n + 1))
-                [ "$_n" -lt 120 ] || { cat /tmp/nc.err; return 1; }
-                sleep 0.5
-        done
-}
+send() { vm_send "$NTBT_PEER" "$@"; } # PORT FILE
 
 if [ "$NTBT_PHASE" = data ]; then
         dd if=/dev/urandom of=/tmp/out bs=1M count="$NTBT_MIB" 2> /dev/null

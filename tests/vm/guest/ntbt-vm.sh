@@ -51,3 +51,15 @@ vm_wait() {
 
 # vm_carrier IFACE: the interface has its carrier.
 vm_carrier() { [ "$(cat "/sys/class/net/$1/carrier" 2> /dev/null)" = 1 ]; }
+
+# vm_send HOST PORT FILE: send FILE to HOST:PORT with nc, connecting until the
+# peer listens (up to 60 s); busybox nc returns once the receiver has closed,
+# i.e. has everything.
+vm_send() {
+        _n=0
+        until nc "$1" "$2" < "$3" 2> /tmp/nc.err; do
+                _n=$((_n + 1))
+                [ "$_n" -lt 120 ] || { cat /tmp/nc.err; return 1; }
+                sleep 0.5
+        done
+}

@@ -64,15 +64,7 @@ echo "VM-TIME carrier $(elapsed "$t") s"
 vm_wait 60 ping -c 1 -W 1 "$NTBT_PEER" || diag "$NTBT_PEER does not answer ping"
 ping -c 3 "$NTBT_PEER" | tail -n 2
 
-# send PORT FILE: connect until the peer listens (up to 60 s).
-send() {
-        _n=0
-        until nc "$NTBT_PEER" "$1" < "$2" 2> /tmp/nc.err; do
-                _n=$((_n + 1))
-                [ "$_n" -lt 120 ] || { cat /tmp/nc.err; return 1; }
-                sleep 0.5
-        done
-}
+send() { vm_send "$NTBT_PEER" "$@"; } # PORT FILE
 t=$(up)
 # busybox nc returns once the receiver has closed, i.e. has everything.
 send 5001 /tmp/out || vm_fail "could not send to $NTBT_PEER:5001"
