@@ -50,9 +50,14 @@ static int dev_create(int argc, char **argv)
         struct ntbt_shm_geom g = {.size = sizeof(g)};
         const char *ctx = "dev create";
         uint64_t v;
-        int c, ret;
+        int c, ret, li = 0;
+        /* The option's own name for messages (argv[optind - 1] is its value
+         * when the value came as a separate word). */
+        char opt[32];
 
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "h", opts, &li)) != -1) {
+                if (c != 'h' && c != '?')
+                        snprintf(opt, sizeof(opt), "--%s", opts[li].name);
                 switch (c) {
                 case 'h':
                         fputs(dev_usage, stdout);
@@ -60,38 +65,31 @@ static int dev_create(int argc, char **argv)
                 case 'w':
                 case 'p':
                 case 'd':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
-                                return 2;
-                        if (v == 0 || v > 64) {
-                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
-                                return 2;
-                        }
-                        if (c == 'w')
-                                g.mw_count = (uint32_t)v;
-                        else if (c == 'p')
-                                g.spad_count = (uint32_t)v;
-                        else
-                                g.db_bits = (uint32_t)v;
-                        break;
                 case 'b':
-                case 't':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                case 't': {
+                        /* Counts up to 64; milliseconds up to the spec's 60000. */
+                        uint32_t *field = c == 'w'   ? &g.mw_count
+                                          : c == 'p' ? &g.spad_count
+                                          : c == 'd' ? &g.db_bits
+                                          : c == 'b' ? &g.heartbeat_ms
+                                                     : &g.remote_timeout_ms;
+                        uint64_t max = c == 'b' || c == 't' ? 60000 : 64;
+
+                        if (cli_size(ctx, opt, optarg, &v))
                                 return 2;
-                        if (v == 0 || v > 60000) {
-                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
+                        if (v == 0 || v > max) {
+                                cli_err(ctx, "%s %s is out of range", opt, optarg);
                                 return 2;
                         }
-                        if (c == 'b')
-                                g.heartbeat_ms = (uint32_t)v;
-                        else
-                                g.remote_timeout_ms = (uint32_t)v;
+                        *field = (uint32_t)v;
                         break;
+                }
                 case 's':
                 case 'a':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                        if (cli_size(ctx, opt, optarg, &v))
                                 return 2;
                         if (v == 0) {
-                                cli_err(ctx, "%s must not be 0", argv[optind - 1]);
+                                cli_err(ctx, "%s must not be 0", opt);
                                 return 2;
                         }
                         if (c == 's')

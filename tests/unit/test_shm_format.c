@@ -93,9 +93,36 @@ static void check_file(const char *name, const char *args, uint32_t mw_count, ui
         free(got);
 }
 
+/* A refused value is named by its option and creates nothing. */
+static void check_refusal(const char *args, const char *want)
+{
+        char cmd[512], out[512] = "";
+        size_t n;
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd), "%s dev create fmt-bad-%d %s 2>&1", NTBT_BIN, (int)getpid(),
+                 args);
+        p = popen(cmd, "r");
+        CHECK(p != NULL);
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        CHECK(pclose(p) != 0);
+        if (!strstr(out, want))
+                fprintf(stderr, "dev create %s said '%s', wanted '%s'\n", args, out, want);
+        CHECK(strstr(out, want) != NULL);
+        snprintf(cmd, sizeof(cmd), "/dev/shm/ntbt-fmt-bad-%d", (int)getpid());
+        CHECK(access(cmd, F_OK) != 0);
+}
+
 int main(void)
 {
         char name[64];
+
+        check_refusal("--mw-count 65", "--mw-count 65 is out of range");
+        check_refusal("--heartbeat-ms 60001", "--heartbeat-ms 60001 is out of range");
+        check_refusal("--heartbeat-ms 5", "heartbeat_ms (must be 10-10000)");
+        check_refusal("--heartbeat-ms 100 --remote-timeout-ms 150", "remote_timeout_ms");
+        check_refusal("--mw-size x", "bad value for --mw-size: 'x'");
 
         snprintf(name, sizeof(name), "fmt-def-%d", (int)getpid());
         check_file(name, "", 2, 16, 0xFFFF, 4ull << 20, 4096, 100, 1000);

@@ -84,9 +84,4 @@ donep=$!
 echo "VM-WAITING"
 vm_wait 120 sh -c "! kill -0 $donep" || vm_fail "the host never said done"
 echo "VM-CHECK host said $(cat /tmp/done)"
-ip link set eth0 down
-rmmod ntb_netdev
-rmmod ntb_transport
-rmmod ntb_hw_ntbt
-rmmod ntb
-echo "VM-CHECK unloaded"
+vm_unload_ntb

@@ -63,3 +63,14 @@ vm_send() {
                 sleep 0.5
         done
 }
+
+# vm_unload_ntb: eth0 down, then ntb_netdev, ntb_transport, ntb_hw_ntbt and
+# ntb out, in that order; says so on the console.
+vm_unload_ntb() {
+        ip link set eth0 down 2> /dev/null || true
+        rmmod ntb_netdev
+        rmmod ntb_transport
+        rmmod ntb_hw_ntbt
+        rmmod ntb
+        echo "VM-CHECK unloaded"
+}

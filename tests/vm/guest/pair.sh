@@ -77,12 +77,7 @@ rm -f /tmp/in
 if [ "$NTBT_LEAD" = 1 ]; then
         vm_wait 300 sh -c "! kill -0 $donep" || vm_fail "the follower never said done"
         echo "VM-CHECK follower said $(cat /tmp/done)"
-        ip link set eth0 down
-        rmmod ntb_netdev
-        rmmod ntb_transport
-        rmmod ntb_hw_ntbt
-        rmmod ntb
-        echo "VM-CHECK unloaded"
+        vm_unload_ntb
         exit 0
 fi
 
@@ -104,8 +99,4 @@ t=$(up)
 vm_wait 60 sh -c '! [ "$(cat /sys/class/net/eth0/carrier 2> /dev/null)" = 1 ]' ||
         vm_fail "eth0 kept its carrier for 60 s after the lead unloaded"
 echo "VM-CHECK carrier dropped $(elapsed "$t") s after done"
-rmmod ntb_netdev
-rmmod ntb_transport
-rmmod ntb_hw_ntbt
-rmmod ntb
-echo "VM-CHECK unloaded"
+vm_unload_ntb
