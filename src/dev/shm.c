@@ -507,11 +507,6 @@ static void port_reset(struct shm_map *m, struct shm_port *pt)
         store_sc(&pt->link_enabled, 0);
 }
 
-static void sleep_ns(int64_t ns)
-{
-        nanosleep(&(struct timespec){ns / NS_PER_SEC, ns % NS_PER_SEC}, NULL);
-}
-
 /*
  * Has the owner of a claimed port gone, as of generation gen?  1 gone, 0
  * alive, -EAGAIN if the port changed hands meanwhile (look again).  A process

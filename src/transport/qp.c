@@ -511,13 +511,6 @@ int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns)
         }
 }
 
-static void sleep_ns(int64_t ns)
-{
-        struct timespec ts = {(time_t)(ns / NS_PER_SEC), (long)(ns % NS_PER_SEC)};
-
-        nanosleep(&ts, NULL);
-}
-
 int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns)
 {
         int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;

@@ -28,4 +28,12 @@ static inline int64_t now_coarse_ns(void)
 #define NS_PER_MS  1000000LL
 #define NS_PER_SEC 1000000000LL
 
+/* Sleep about ns nanoseconds (a signal may end it early). */
+static inline void sleep_ns(int64_t ns)
+{
+        struct timespec ts = {(time_t)(ns / NS_PER_SEC), (long)(ns % NS_PER_SEC)};
+
+        nanosleep(&ts, NULL);
+}
+
 #endif
