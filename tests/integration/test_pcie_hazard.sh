@@ -8,7 +8,11 @@ NTBT=$1
 dir=$(mktemp -d)
 name=t-hz-$$
 trap 'rm -rf "$dir"; "$NTBT" dev rm "$name" 2>/dev/null || true' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+fail() {
+        echo "FAIL: $*" >&2
+        for f in "$dir"/*.err; do [ -s "$f" ] && { echo "--- $f" >&2; cat "$f" >&2; }; done
+        exit 1
+}
 
 for tx in inline thread; do
         rc=0
