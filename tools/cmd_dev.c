@@ -19,6 +19,7 @@ static const char dev_usage[] =
     "                            [--heartbeat-ms MS] [--remote-timeout-ms MS]\n"
     "       ntbt dev rm NAME\n"
     "       ntbt dev show NAME [--json] [--watch [SECS]] [--count N]\n"
+    "       ntbt dev show kdev:DEV [--json]\n"
     "\n"
     "Create, remove or inspect an emulated NTB device (spec/shm-device.md, format 2).\n"
     "show prints the device registers and, for each port where a transport runs,\n"
@@ -32,7 +33,10 @@ static const char dev_usage[] =
     "(a QEMU guest) gone after 1000 ms.  The file is a power of two in size so that\n"
     "QEMU can map it as the BAR of an ivshmem-plain device.\n"
     "show lists each port's owner (a process of this host, or remote) and how soon\n"
-    "its heartbeat moved (it waits up to remote-timeout-ms for that).\n";
+    "its heartbeat moved (it waits up to remote-timeout-ms for that).\n"
+    "show kdev:/dev/ntbt-userN (or kdev:NTBDEV) shows an NTB that Linux drives,\n"
+    "through the ntb_user bridge: the hardware, its windows, doorbells and\n"
+    "scratchpads (docs/hardware.md).\n";
 
 static int dev_create(int argc, char **argv)
 {
@@ -317,6 +321,74 @@ static void show_json(const char *name, const struct ntbt_shm_info *in, const st
         printf("]}\n");
 }
 
+/* dev show kdev:...: the hardware's geometry and state, through the device
+ * API (opening the bridge takes it: it fails while another process has it). */
+static int show_kdev(const char *ctx, const char *spec, int json)
+{
+        struct ntbt_dev *d;
+        char what[256] = "";
+        uint64_t valid, db, mask;
+        int ret, w, i, nmw, nspad;
+
+        ret = ntbt_dev_open(spec, &d);
+        if (ret) {
+                cli_err(ctx, "%s: %s", spec, strerror(-ret));
+                return 1;
+        }
+        ntbt_dev_describe(d, what, sizeof(what));
+        nmw = ntbt_dev_mw_count(d);
+        nspad = ntbt_dev_spad_count(d);
+        valid = ntbt_dev_db_valid_mask(d);
+        db = ntbt_dev_db_read(d);
+        mask = ntbt_dev_db_mask(d);
+        if (json)
+                printf("{\"device\":\"%s\",\"hardware\":\"%s\",\"port\":%d,\"link_up\":%s,"
+                       "\"db_valid_mask\":%llu,\"db\":%llu,\"db_mask\":%llu,\"spad_count\":%d,"
+                       "\"windows\":[",
+                       spec, what, ntbt_dev_port(d), ntbt_dev_link_is_up(d) == 1 ? "true" : "false",
+                       (unsigned long long)valid, (unsigned long long)db, (unsigned long long)mask,
+                       nspad);
+        else
+                printf("%s: %s\n  link %s; doorbells 0x%llx (pending 0x%llx, masked 0x%llx); "
+                       "%d scratchpads\n",
+                       spec, what, ntbt_dev_link_is_up(d) == 1 ? "up" : "down",
+                       (unsigned long long)valid, (unsigned long long)db, (unsigned long long)mask,
+                       nspad);
+        for (w = 0; w < nmw; w++) {
+                uint64_t out = 0, aa = 0, sa = 0, smax = 0;
+
+                ntbt_dev_peer_mw_size(d, w, &out);
+                ntbt_dev_mw_get_align(d, w, &aa, &sa, &smax);
+                if (json)
+                        printf("%s{\"outbound\":%llu,\"inbound_max\":%llu,\"addr_align\":%llu,"
+                               "\"size_align\":%llu}",
+                               w ? "," : "", (unsigned long long)out, (unsigned long long)smax,
+                               (unsigned long long)aa, (unsigned long long)sa);
+                else
+                        printf("  window %d: outbound %llu bytes; inbound up to %llu, address "
+                               "align %llu, size align %llu\n",
+                               w, (unsigned long long)out, (unsigned long long)smax,
+                               (unsigned long long)aa, (unsigned long long)sa);
+        }
+        if (json)
+                printf("],\"spads\":[");
+        else if (nspad)
+                printf("  scratchpads (ours/peer's):");
+        for (i = 0; i < nspad; i++) {
+                uint32_t a = 0, b = 0;
+
+                ntbt_dev_spad_read(d, i, &a);
+                ntbt_dev_peer_spad_read(d, i, &b);
+                if (json)
+                        printf("%s[%u,%u]", i ? "," : "", a, b);
+                else
+                        printf("%s%x/%x", i % 8 ? " " : "\n    ", a, b);
+        }
+        printf(json ? "]}\n" : "\n");
+        ntbt_dev_close(d);
+        return 0;
+}
+
 static int dev_show(int argc, char **argv)
 {
         struct ntbt_shm_info info = {.size = sizeof(info)};
@@ -361,6 +433,15 @@ static int dev_show(int argc, char **argv)
                 cli_err(ctx, "expected one device NAME");
                 return 2;
         }
+        if (!strncmp(name, "kdev:", 5)) {
+                if (watch) {
+                        cli_err(ctx, "--watch is for shm devices");
+                        return 2;
+                }
+                return show_kdev(ctx, name, json);
+        }
+        if (!strncmp(name, "shm:", 4))
+                name += 4;
         if (count && !watch)
                 watch = 1;
         for (n = 0;; n++) {

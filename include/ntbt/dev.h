@@ -32,6 +32,9 @@ const char *ntbt_dev_spec(const struct ntbt_dev *dev);
 const char *ntbt_dev_type(const struct ntbt_dev *dev);
 /* This side's port number (0 or 1). */
 int ntbt_dev_port(struct ntbt_dev *dev);
+/* One line naming what the handle is bound to (e.g. the NTB hardware behind a
+ * kdev: device); -EOPNOTSUPP for types that have nothing to add. */
+int ntbt_dev_describe(struct ntbt_dev *dev, char *buf, size_t len);
 
 /* Link. */
 int ntbt_dev_link_is_up(struct ntbt_dev *dev); /* 1 up, 0 down */

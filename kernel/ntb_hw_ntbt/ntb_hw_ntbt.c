@@ -35,7 +35,8 @@
  *   (no bus, 64-bit masks) with our own dma_map_ops: .alloc hands out one
  *   of this port's windows (the WB mapping, zeroed) and returns the window's
  *   bus address bar2 + window_offset + (port * mw_count + n) * mw_size as
- *   the DMA handle; .free gives it back. Every window is mw_size bytes, so
+ *   the DMA handle; .free gives it back, .mmap maps it into userspace
+ *   (ntb_user's inbound buffers). Every window is mw_size bytes, so
  *   a request up to mw_size fits any window and a larger one fails. alloc
  *   cannot know which window the caller will translate, so it picks the
  *   likely one: on the child device the lowest free window (ntb_transport
@@ -1323,6 +1324,42 @@ static void ntbt_dma_free(struct device *dev, size_t size, void *vaddr,
 	spin_unlock_irqrestore(&nd->lock, flags);
 }
 
+/*
+ * dma_mmap_coherent() of a buffer from ntbt_dma_alloc() (ntb_user maps its
+ * inbound buffers so): the buffer is window n of BAR 2, so map those BAR
+ * pages. vm_page_prot stays as it comes, write-back for a shared mapping,
+ * the type nd->win has: PAT refuses a second mapping of another type, and
+ * the memory behind the BAR is plain host RAM. vm_pgoff is the page offset
+ * into the buffer, as for dma_direct_mmap().
+ */
+static int ntbt_dma_mmap(struct device *dev, struct vm_area_struct *vma,
+			 void *cpu_addr, dma_addr_t dma_handle, size_t size,
+			 unsigned long attrs)
+{
+	struct ntbt_dev *nd = ntbt_dma_owner(dev);
+	unsigned long pages = vma_pages(vma);
+	unsigned long count;
+	u64 off;
+	u64 n;
+
+	if (!nd)
+		return -ENXIO;
+	off = (u64)dma_handle - ntbt_win_bus(nd, nd->port, 0);
+	n = off / nd->g.mw_size;
+	if (dma_handle < ntbt_win_bus(nd, nd->port, 0) ||
+	    off % nd->g.mw_size || n >= nd->g.mw_count ||
+	    cpu_addr != nd->win + n * nd->g.mw_size ||
+	    !test_bit(n, &nd->win_busy) || !size || size > nd->g.mw_size)
+		return -ENXIO;
+	/* mw_size is a power of two >= 4 KiB: the pages stay in window n */
+	count = PAGE_ALIGN(size) >> PAGE_SHIFT;
+	if (vma->vm_pgoff >= count || pages > count - vma->vm_pgoff)
+		return -ENXIO;
+	return io_remap_pfn_range(vma, vma->vm_start,
+				  PHYS_PFN(dma_handle) + vma->vm_pgoff,
+				  pages << PAGE_SHIFT, vma->vm_page_prot);
+}
+
 /* Nobody streams through this device (see the header); fail, never oops. */
 static dma_addr_t ntbt_dma_map_page(struct device *dev, struct page *page,
 				    unsigned long offset, size_t size,
@@ -1350,6 +1387,7 @@ static dma_addr_t ntbt_dma_map_resource(struct device *dev,
 static const struct dma_map_ops ntbt_dma_ops = {
 	.alloc		= ntbt_dma_alloc,
 	.free		= ntbt_dma_free,
+	.mmap		= ntbt_dma_mmap,
 	.map_page	= ntbt_dma_map_page,
 	.map_sg		= ntbt_dma_map_sg,
 	.map_resource	= ntbt_dma_map_resource,

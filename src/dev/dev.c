@@ -30,6 +30,11 @@ static int no_mw_clear_trans(struct ntbt_dev *dev, int widx)
         (void)dev, (void)widx;
         return -EOPNOTSUPP;
 }
+static int no_describe(struct ntbt_dev *dev, char *buf, size_t len)
+{
+        (void)dev, (void)buf, (void)len;
+        return -EOPNOTSUPP;
+}
 static uint64_t no_db_mask(struct ntbt_dev *dev)
 {
         (void)dev;
@@ -67,6 +72,8 @@ int dev_register(const struct ntbt_dev_ops *ops)
                 o.link_events = no_link_events;
         if (!o.mw_clear_trans)
                 o.mw_clear_trans = no_mw_clear_trans;
+        if (!o.describe)
+                o.describe = no_describe;
         if (!o.db_mask)
                 o.db_mask = no_db_mask;
         if (!o.db_set_mask)
@@ -91,7 +98,8 @@ static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 static void register_builtins(void)
 {
         /* A failure here is a programming error that every test would show. */
-        if (dev_register(&shm_dev_ops) || dev_register(&pcie_dev_ops))
+        if (dev_register(&shm_dev_ops) || dev_register(&pcie_dev_ops) ||
+            dev_register(&kdev_dev_ops))
                 abort();
 }
 
@@ -233,6 +241,10 @@ const char *ntbt_dev_type(const struct ntbt_dev *dev)
 int ntbt_dev_port(struct ntbt_dev *d)
 {
         return d->ops->port(d);
+}
+int ntbt_dev_describe(struct ntbt_dev *d, char *buf, size_t len)
+{
+        return buf && len ? d->ops->describe(d, buf, len) : -EINVAL;
 }
 int ntbt_dev_link_is_up(struct ntbt_dev *d)
 {

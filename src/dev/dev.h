@@ -50,6 +50,9 @@ struct ntbt_dev_ops {
         void (*close)(struct ntbt_dev *dev);
         /* Required.  This side's port (0 or 1). */
         int (*port)(struct ntbt_dev *dev);
+        /* Optional.  One line saying what the handle is bound to (the
+         * hardware behind it).  Stub: -EOPNOTSUPP. */
+        int (*describe)(struct ntbt_dev *dev, char *buf, size_t len);
 
         /* Required.  1 if up, 0 if down.  May make a cheap system call. */
         int (*link_is_up)(struct ntbt_dev *dev);
@@ -115,5 +118,6 @@ int dev_register(const struct ntbt_dev_ops *ops);
 
 extern const struct ntbt_dev_ops shm_dev_ops;
 extern const struct ntbt_dev_ops pcie_dev_ops;
+extern const struct ntbt_dev_ops kdev_dev_ops;
 
 #endif

@@ -15,6 +15,19 @@ static void refused(const char *spec, const char *word)
         CHECK(strstr(test_last_log, word) != NULL);
 }
 
+/* kdev: with no bridge behind the name: the error says what the path is. */
+static void kdev_refused(const char *spec, int err, const char *word)
+{
+        struct ntbt_dev *dev = NULL;
+
+        test_last_log[0] = '\0';
+        CHECK_EQ(ntbt_dev_open(spec, &dev), err);
+        CHECK(dev == NULL);
+        if (!strstr(test_last_log, word))
+                fprintf(stderr, "%s: log '%s' lacks '%s'\n", spec, test_last_log, word);
+        CHECK(strstr(test_last_log, word) != NULL);
+}
+
 int main(void)
 {
         const char *name = test_dev_name("str");
@@ -36,6 +49,11 @@ int main(void)
         snprintf(spec, sizeof(spec), "shm:%s,port", name);
         refused(spec, "key=value");
         refused("shm:bad/name", "bad device name");
+        /* Another character device, a directory, a file: never opened as a bridge. */
+        kdev_refused("kdev:/dev/null", -ENODEV, "not an ntb_user bridge");
+        kdev_refused("kdev:/tmp", -ENODEV, "not an ntb_user bridge");
+        kdev_refused("kdev:/nonexistent-ntbt-user9", -ENOENT, "No such file");
+        kdev_refused("kdev:0000:99:00.0", -ENODEV, "no ntb_user bridge is bound");
 
         /* The control: a good string opens, on the port it names. */
         snprintf(spec, sizeof(spec), "shm:%s,port=1", name);

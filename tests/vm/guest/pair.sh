@@ -1,10 +1,12 @@
 # The guest side of tests/vm/test_vm_pair.sh (busybox sh, /guest.sh).
 # Environment: NTBT_IP, NTBT_PEER, NTBT_LEAD (1 in one guest, 0 in the
 # other; from the kernel command line), KPARAMS (ntb_transport parameters),
-# NTBT_MIB (how much to send), NTBT_IPERF_S (iperf3 seconds, 0: none).
+# NTBT_MIB (how much to send), NTBT_IPERF_S (iperf3 seconds, 0: none),
+# NTBT_STACK (kernel, the default, or kdev).
 #
-# Both guests: load ntb, ntb_hw_ntbt, ntb_transport $KPARAMS, ntb_netdev; eth0
-# up; wait for the carrier; ping; send NTBT_MIB MiB of /dev/urandom to the
+# Both guests: load ntb, ntb_hw_ntbt, ntb_transport $KPARAMS, ntb_netdev (with
+# NTBT_STACK=kdev instead: the ntb_user bridge, tun, and `ntbt tun` on
+# kdev:/dev/ntbt-user0 as eth0); eth0 up; wait for the carrier; ping; send NTBT_MIB MiB of /dev/urandom to the
 # peer with nc while receiving the peer's, both ways at once; print both
 # sha256 ("VM-SHA sent|recv HASH") for the host to compare.  Then the
 # follower runs iperf3 against the lead, and tells it "done"; the lead
@@ -12,6 +14,7 @@
 # waits for its carrier to drop, unloads, powers off.
 set -e
 : "${NTBT_IP:?}" "${NTBT_PEER:?}" "${NTBT_LEAD:?}" "${NTBT_MIB:=64}" "${NTBT_IPERF_S:=0}"
+: "${NTBT_STACK:=kernel}"
 up() { cut -d' ' -f1 /proc/uptime; }
 elapsed() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -27,14 +30,37 @@ diag() {
 
 vm_insmod ntb
 vm_insmod ntb_hw_ntbt
-# shellcheck disable=SC2086 # KPARAMS is a list of words
-vm_insmod ntb_transport ${KPARAMS:-}
-for kv in ${KPARAMS:-}; do
-        echo "VM-PARAM ${kv%%=*}=$(cat "/sys/module/ntb_transport/parameters/${kv%%=*}")"
-done
-vm_insmod ntb_netdev
-vm_wait 10 test -e /sys/class/net/eth0 || vm_fail "ntb_netdev made no eth0"
-echo "VM-CHECK copy threads $(cat /proc/[0-9]*/comm | grep -c '^ntb-txcpy' || true)"
+if [ "$NTBT_STACK" = kdev ]; then
+        vm_insmod ntb_user
+        vm_insmod tun
+        vm_wait 10 test -c /dev/ntbt-user0 || vm_fail "ntb_user made no /dev/ntbt-user0"
+        echo "VM-STACK ntbt tun on $(ntbt dev show kdev:/dev/ntbt-user0 2>&1 | head -n 1)"
+        ntbt tun --dev kdev:/dev/ntbt-user0 --name eth0 -v > /tmp/tun.log 2>&1 &
+        tun=$!
+        vm_wait 10 test -e /sys/class/net/eth0 || vm_fail "ntbt tun made no eth0: $(cat /tmp/tun.log)"
+else
+        # shellcheck disable=SC2086 # KPARAMS is a list of words
+        vm_insmod ntb_transport ${KPARAMS:-}
+        for kv in ${KPARAMS:-}; do
+                echo "VM-PARAM ${kv%%=*}=$(cat "/sys/module/ntb_transport/parameters/${kv%%=*}")"
+        done
+        vm_insmod ntb_netdev
+        vm_wait 10 test -e /sys/class/net/eth0 || vm_fail "ntb_netdev made no eth0"
+        echo "VM-CHECK copy threads $(cat /proc/[0-9]*/comm | grep -c '^ntb-txcpy' || true)"
+fi
+# unload: the stack out again (the peer sees our link go down).
+unload() {
+        if [ "$NTBT_STACK" = kdev ]; then
+                kill -TERM "$tun"
+                wait "$tun" || vm_fail "ntbt tun exited $?: $(cat /tmp/tun.log)"
+                rmmod ntb_user
+                rmmod ntb_hw_ntbt
+                rmmod ntb
+                echo "VM-CHECK unloaded"
+        else
+                vm_unload_ntb
+        fi
+}
 ip link set eth0 up
 ip addr add "$NTBT_IP/24" dev eth0
 
@@ -77,7 +103,7 @@ rm -f /tmp/in
 if [ "$NTBT_LEAD" = 1 ]; then
         vm_wait 300 sh -c "! kill -0 $donep" || vm_fail "the follower never said done"
         echo "VM-CHECK follower said $(cat /tmp/done)"
-        vm_unload_ntb
+        unload
         exit 0
 fi
 
@@ -99,4 +125,4 @@ t=$(up)
 vm_wait 60 sh -c '! [ "$(cat /sys/class/net/eth0/carrier 2> /dev/null)" = 1 ]' ||
         vm_fail "eth0 kept its carrier for 60 s after the lead unloaded"
 echo "VM-CHECK carrier dropped $(elapsed "$t") s after done"
-vm_unload_ntb
+unload

@@ -1,0 +1,109 @@
+# shellcheck shell=sh
+# The guest side of tests/vm/test_vm_kdev.sh (busybox sh, /guest.sh): ntbt on
+# kdev: (ntb_hw_ntbt + the ntb_user bridge) against ntbt on shm: on the host.
+# Environment: NTBT_MIB, NTBT_IP, NTBT_PEER, NTBT_UNLOAD_CYCLES.  Every step
+# prints a "VM-..." line; the host starts its side of each step when it sees
+# the step's line, and both sides wait for each other through ntbt itself.
+#
+#   bridge  ntb_user_test: every ioctl with good and bad arguments, double
+#           open, close while a wait sleeps, a killed holder; then load and
+#           unload cycles with the ioremap count compared
+#   recv    receive NTBT_MIB MiB from the host (sha256 printed)
+#   send    send NTBT_MIB MiB of /dev/urandom to the host (sha256 printed)
+#   perf    ntbt perf --server twice (the host's client runs --verify
+#           --bidir, inline copy, then the copy thread)
+#   ping    ntbt ping --server (the host's client counts round trips)
+#   tun     ntbt tun ntb0 NTBT_IP; ping the host's ntbt tun
+#   lost    ntbt recv while the host's sender is SIGKILLed: must exit 1
+#           with "link lost"
+#   dies    ntbt send of zeros until the host kills this guest's QEMU
+set -e
+: "${NTBT_MIB:=64}" "${NTBT_IP:?}" "${NTBT_PEER:?}" "${NTBT_UNLOAD_CYCLES:=5}"
+DEV=kdev:/dev/ntbt-user0
+up() { cut -d' ' -f1 /proc/uptime; }
+elapsed() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
+maps() { grep -c ioremap /proc/vmallocinfo; }
+
+vm_insmod ntb
+vm_insmod ntb_hw_ntbt
+m0=$(maps)
+# Load and unload the bridge with its device bound: nothing may be left.
+i=0
+while [ "$i" -lt "$NTBT_UNLOAD_CYCLES" ]; do
+        insmod /lib/modules/ntb_user.ko
+        vm_wait 10 test -c /dev/ntbt-user0 || vm_fail "cycle $i: no /dev/ntbt-user0"
+        rmmod ntb_user
+        i=$((i + 1))
+done
+[ ! -e /dev/ntbt-user0 ] || vm_fail "/dev/ntbt-user0 outlived the module"
+vm_insmod ntb_user
+vm_wait 10 test -c /dev/ntbt-user0 || vm_fail "ntb_user made no /dev/ntbt-user0"
+echo "VM-NODE $(ls -l /dev/ntbt-user0 | cut -c1-10) ntb=$(cat /sys/class/ntbt_user/ntbt-user0/ntb)"
+[ "$(ls -l /dev/ntbt-user0 | cut -c1-10)" = crw------- ] || vm_fail "/dev/ntbt-user0 is not mode 0600"
+
+# ---- bridge ----
+ntb_user_test /dev/ntbt-user0 || vm_fail "ntb_user_test failed"
+ntbt dev show "$DEV" || vm_fail "ntbt dev show $DEV failed"
+ntbt dev show "kdev:$(cat /sys/class/ntbt_user/ntbt-user0/ntb)" > /dev/null ||
+        vm_fail "ntbt dev show kdev:NTBDEV failed"
+echo "VM-BRIDGE ok, ioremap $m0 -> $(maps) across $NTBT_UNLOAD_CYCLES bridge unload cycles"
+
+# ---- recv ----
+echo "VM-STEP recv"
+t=$(up)
+ntbt recv --dev "$DEV" > /tmp/in || vm_fail "ntbt recv from the host failed"
+echo "VM-TIME recv ${NTBT_MIB} MiB $(elapsed "$t") s"
+echo "VM-SHA recv $(sha256sum < /tmp/in | cut -d' ' -f1) $(wc -c < /tmp/in) bytes"
+rm -f /tmp/in
+
+# ---- send ----
+dd if=/dev/urandom of=/tmp/out bs=1M count="$NTBT_MIB" 2> /dev/null
+echo "VM-SHA sent $(sha256sum < /tmp/out | cut -d' ' -f1)"
+echo "VM-STEP send"
+t=$(up)
+ntbt send --dev "$DEV" < /tmp/out || vm_fail "ntbt send to the host failed"
+echo "VM-TIME send ${NTBT_MIB} MiB $(elapsed "$t") s"
+rm -f /tmp/out
+
+# ---- perf ----
+for tx in inline thread; do
+        echo "VM-STEP perf-$tx"
+        ntbt perf --server --dev "$DEV" --tx "$tx" || vm_fail "perf server ($tx) failed"
+done
+
+# ---- ping ----
+echo "VM-STEP ping"
+ntbt ping --server --dev "$DEV" || vm_fail "ping server failed"
+
+# ---- tun ----
+vm_insmod tun
+ntbt tun --dev "$DEV" --name ntb0 -v > /tmp/tun.log 2>&1 &
+tun=$!
+vm_wait 10 ip link show ntb0 || vm_fail "ntbt tun made no ntb0: $(cat /tmp/tun.log)"
+ip addr add "$NTBT_IP/24" dev ntb0
+ip link set ntb0 up
+echo "VM-STEP tun"
+vm_wait 120 vm_carrier ntb0 || vm_fail "no carrier on ntb0 within 120 s: $(cat /tmp/tun.log)"
+vm_wait 60 ping -c 1 -W 1 "$NTBT_PEER" || vm_fail "the host ($NTBT_PEER) does not answer ping"
+ping -c 3 "$NTBT_PEER" | tail -n 2
+echo "VM-PING ok"
+# The host pings us, then stops its tun: our carrier drops.
+vm_wait 120 sh -c '[ "$(cat /sys/class/net/ntb0/carrier 2> /dev/null)" != 1 ]' ||
+        vm_fail "ntb0 kept its carrier after the host's tun stopped"
+kill -TERM "$tun"
+wait "$tun" || vm_fail "ntbt tun exited $?: $(cat /tmp/tun.log)"
+echo "VM-TUN done"
+
+# ---- lost: the host's sender is killed mid-stream ----
+echo "VM-STEP lost"
+rc=0
+ntbt recv --dev "$DEV" > /dev/null 2> /tmp/lost.err || rc=$?
+cat /tmp/lost.err
+[ "$rc" = 1 ] || vm_fail "ntbt recv exited $rc when the host's sender was killed (want 1)"
+grep -q "link lost\|link down\|lost" /tmp/lost.err || vm_fail "ntbt recv did not say the link was lost"
+echo "VM-LOST ok"
+
+# ---- dies: the host kills this guest mid-transfer ----
+echo "VM-STEP dies"
+ntbt send --dev "$DEV" < /dev/zero || true
+vm_fail "ntbt send of /dev/zero ended while the host was receiving"
