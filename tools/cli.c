@@ -69,7 +69,7 @@ const char *cli_fmt_bytes(uint64_t v, char *buf, int len)
 int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out)
 {
         char name[PATH_MAX], path[PATH_MAX];
-        int ret;
+        int ret, created = 0;
 
         /* An shm device that does not exist yet is created with the spec's
          * defaults; a peer creating it at the same time makes ours -EEXIST,
@@ -92,12 +92,25 @@ int cli_open_dev(const char *ctx, const char *spec, struct ntbt_dev **out)
                                         cli_err(ctx, "%s: create: %s", spec, strerror(-ret));
                                         return ret;
                                 }
+                                created = !ret;
                         }
                 }
         }
         ret = ntbt_dev_open(spec, out);
-        if (ret)
-                cli_err(ctx, "%s: %s", spec, strerror(-ret));
+        if (ret) {
+                /* The library has said why (an open logs the reason of any
+                 * failure): no second line here. */
+                (void)ctx;
+                /* A bad option (shm:x,prot=1) must not leave behind the
+                 * device we created for it, unless someone took it since. */
+                if (created) {
+                        struct ntbt_shm_info in = {.size = sizeof(in)};
+
+                        if (ntbt_shm_inspect(name, &in) ||
+                            (in.port[0].state == 0 && in.port[1].state == 0))
+                                cli_remove_device(name);
+                }
+        }
         return ret;
 }
 
@@ -182,6 +195,9 @@ int cli_remove_device(const char *name)
 {
         int ret = ntbt_shm_remove(name);
 
+        /* Not an ntbt device (or not removable): leave whatever sits beside it. */
+        if (ret && ret != -ENOENT)
+                return ret;
         for (int port = 0; port < 2; port++) {
                 char path[4200];
 

@@ -1058,6 +1058,20 @@ int cmd_perf(int argc, char **argv)
                 return run_server("perf server", &o);
         if (!o.nsizes)
                 default_sizes(&o);
+        /* Every size is checked before the first run: a frame of --mtu bytes
+         * (default 65536) carries at most mtu - 12 (the header).  A smaller
+         * window can lower it further; run_client says so at link-up. */
+        for (i = 0; i < o.nsizes; i++) {
+                uint32_t max = (o.mtu ? o.mtu : 65536) - 12;
+
+                if (o.sizes[i] > max) {
+                        cli_err(ctx,
+                                "--size %u is larger than the largest payload, %u (the frame "
+                                "of --mtu %u less its 12-byte header); say 'max' for it",
+                                o.sizes[i], max, o.mtu ? o.mtu : 65536);
+                        return 2;
+                }
+        }
         if (o.interval < 0)
                 o.interval = !o.json && isatty(STDOUT_FILENO) ? 1.0 : 0.0;
         if (!o.json) {

@@ -20,9 +20,16 @@
  * frame is in the peer's window; in both modes completions come in the
  * order the buffers were enqueued.  In thread mode the buffer must stay
  * valid until its completion.  Handlers may call
- * back into the QP (post a buffer, enqueue, link down, free).
+ * back into the QP (post a buffer, enqueue, link down, free: see
+ * ntbt_qp_free for when a QP freed from its own handler goes away).
  * ntbt_qp_tx_enqueue(_burst) may be called from any thread; calls on one QP are
  * serialised internally.
+ *
+ * A QP's link belongs to one transport session: once the transport link
+ * resets (the peer restarted, say), sends on it fail with -ENOLINK until the
+ * QP has linked up again, even on a poll-mode QP nobody polled meanwhile,
+ * and frames queued to the copy thread before the reset complete with
+ * -ENOLINK.  Nothing reserved in one session reaches the peer's next one.
  *
  * Every function returns 0 (or a documented non-negative value) or a
  * negative errno.
@@ -127,11 +134,41 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                    const struct ntbt_qp_handlers *h, void *qp_ctx, struct ntbt_qp **out);
 /*
  * Close the QP (LINK_DOWN frame to the peer if it was up) and free it.
- * Posted receive buffers come back through the rx handler with -ECANCELED,
- * on the calling thread; transmit buffers still queued to the copy thread
- * complete through the tx handler with an error (-ENOLINK or -ECANCELED).
- * In event mode it waits for the event thread to let go of the QP (unless
- * called from a handler).
+ * Posted receive buffers come back through the rx handler with -ECANCELED;
+ * transmit buffers still queued to the copy thread complete through the tx
+ * handler with an error (-ENOLINK or -ECANCELED).  In event mode it waits
+ * for the event thread to let go of the QP.  As with free(), no other call
+ * on the QP may be in progress on another thread, or follow.
+ *
+ * Lifetime rule for a free from one of the QP's own handlers (rx, tx,
+ * event; any thread that runs them): the free is deferred, never refused.
+ * It returns at once; from then on every call on the QP fails with
+ * -ESHUTDOWN (and ntbt_qp_link_is_up returns 0) without sending, posting or
+ * waiting, and no handler is called again except to hand back buffers.
+ * The QP is released once the library is done with it, and the pointer is
+ * invalid from then on; its number stays taken until every handler call has
+ * returned, so a client that may not free its context before then can wait
+ * for ntbt_qp_create to get the number again (or for ntbt_transport_close):
+ *
+ *  - on the event thread: by the event thread, when the handler returns;
+ *  - inside a call on this QP (ntbt_qp_poll, ntbt_qp_wait_link,
+ *    ntbt_qp_wait_tx, ntbt_qp_link_down, an inline
+ *    ntbt_qp_tx_enqueue(_burst)): just before the outermost such call on
+ *    that thread returns, and that call returns -ESHUTDOWN (the handlers
+ *    have reported what was sent and received);
+ *  - on the copy thread (a tx completion): by the QP's owner: the event
+ *    thread, or in poll mode the polling thread's next ntbt_qp_poll,
+ *    ntbt_qp_wait_link, ntbt_qp_wait_tx, ntbt_qp_link_down or ntbt_qp_free
+ *    call on it, which returns -ESHUTDOWN (ntbt_qp_wait_rx returns 0 at
+ *    once so that the poller gets there).
+ *
+ * Deferring keeps one rule for every context and never leaves a buffer
+ * unreturned; refusing (-EBUSY) would make every client build its own
+ * hand-off to another thread.  What the library cannot do is wait for
+ * other application threads: a free from a handler, like any free, must
+ * not overlap their calls on the QP (a tx handler on the copy thread runs
+ * while the client may be enqueuing on another thread: the client orders
+ * the two).
  */
 void ntbt_qp_free(struct ntbt_qp *qp);
 
@@ -200,7 +237,8 @@ int ntbt_qp_tx_entries(struct ntbt_qp *qp);
 
 /*
  * Poll-mode QPs: run the handshake and receive up to budget frames.
- * Returns the number of frames received (>= 0).  -EINVAL on an event-mode QP.
+ * Returns the number of frames received (>= 0).  -EINVAL on an event-mode
+ * QP; -ESHUTDOWN when a handler freed the QP (it is gone: see ntbt_qp_free).
  */
 int ntbt_qp_poll(struct ntbt_qp *qp, int budget);
 
@@ -213,14 +251,15 @@ int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns);
 
 /*
  * Block until the QP link is up (0) or timeout_ns passes (-ETIMEDOUT;
- * < 0 waits forever).  Poll-mode QPs are polled inside the call.
+ * < 0 waits forever).  Poll-mode QPs are polled inside the call;
+ * -ESHUTDOWN as for ntbt_qp_poll.
  */
 int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns);
 /*
  * Block until at least `want` transmit slots are free (0), the link is down
  * (-ENOLINK) or timeout_ns passes (-ETIMEDOUT).  Spins briefly, then
  * sleeps in short steps; never burns a core for long.  Poll-mode QPs are
- * polled inside the call.
+ * polled inside the call; -ESHUTDOWN as for ntbt_qp_poll.
  */
 int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns);
 

@@ -271,7 +271,7 @@ static int parse_lines(const char *spec, const char *key, const char *v, uint32_
 
 static int pcie_open(struct ntbt_dev *dev, struct dev_args *args)
 {
-        const char *v, *port = dev_args_get(args, "port");
+        const char *v, *shared, *port = dev_args_get(args, "port");
         struct pcie_dev *p;
         pthread_condattr_t ca;
         char inner[160];
@@ -306,10 +306,9 @@ static int pcie_open(struct ntbt_dev *dev, struct dev_args *args)
                 return ret;
         }
         p->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
-        if (port)
-                snprintf(inner, sizeof(inner), "shm:%s,port=%s", args->name, port);
-        else
-                snprintf(inner, sizeof(inner), "shm:%s", args->name);
+        shared = dev_args_get(args, "shared");
+        snprintf(inner, sizeof(inner), "shm:%s%s%s%s%s", args->name, port ? ",port=" : "",
+                 port ? port : "", shared ? ",shared=" : "", shared ? shared : "");
         ret = ntbt_dev_open(inner, &p->inner);
         if (ret) {
                 free(p);

@@ -274,11 +274,36 @@ fail_unlink:
 
 int ntbt_shm_remove(const char *name)
 {
-        char path[PATH_MAX];
-        int ret = ntbt_shm_path(name, path, sizeof(path));
+        char path[PATH_MAX], magic[8] = {0};
+        struct stat st;
+        int fd, ret = ntbt_shm_path(name, path, sizeof(path));
+        ssize_t n;
 
         if (ret)
                 return ret;
+        /* Only what is an ntbt device: `ntbt dev rm /etc/passwd` must not
+         * delete it.  No symlink (O_NOFOLLOW), no FIFO (O_NONBLOCK, then a
+         * regular file), and the magic of format 2 or 1.  A file with no
+         * magic yet (a creator that died) is ours only under /dev/shm. */
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+                ret = -errno;
+                if (ret == -ELOOP)
+                        log_err("%s: is a symbolic link; not removing it", path);
+                return ret;
+        }
+        if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+                close(fd);
+                log_err("%s: not a regular file; not removing it", path);
+                return -EINVAL;
+        }
+        n = pread(fd, magic, sizeof(magic), 0);
+        close(fd);
+        if (memcmp(magic, SHM_MAGIC, 8) && memcmp(magic, SHM_MAGIC_V1, 8) &&
+            (name[0] == '/' || (n > 0 && memcmp(magic, "\0\0\0\0\0\0\0\0", (size_t)n)))) {
+                log_err("%s: not an ntbt device (no NTBTSHM magic); not removing it", path);
+                return -EINVAL;
+        }
         return unlink(path) ? -errno : 0;
 }
 
@@ -299,8 +324,40 @@ static uint64_t le64(const uint8_t *p)
  * spec's limits and the file's real size before anything is mapped, so a
  * malformed file never leads to an access outside the mapping.
  */
-static int shm_map_open(const char *name, int writable, struct shm_map *m)
+/* Open flags of shm_map_open. */
+#define SHM_OPEN_RW        0x1 /* read-write (a port will be claimed) */
+#define SHM_OPEN_SHARED_OK 0x2 /* shared=1: accept another owner or group/other write */
+
+/*
+ * A file that someone else can write is a channel they can read and inject
+ * on: whoever created /dev/shm/ntbt-NAME first owns the "link".  Refuse a
+ * device file that is not ours or that group or others may write, unless
+ * the device string says shared=1.
+ */
+static int check_owner(const char *path, const struct stat *st, int flags)
 {
+        if (!(flags & SHM_OPEN_RW) || (flags & SHM_OPEN_SHARED_OK))
+                return 0;
+        if (st->st_uid != geteuid()) {
+                log_err("%s: owned by uid %u, not by us (uid %u): another user could read and "
+                        "inject data; refusing it (add shared=1 to the device string to allow "
+                        "it)",
+                        path, (unsigned)st->st_uid, (unsigned)geteuid());
+                return -EPERM;
+        }
+        if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+                log_err("%s: mode %04o lets %s write it: another user could read and inject "
+                        "data; refusing it (chmod go-w, or add shared=1 to the device string)",
+                        path, (unsigned)(st->st_mode & 07777),
+                        st->st_mode & S_IWOTH ? "others" : "the group");
+                return -EPERM;
+        }
+        return 0;
+}
+
+static int shm_map_open(const char *name, int flags, struct shm_map *m)
+{
+        int writable = flags & SHM_OPEN_RW;
         uint8_t raw[0x50];
         char path[PATH_MAX];
         const char *field = NULL;
@@ -338,6 +395,9 @@ static int shm_map_open(const char *name, int writable, struct shm_map *m)
                         ret = -EINVAL;
                         goto fail;
                 }
+                ret = check_owner(path, &st, flags);
+                if (ret)
+                        goto fail;
                 memset(raw, 0, sizeof(raw));
                 n = pread(fd, raw, sizeof(raw), 0);
                 if (n < 0) {
@@ -657,6 +717,8 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
 {
         const char *pstr = dev_args_get(args, "port");
         const char *ntstr = dev_args_get(args, "nt");
+        const char *shstr = dev_args_get(args, "shared");
+        int shared_ok = shstr && !strcmp(shstr, "1");
         struct shm_dev *s;
         int ret, p, pass, first = 0, last = 1;
 
@@ -671,11 +733,15 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
                 log_err("%s: bad value nt=%s (0 or 1)", dev->spec, ntstr);
                 return -EINVAL;
         }
+        if (shstr && strcmp(shstr, "0") && strcmp(shstr, "1")) {
+                log_err("%s: bad value shared=%s (0 or 1)", dev->spec, shstr);
+                return -EINVAL;
+        }
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->nt = ntstr && ntstr[0] == '1';
-        ret = shm_map_open(args->name, 1, &s->map);
+        ret = shm_map_open(args->name, SHM_OPEN_RW | (shared_ok ? SHM_OPEN_SHARED_OK : 0), &s->map);
         if (ret) {
                 free(s);
                 return ret;

@@ -77,6 +77,7 @@ static void *copy_main(void *arg)
         int batch = 0;
         uint64_t ring_off = 0;
 
+        qp_copy_thread_started(qp);
         for (;;) {
                 struct tx_job j;
                 uint32_t head;
@@ -112,7 +113,12 @@ static void *copy_main(void *arg)
                 while (load_sc(&qp->copy_urgent))
                         sched_yield();
                 pthread_mutex_lock(&qp->copy_lock);
-                if (j.gen != qp->tx_gen) {
+                /* The session check under copy_lock: transport_down's fence
+                 * takes it after changing the epoch, so no frame reserved in
+                 * an old session is written once the next one can start.  A
+                 * poll-mode QP nobody polls keeps its tx_gen across a link
+                 * reset; only the epoch tells. */
+                if (j.gen != qp->tx_gen || !tx_session_current(qp, j.epoch)) {
                         /* The link went down after this was queued: not sent. */
                         pthread_mutex_unlock(&qp->copy_lock);
                         complete(qp, &j, -ENOLINK);

@@ -11,7 +11,8 @@ struct ntbt_qp;
 /* A reserved slot waiting for its copy. */
 struct tx_job {
         uint32_t slot, ver, len, flags;
-        uint32_t gen; /* qp->tx_gen when queued: a later link-down voids it */
+        uint32_t gen;   /* qp->tx_gen when queued: a later link-down voids it */
+        uint32_t epoch; /* the transport session it was reserved in (qp->up_epoch) */
         void *buf_ctx;
         const void *data;
 };

@@ -111,6 +111,18 @@ static void transport_down(struct ntbt_transport *t)
         /* Even epoch, release: orders the zeroing above before it; QP owners
          * see it (acquire) and reset their QPs. */
         store_release(&t->epoch, t->epoch + 1);
+        /* A QP keeps its slot reservation until its owner looks (a poller
+         * may not look for a long time), so enqueue and the copy thread
+         * check the epoch under their locks; the fence waits out any writer
+         * that checked before the store above.  From here on no frame of
+         * the old session is written, and the peer cannot prepare its next
+         * ring before we advertise again (transport_try_up, later).  t->lock
+         * keeps the QPs registered (a free unregisters under it first). */
+        pthread_mutex_lock(&t->lock);
+        for (i = 0; i < NTBT_MAX_QPS; i++)
+                if (t->qps[i])
+                        tx_session_fence(t->qps[i]);
+        pthread_mutex_unlock(&t->lock);
         stats_transport_up(t, 0);
         for (i = 0; i < t->mw_count; i++)
                 ntbt_dev_mw_clear_trans(t->dev, (int)i);
@@ -257,11 +269,12 @@ static void *event_thread(void *arg)
                 transport_service(t, now);
                 if (!transport_epoch_up(t->epoch) && t->link_was_up)
                         hs = 1;
-                /* Event-mode QPs cannot disappear under us: their frees are
-                 * finished by this thread (qp_release_from_owner). */
+                /* Event-mode QPs cannot disappear under us: their frees
+                 * pass through this thread (qp_release_from_owner); one we
+                 * let go already (freed) is being finished by its client. */
                 pthread_mutex_lock(&t->lock);
                 for (i = 0; i < NTBT_MAX_QPS; i++)
-                        if (t->qps[i] && !t->qps[i]->poll_mode)
+                        if (t->qps[i] && !t->qps[i]->poll_mode && !load_sc(&t->qps[i]->freed))
                                 qps[n++] = t->qps[i];
                 pthread_mutex_unlock(&t->lock);
                 for (i = 0; i < n; i++) {
@@ -269,6 +282,11 @@ static void *event_thread(void *arg)
                                 qp_release_from_owner(qps[i]);
                                 continue;
                         }
+                        /* Freed by an inline tx handler on another thread:
+                         * that thread finishes the free through us (its
+                         * FREE_REQ_WAIT); no handler runs meanwhile. */
+                        if (load_sc(&qps[i]->dying))
+                                continue;
                         qp_service(qps[i], RX_BUDGET, &busy, &hs);
                         if (load_sc(&qps[i]->free_req)) {
                                 qp_release_from_owner(qps[i]);
@@ -410,6 +428,41 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
         return 0;
 }
 
+/*
+ * The LINK_DOWN frame is the protocol's only "end of stream", and the peer
+ * reads it from a ring it can only reach while the link is up: a sender
+ * that releases its port right after writing it (ntbt send exits) races the
+ * peer's reader, which then sees the device link drop first and must report
+ * a lost link though nothing was lost.  The peer acknowledges nothing (the
+ * kernel does not move rx_info past a LINK_DOWN frame), but it shows it has
+ * seen the frame in one of two ways: it asks for the queue pair again (its
+ * bit in our QP_LINKS scratchpad, which we cleared when we sent LINK_DOWN),
+ * or it closes its transport (the device link goes down).  Wait for either,
+ * at most LINGER_NS; a peer that is gone or stuck costs that much, once.
+ */
+#define LINGER_NS (1000 * NS_PER_MS)
+
+static void transport_linger(struct ntbt_transport *t)
+{
+        uint32_t want = load_sc(&t->lingering);
+        int64_t deadline = now_ns() + LINGER_NS;
+
+        if (!want || !transport_epoch_up(load_acquire(&t->epoch)))
+                return;
+        while (now_ns() < deadline) {
+                uint32_t links = 0;
+
+                if (ntbt_dev_link_is_up(t->dev) != 1)
+                        return;
+                if (ntbt_dev_spad_read(t->dev, NTB_SPAD_QP_LINKS, &links) == 0 &&
+                    (links & want) == want)
+                        return;
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+        log_debug("%s: the peer did not take our LINK_DOWN within %d ms", ntbt_dev_spec(t->dev),
+                  (int)(LINGER_NS / NS_PER_MS));
+}
+
 void ntbt_transport_close(struct ntbt_transport *t)
 {
         int i, n;
@@ -418,15 +471,38 @@ void ntbt_transport_close(struct ntbt_transport *t)
                 return;
         for (;;) {
                 struct ntbt_qp *qp = NULL;
+                int pending = 0;
 
                 pthread_mutex_lock(&t->lock);
-                for (i = 0; i < NTBT_MAX_QPS && !qp; i++)
-                        qp = t->qps[i];
+                for (i = 0; i < NTBT_MAX_QPS && !qp; i++) {
+                        struct ntbt_qp *q = t->qps[i];
+
+                        /* Registered, so alive: the event thread frees only
+                         * after unregistering under this lock.  An event-mode
+                         * QP is claimed here, under the lock, so that a free
+                         * a handler requests now cannot race with ours. */
+                        if (!q)
+                                continue;
+                        if (q->poll_mode || qp_free_claim(q))
+                                qp = q;
+                        else
+                                pending = 1; /* a handler freed it: the event thread finishes */
+                }
+                if (!qp && pending) {
+                        /* unregister() broadcasts. */
+                        pthread_cond_wait(&t->cond, &t->lock);
+                        pthread_mutex_unlock(&t->lock);
+                        continue;
+                }
                 pthread_mutex_unlock(&t->lock);
                 if (!qp)
                         break;
-                ntbt_qp_free(qp);
+                if (qp->poll_mode)
+                        ntbt_qp_free(qp); /* a copy thread's hand-over is finished here too */
+                else
+                        qp_free_claimed(qp);
         }
+        transport_linger(t);
         store_release(&t->stop, 1);
         transport_kick(t);
         pthread_join(t->thread, NULL);

@@ -29,7 +29,8 @@ static void broadcast(struct ntbt_transport *t)
 
 static void call_event(struct ntbt_qp *qp, int up, int reason)
 {
-        if (!qp->h.event)
+        /* After a free only buffers are handed back (ntbt_qp_free). */
+        if (!qp->h.event || load_sc(&qp->dying))
                 return;
         qp->in_handler++;
         qp->h.event(qp, qp->ctx, up, reason);
@@ -73,17 +74,22 @@ void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
 {
         struct ntbt_transport *t = qp->t;
         int was = qp->state;
-        int tup = transport_epoch_up(load_acquire(&t->epoch));
+        uint32_t epoch = load_acquire(&t->epoch);
+        int tup = transport_epoch_up(epoch);
+        /* The peer is told only within the session the QP came up in: a
+         * poller that missed a link reset would otherwise clear the new
+         * peer's request and send it an old session's LINK_DOWN. */
+        int tell = tup && send_link_down && was == QP_UP && epoch == qp->seen_epoch;
 
         if (tup && (was == QP_HANDSHAKE || was == QP_UP))
                 transport_qp_links(t, qp->num, 0);
-        if (tup && send_link_down && was == QP_UP)
+        if (tell)
                 forget_peer_request(qp);
         pthread_mutex_lock(&qp->tx_lock);
         tx_rollback_locked(qp);
         /* Spec section 7: the LINK_DOWN frame goes out after our bit is
          * cleared, so the peer cannot re-link with our old self. */
-        if (tup && send_link_down && was == QP_UP && qp->tx_up)
+        if (tell && qp->tx_up)
                 tx_send_link_down_locked(qp);
         tx_reset_locked(qp);
         qp->tx_closing = 0;
@@ -160,6 +166,10 @@ static void qp_prepare(struct ntbt_qp *qp)
 static void qp_come_up(struct ntbt_qp *qp)
 {
         pthread_mutex_lock(&qp->tx_lock);
+        /* The session whose ring we prepared; enqueue refuses once the
+         * transport's epoch moves on.  Before link_up's seq_cst store, so a
+         * reader that sees link_up sees it too. */
+        store_relaxed(&qp->up_epoch, qp->seen_epoch);
         qp->tx_up = 1;
         pthread_mutex_unlock(&qp->tx_lock);
         qp->state = QP_UP;
@@ -345,6 +355,9 @@ static void unregister(struct ntbt_qp *qp)
         pthread_mutex_lock(&t->lock);
         if (t->qps[qp->num] == qp)
                 t->qps[qp->num] = NULL;
+        /* For frees waiting for another thread to finish a QP (qp_release,
+         * ntbt_transport_close). */
+        pthread_cond_broadcast(&t->cond);
         pthread_mutex_unlock(&t->lock);
 }
 
@@ -357,7 +370,8 @@ static void cancel_rx_buffers(struct ntbt_qp *qp)
                         qp->h.rx(qp, qp->ctx, b.ctx, b.data, -ECANCELED);
 }
 
-/* Owner side of a free: LINK_DOWN to the peer if up, and forget the QP. */
+/* Owner side of a free: LINK_DOWN to the peer if up.  The QP stays
+ * registered (its number taken) until qp_finish is done with it. */
 static void qp_close_owner(struct ntbt_qp *qp)
 {
         struct ntbt_transport *t = qp->t;
@@ -371,18 +385,73 @@ static void qp_close_owner(struct ntbt_qp *qp)
         else if (qp->state != QP_DOWN)
                 qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
         stats_qp_gone(t, qp->num); /* before the number can be reused */
+}
+
+/* ---- lifetime (the rule: include/ntbt/transport.h, ntbt_qp_free) ---- */
+
+/*
+ * The library calls in progress on this thread that may run a QP's
+ * handlers, innermost first, and on a copy thread its QP.  Thread-local:
+ * only this thread reads or writes them, so they need no ordering.
+ */
+static _Thread_local struct qp_call *tl_calls;
+static _Thread_local struct ntbt_qp *tl_copy_qp;
+
+void qp_call_enter(struct qp_call *c, struct ntbt_qp *qp)
+{
+        c->qp = qp;
+        c->up = tl_calls;
+        c->free = 0;
+        tl_calls = c;
+}
+
+/* The outermost call on qp in progress on this thread, or NULL. */
+static struct qp_call *outer_call(struct ntbt_qp *qp)
+{
+        struct qp_call *c, *found = NULL;
+
+        for (c = tl_calls; c; c = c->up)
+                if (c->qp == qp)
+                        found = c;
+        return found;
+}
+
+void qp_copy_thread_started(struct ntbt_qp *qp)
+{
+        tl_copy_qp = qp;
+}
+
+/*
+ * The end of every free, after the owner let go: posted buffers back
+ * (-ECANCELED), the copy thread joined (what it never took completes with
+ * -ECANCELED), the number given back, the memory freed.  The handlers called
+ * here run inside a call on the QP, so a free from them is a no-op.  The
+ * number goes last: once ntbt_qp_create can take it again, every handler
+ * call has returned (a client whose handler freed the QP waits for that).
+ */
+static void qp_finish(struct ntbt_qp *qp)
+{
+        struct qp_call c;
+
+        store_sc(&qp->dying, 1);
+        qp_call_enter(&c, qp);
+        cancel_rx_buffers(qp);
+        copy_thread_stop(qp);
+        tl_calls = c.up;
         unregister(qp);
+        qp_destroy(qp);
 }
 
 void qp_release_from_owner(struct ntbt_qp *qp)
 {
-        int self_freed = load_sc(&qp->free_req) == 2;
+        /* free_req only ever leaves NONE once, so this cannot change under us. */
+        int self_freed = load_sc(&qp->free_req) == FREE_REQ_OWNER;
 
         qp_close_owner(qp);
         if (self_freed) {
-                /* Freed from one of its own handlers on this thread. */
-                cancel_rx_buffers(qp);
-                qp_destroy(qp);
+                /* Freed from a handler on this thread, or handed over by
+                 * the copy thread: nobody waits, we finish it. */
+                qp_finish(qp);
                 return;
         }
         pthread_mutex_lock(&qp->t->lock);
@@ -391,43 +460,112 @@ void qp_release_from_owner(struct ntbt_qp *qp)
         pthread_mutex_unlock(&qp->t->lock);
 }
 
-void ntbt_qp_free(struct ntbt_qp *qp)
+int qp_free_claim(struct ntbt_qp *qp)
 {
-        struct ntbt_transport *t;
+        int none = FREE_REQ_NONE;
 
-        if (!qp)
-                return;
-        t = qp->t;
-        if (qp->poll_mode) {
-                if (qp->in_handler) {
-                        store_sc(&qp->free_req, 2); /* ntbt_qp_poll finishes it */
-                        return;
-                }
-                qp_close_owner(qp);
-                cancel_rx_buffers(qp);
-                qp_destroy(qp);
-                return;
-        }
-        if (t->thread_started && pthread_equal(pthread_self(), t->thread)) {
-                /* From a handler on the event thread: it finishes the free
-                 * after the handler returns. */
-                store_sc(&qp->free_req, 2);
-                return;
-        }
-        store_sc(&qp->free_req, 1);
+        /* Only one party may finish a free: a client waiting for the event
+         * thread (WAIT) or the owner alone (OWNER). */
+        return cas_sc(&qp->free_req, &none, FREE_REQ_WAIT);
+}
+
+void qp_free_claimed(struct ntbt_qp *qp)
+{
+        struct ntbt_transport *t = qp->t;
+
+        store_sc(&qp->dying, 1);
         transport_kick(t);
         pthread_mutex_lock(&t->lock);
         while (!load_sc(&qp->freed))
                 pthread_cond_wait(&t->cond, &t->lock);
         pthread_mutex_unlock(&t->lock);
-        cancel_rx_buffers(qp);
-        qp_destroy(qp);
+        qp_finish(qp);
+}
+
+/* Free now, from a thread that is not inside a call on the QP. */
+static void qp_release(struct ntbt_qp *qp)
+{
+        struct ntbt_transport *t = qp->t;
+        unsigned num = qp->num;
+        int none = FREE_REQ_NONE;
+
+        if (tl_copy_qp == qp) {
+                /* From a tx handler on the QP's own copy thread, which cannot
+                 * join itself: the owner finishes (the event thread, or the
+                 * poller's next ntbt_qp_poll/wait/free).  free_req before
+                 * dying, both seq_cst: an owner call that sees dying also
+                 * sees that it is to finish the free. */
+                if (cas_sc(&qp->free_req, &none, FREE_REQ_OWNER) && !qp->poll_mode)
+                        transport_kick(t);
+                store_sc(&qp->dying, 1);
+                return;
+        }
+        if (qp->poll_mode) {
+                /* On the polling thread, or serialised with it (the rule for
+                 * every poll-mode free): we are the owner. */
+                store_sc(&qp->dying, 1);
+                qp_close_owner(qp);
+                qp_finish(qp);
+                return;
+        }
+        if (t->thread_started && pthread_equal(pthread_self(), t->thread)) {
+                /* From a handler on the event thread: it finishes the free
+                 * once the handler has returned. */
+                store_sc(&qp->dying, 1);
+                cas_sc(&qp->free_req, &none, FREE_REQ_OWNER);
+                return;
+        }
+        if (qp_free_claim(qp)) {
+                qp_free_claimed(qp);
+                return;
+        }
+        /* The copy thread handed it to the event thread already: wait until
+         * that let go of the number, without touching qp again. */
+        pthread_mutex_lock(&t->lock);
+        while (t->qps[num] == qp)
+                pthread_cond_wait(&t->cond, &t->lock);
+        pthread_mutex_unlock(&t->lock);
+}
+
+int qp_call_leave(struct qp_call *c, int ret, int owner)
+{
+        struct ntbt_qp *qp = c->qp;
+
+        tl_calls = c->up;
+        /* c->free is set on the outermost call only; a copy thread's
+         * hand-over is finished by the outermost owner call. */
+        if (c->free || (owner && qp->poll_mode && !outer_call(qp) &&
+                        load_sc(&qp->free_req) == FREE_REQ_OWNER)) {
+                qp_release(qp);
+                return -ESHUTDOWN;
+        }
+        return load_sc(&qp->dying) ? -ESHUTDOWN : ret;
+}
+
+void ntbt_qp_free(struct ntbt_qp *qp)
+{
+        struct qp_call *c;
+
+        if (!qp)
+                return;
+        c = outer_call(qp);
+        if (c) {
+                /* From a handler that a library call on this thread runs:
+                 * refuse everything from now on; that call releases the QP
+                 * when it returns. */
+                store_sc(&qp->dying, 1);
+                c->free = 1;
+                return;
+        }
+        qp_release(qp);
 }
 
 /* ---- link requests ---- */
 
 int ntbt_qp_link_up(struct ntbt_qp *qp)
 {
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
         store_sc(&qp->want_link, 1);
         if (!qp->poll_mode)
                 transport_kick(qp->t);
@@ -436,6 +574,10 @@ int ntbt_qp_link_up(struct ntbt_qp *qp)
 
 int ntbt_qp_link_down(struct ntbt_qp *qp)
 {
+        struct qp_call call;
+
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
         /* From now on enqueue refuses; the owner sends LINK_DOWN and resets. */
         pthread_mutex_lock(&qp->tx_lock);
         qp->tx_closing = 1;
@@ -444,16 +586,26 @@ int ntbt_qp_link_down(struct ntbt_qp *qp)
         store_sc(&qp->down_req, 1);
         if (!qp->poll_mode) {
                 transport_kick(qp->t);
-        } else if (!qp->in_handler) {
-                store_sc(&qp->down_req, 0);
-                qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+                return 0;
         }
-        return 0;
+        if (qp->in_handler)
+                return 0; /* the ntbt_qp_poll running the handler does it */
+        store_sc(&qp->down_req, 0);
+        /* The down event runs inside: see ntbt_qp_poll. */
+        qp_call_enter(&call, qp);
+        qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        return qp_call_leave(&call, 0, 1);
 }
 
 int ntbt_qp_link_is_up(struct ntbt_qp *qp)
 {
-        return load_sc(&qp->link_up);
+        /* link_up first (seq_cst): up_epoch, stored before it, is then
+         * visible, so the relaxed load below reads the session it came up in. */
+        if (!load_sc(&qp->link_up) || load_sc(&qp->dying))
+                return 0;
+        /* Up in a session the transport has left: a poll-mode QP that was
+         * not polled since; its next poll takes it down. */
+        return load_acquire(&qp->t->epoch) == load_relaxed(&qp->up_epoch);
 }
 
 unsigned ntbt_qp_num(struct ntbt_qp *qp)
@@ -468,20 +620,22 @@ uint32_t ntbt_qp_max_payload(struct ntbt_qp *qp)
 
 int ntbt_qp_poll(struct ntbt_qp *qp, int budget)
 {
-        int busy = 0, hs = 0, n;
+        struct qp_call call;
+        int busy = 0, hs = 0, n = -ESHUTDOWN;
 
         if (!qp->poll_mode || budget < 0)
                 return -EINVAL;
-        n = qp_service(qp, budget, &busy, &hs);
-        if (load_sc(&qp->free_req) == 2) {
-                qp_close_owner(qp);
-                cancel_rx_buffers(qp);
-                qp_destroy(qp);
-        } else if (load_sc(&qp->down_req)) {
-                store_sc(&qp->down_req, 0);
-                qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        /* The handlers run inside: a free from one of them is finished by
+         * the outermost call of this thread on the QP (qp_call_leave). */
+        qp_call_enter(&call, qp);
+        if (!load_sc(&qp->dying)) {
+                n = qp_service(qp, budget, &busy, &hs);
+                if (!load_sc(&qp->dying) && load_sc(&qp->down_req)) {
+                        store_sc(&qp->down_req, 0);
+                        qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+                }
         }
-        return n;
+        return qp_call_leave(&call, n, 1);
 }
 
 int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns)
@@ -495,9 +649,10 @@ int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns)
         for (;;) {
                 int64_t left;
 
-                /* Anything but a quiet, linked ring needs the poller. */
+                /* Anything but a quiet, linked ring needs the poller (a
+                 * pending free too: ntbt_qp_poll finishes it). */
                 if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch ||
-                    load_sc(&qp->down_req))
+                    load_sc(&qp->down_req) || load_sc(&qp->dying))
                         return 0;
                 /* Clear, then look: a frame after the clear rings again. */
                 ntbt_dev_db_clear(dev, bit);
@@ -517,21 +672,33 @@ int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns)
         struct ntbt_transport *t = qp->t;
 
         if (qp->poll_mode) {
+                struct qp_call call;
+                int ret = 0;
+
+                /* Handlers run in the polls below: see ntbt_qp_poll. */
+                qp_call_enter(&call, qp);
                 while (!ntbt_qp_link_is_up(qp)) {
-                        ntbt_qp_poll(qp, 0);
+                        if (ntbt_qp_poll(qp, 0) == -ESHUTDOWN)
+                                break;
                         if (ntbt_qp_link_is_up(qp))
                                 break;
-                        if (now_ns() >= deadline)
-                                return -ETIMEDOUT;
+                        if (now_ns() >= deadline) {
+                                ret = -ETIMEDOUT;
+                                break;
+                        }
                         sleep_ns(NS_PER_MS);
                 }
-                return 0;
+                return qp_call_leave(&call, ret, 1);
         }
         pthread_mutex_lock(&t->lock);
-        while (!load_sc(&qp->link_up)) {
+        while (!ntbt_qp_link_is_up(qp)) {
                 struct timespec ts;
                 int64_t until = deadline;
 
+                if (load_sc(&qp->dying)) {
+                        pthread_mutex_unlock(&t->lock);
+                        return -ESHUTDOWN;
+                }
                 if (now_ns() >= deadline) {
                         pthread_mutex_unlock(&t->lock);
                         return -ETIMEDOUT;
@@ -546,15 +713,15 @@ int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns)
         return 0;
 }
 
-int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
+static int wait_tx_body(struct ntbt_qp *qp, int want, int64_t timeout_ns)
 {
         int64_t start = now_ns();
         int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
         int64_t nap = 2000; /* ns; doubles up to 200 us */
         int spins = 0;
 
-        if (want < 1)
-                want = 1;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
         if (ntbt_qp_tx_free(qp) >= want)
                 return 0;
         /* Waiting for the peer to consume: it must have been rung for
@@ -563,10 +730,12 @@ int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
         for (;;) {
                 if (ntbt_qp_tx_free(qp) >= want)
                         return 0;
+                if (load_sc(&qp->dying))
+                        return -ESHUTDOWN;
                 if (!ntbt_qp_link_is_up(qp))
                         return -ENOLINK;
-                if (qp->poll_mode)
-                        ntbt_qp_poll(qp, 64);
+                if (qp->poll_mode && ntbt_qp_poll(qp, 64) == -ESHUTDOWN)
+                        return -ESHUTDOWN;
                 if (now_ns() >= deadline)
                         return -ETIMEDOUT;
                 /* The peer frees slots by writing rx_info, which rings no
@@ -580,6 +749,17 @@ int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
                 if (nap < 200000)
                         nap *= 2;
         }
+}
+
+int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
+{
+        struct qp_call call;
+
+        if (want < 1)
+                want = 1;
+        /* Poll mode: handlers run in the polls inside (see ntbt_qp_poll). */
+        qp_call_enter(&call, qp);
+        return qp_call_leave(&call, wait_tx_body(qp, want, timeout_ns), qp->poll_mode);
 }
 
 int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)

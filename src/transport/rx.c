@@ -72,6 +72,9 @@ int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t l
 
         if (!data || !len)
                 return -EINVAL;
+        /* After a free nothing is posted (it would never come back). */
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
         return rxq_push(&qp->rxq, &b);
 }
 
@@ -79,6 +82,8 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
 {
         struct rx_buf b;
 
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
         if (ntbt_qp_link_is_up(qp))
                 return -EBUSY;
         if (rxq_pop(&qp->rxq, &b))
@@ -117,7 +122,9 @@ int rx_process(struct ntbt_qp *qp, int budget)
         uint32_t pending = UINT32_MAX;
         int n = 0;
 
-        while (n < budget && qp->state == QP_UP) {
+        /* A freed QP delivers nothing more (seq_cst: the free may come
+         * from the copy thread). */
+        while (n < budget && qp->state == QP_UP && !load_sc(&qp->dying)) {
                 /* rx_index < entries always (we alone advance it, modulo
                  * entries), and the geometry was checked to fit the window. */
                 uint8_t *frame = qp->rx_win + g->offset + (uint64_t)qp->rx_index * g->frame;
@@ -188,7 +195,7 @@ int rx_process(struct ntbt_qp *qp, int budget)
                         qp->h.rx(qp, qp->ctx, b.ctx, b.data, res);
                         qp->in_handler--;
                 }
-                if (load_sc(&qp->free_req) || load_sc(&qp->down_req))
+                if (load_sc(&qp->down_req))
                         break;
         }
         /* A handler's link_down or free is acted on by the owner after this

@@ -70,8 +70,11 @@ struct ntbt_qp {
         /* Requests from client threads to the owner (seq_cst atomics). */
         int want_link; /* the client asked for the link */
         int down_req;  /* the client called link_down: send LINK_DOWN, reset */
-        int free_req;  /* the client called free */
+        int free_req;  /* FREE_REQ_*: who finishes a free */
         int freed;     /* set by the event thread once it let go (event mode) */
+        int dying;     /* ntbt_qp_free was called: every later call is refused;
+                        * seq_cst, read at the start of every call and ordered
+                        * after free_req where both are set (qp.c) */
 
         /* Owner-only. */
         enum qp_state state;
@@ -82,6 +85,10 @@ struct ntbt_qp {
         unsigned stats_svc;
         int64_t stats_next;
         uint32_t seen_epoch;
+        /* The epoch whose session the QP last came up in: set by the owner
+         * under tx_lock before tx_up; a relaxed atomic, as link_is_up reads
+         * it without the lock (after its seq_cst load of link_up). */
+        uint32_t up_epoch;
         int initiator; /* we sent LINK_DOWN last: see QP_WAIT_PEER */
         int in_handler;
         int64_t next_try, wait_deadline;
@@ -154,6 +161,10 @@ struct ntbt_transport {
         pthread_mutex_t spad_lock;
         uint32_t qp_links;
 
+        /* QPs whose LINK_DOWN frame went out (bit per QP): close lingers
+         * until the peer has seen each (see transport_linger). */
+        uint32_t lingering;
+
         /* Live statistics file (stats.c); NULL if it could not be made. */
         void *stats;
         size_t stats_size;
@@ -164,6 +175,36 @@ static inline int transport_epoch_up(uint32_t epoch)
 {
         return epoch & 1;
 }
+
+/* free_req values. */
+enum {
+        FREE_REQ_NONE = 0,
+        FREE_REQ_WAIT = 1,  /* a client thread waits for the event thread to let go */
+        FREE_REQ_OWNER = 2, /* the owner finishes the free alone (after a handler's free) */
+};
+
+/*
+ * A library call that may run the QP's handlers on this thread (poll,
+ * waits, inline enqueue): kept on a per-thread stack so that a free from
+ * a handler is deferred to the outermost such call (qp.c).
+ */
+struct qp_call {
+        struct ntbt_qp *qp;
+        struct qp_call *up;
+        int free; /* ntbt_qp_free was called inside this (outermost) call */
+};
+
+void qp_call_enter(struct qp_call *c, struct ntbt_qp *qp);
+/* Leave the call; if a free was requested inside it (or, for an owner call
+ * of a poll-mode QP, handed over by the copy thread) release the QP now and
+ * return -ESHUTDOWN; -ESHUTDOWN also once the QP is dying; else ret. */
+int qp_call_leave(struct qp_call *c, int ret, int owner);
+/* Called once by a copy thread: frees from its handlers go to the owner. */
+void qp_copy_thread_started(struct ntbt_qp *qp);
+/* ntbt_transport_close, under t->lock: claim an event-mode QP's free (0 if
+ * the event thread finishes it alone); then, unlocked, finish it. */
+int qp_free_claim(struct ntbt_qp *qp);
+void qp_free_claimed(struct ntbt_qp *qp);
 
 /* link.c */
 void transport_kick(struct ntbt_transport *t);
@@ -181,6 +222,10 @@ void qp_destroy(struct ntbt_qp *qp);
 
 /* tx.c */
 void tx_ring_pending(struct ntbt_qp *qp);
+/* 1 while epoch is the transport's epoch now: frames of that session may go out. */
+int tx_session_current(struct ntbt_qp *qp, uint32_t epoch);
+/* Wait for every frame writer that read an old epoch (see transport_down). */
+void tx_session_fence(struct ntbt_qp *qp);
 
 /* stats.c */
 void stats_open(struct ntbt_transport *t);

@@ -47,6 +47,45 @@ void tx_reset_locked(struct ntbt_qp *qp)
         qp->rri_logged = 0;
 }
 
+/*
+ * A QP keeps its slot reservation (tx_index, tx_pkts) until its owner sees
+ * the transport epoch change and resets it, and a poll-mode QP that nobody
+ * polls never does.  So every frame writer checks, under the lock it writes
+ * under, that the session its reservation belongs to is still the
+ * transport's: otherwise a frame with an old slot and ver would land in the
+ * ring of the peer's next session (spec section 7; docs/transport.md).
+ */
+int tx_session_current(struct ntbt_qp *qp, uint32_t epoch)
+{
+        /* Acquire pairs with the event thread's release of a new epoch.  The
+         * check is made under tx_lock or copy_lock, which tx_session_fence
+         * takes after that store: a writer that still reads the old value
+         * finishes its frame before the fence returns. */
+        return load_acquire(&qp->t->epoch) == epoch;
+}
+
+void tx_session_fence(struct ntbt_qp *qp)
+{
+        /* Called by the event thread right after it made the epoch even.
+         * Taking both locks waits out every enqueue (tx_lock, then
+         * copy_lock) and copy-thread write (copy_lock) that passed the
+         * session check before the change; the unlock/lock pairs order the
+         * epoch store before every later check.  So all frames of the old
+         * session are written before the transport advertises itself again,
+         * which the peer needs before it zeroes and requests a new ring. */
+        pthread_mutex_lock(&qp->tx_lock);
+        copy_lock_urgent(qp);
+        pthread_mutex_unlock(&qp->copy_lock);
+        pthread_mutex_unlock(&qp->tx_lock);
+}
+
+/* Under tx_lock: frames may be sent now. */
+static int tx_live_locked(struct ntbt_qp *qp)
+{
+        /* up_epoch: written under tx_lock, which we hold; relaxed is enough. */
+        return qp->tx_up && !qp->tx_closing && tx_session_current(qp, load_relaxed(&qp->up_epoch));
+}
+
 uint32_t tx_free_locked(struct ntbt_qp *qp)
 {
         uint32_t entries = qp->tx_g.entries, idx = qp->tx_index, entry;
@@ -95,8 +134,10 @@ int ntbt_qp_tx_free(struct ntbt_qp *qp)
 {
         uint32_t n = 0;
 
+        if (load_sc(&qp->dying))
+                return 0;
         pthread_mutex_lock(&qp->tx_lock);
-        if (qp->tx_up && !qp->tx_closing)
+        if (tx_live_locked(qp))
                 n = tx_free_locked(qp);
         pthread_mutex_unlock(&qp->tx_lock);
         return (int)n;
@@ -104,10 +145,12 @@ int ntbt_qp_tx_free(struct ntbt_qp *qp)
 
 int ntbt_qp_tx_entries(struct ntbt_qp *qp)
 {
-        int n;
+        int n = 0;
 
         pthread_mutex_lock(&qp->tx_lock);
-        n = qp->tx_up ? (int)qp->tx_g.entries : 0;
+        /* up_epoch: written under tx_lock, which we hold. */
+        if (qp->tx_up && tx_session_current(qp, load_relaxed(&qp->up_epoch)))
+                n = (int)qp->tx_g.entries;
         pthread_mutex_unlock(&qp->tx_lock);
         return n;
 }
@@ -129,7 +172,7 @@ void tx_ring_copy_locked(struct ntbt_qp *qp, uint64_t done_off)
 void tx_ring_pending(struct ntbt_qp *qp)
 {
         pthread_mutex_lock(&qp->tx_lock);
-        if (qp->db_pending && qp->tx_up) {
+        if (qp->db_pending && tx_live_locked(qp)) {
                 pthread_mutex_lock(&qp->copy_lock);
                 tx_ring_copy_locked(
                     qp, qp->tx_g.offset +
@@ -185,6 +228,7 @@ uint64_t tx_write_frame_copy_locked(struct ntbt_qp *qp, const struct tx_job *j)
 int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n,
                              unsigned flags)
 {
+        struct qp_call call;
         uint32_t free, k, i;
         uint64_t done_off = 0;
         int tick = 0;
@@ -194,9 +238,11 @@ int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, un
         for (i = 0; i < n; i++)
                 if (!v[i].len || !v[i].data)
                         return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
 retry:
         pthread_mutex_lock(&qp->tx_lock);
-        if (!qp->tx_up || qp->tx_closing) {
+        if (!tx_live_locked(qp)) {
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -ENOLINK;
         }
@@ -242,6 +288,8 @@ retry:
                                            .len = v[i].len,
                                            .flags = flags,
                                            .gen = qp->tx_gen, /* written under both locks */
+                                           /* written under tx_lock, held */
+                                           .epoch = load_relaxed(&qp->up_epoch),
                                            .buf_ctx = v[i].buf_ctx,
                                            .data = v[i].data};
 
@@ -273,13 +321,16 @@ retry:
         }
         pthread_mutex_unlock(&qp->copy_lock);
         pthread_mutex_unlock(&qp->tx_lock);
-        /* Step 8, outside the locks so the handler may enqueue again. */
+        /* Step 8, outside the locks so the handler may enqueue again.  A
+         * handler may free the QP: the free waits for the end of this call
+         * (qp_call_leave), and every buffer still gets its completion. */
+        qp_call_enter(&call, qp);
         if (qp->h.tx)
                 for (i = 0; i < k; i++)
                         qp->h.tx(qp, qp->ctx, v[i].buf_ctx, v[i].data, (int)v[i].len);
         if (tick)
                 stats_tx_tick(qp);
-        return (int)k;
+        return qp_call_leave(&call, (int)k, 0);
 }
 
 int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
@@ -310,10 +361,18 @@ void tx_send_link_down_locked(struct ntbt_qp *qp)
         int64_t deadline = now_ns() + LINK_DOWN_WAIT_NS;
         uint32_t slot, ver;
 
+        /* The peer of an ended session is not told: the frame would land in
+         * its next ring.  Checked in the wait too, so transport_down's fence,
+         * which waits for tx_lock, waits 100 us at most.  (up_epoch: written
+         * under tx_lock, which we hold.) */
+        if (!tx_session_current(qp, load_relaxed(&qp->up_epoch)))
+                return;
         /* Wait for a slot while the peer drains (the kernel gives up after
          * about 100 ms; a peer that then never hears of the close cannot
          * re-link, so we wait longer, and say so if it still fails). */
         while (tx_free_locked(qp) == 0) {
+                if (!tx_session_current(qp, load_relaxed(&qp->up_epoch)))
+                        return;
                 if (now_ns() >= deadline || !ntbt_dev_link_is_up(qp->t->dev)) {
                         log_warn("%s: qp %u: no free slot for the LINK_DOWN frame: "
                                  "the peer is not told of the close",
@@ -331,6 +390,9 @@ void tx_send_link_down_locked(struct ntbt_qp *qp)
                                                    NTB_DESC_DONE_FLAG | NTB_LINK_DOWN_FLAG));
         pthread_mutex_unlock(&qp->copy_lock);
         qp->db_pending = 0;
+        /* seq_cst: read by ntbt_transport_close on another thread; nothing
+         * else is published through it. */
+        fetch_or_sc(&qp->t->lingering, 1u << qp->num);
 }
 
 int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
@@ -341,6 +403,8 @@ int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
                 mode = qp->t->o.tx_mode;
         if (mode != NTBT_TX_INLINE && mode != NTBT_TX_THREAD)
                 return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
         pthread_mutex_lock(&qp->tx_lock);
         if (mode == NTBT_TX_THREAD && !qp->ct) {
                 /* qp->ct is set under tx_lock: enqueuers read it there. */

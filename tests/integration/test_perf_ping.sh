@@ -115,6 +115,11 @@ rc=0; "$NTBT" perf --dev "shm:$name" 2> /dev/null || rc=$?
 [ $rc -eq 2 ] || fail "perf without a role: rc $rc"
 rc=0; "$NTBT" ping --loopback --dev "shm:$name" --tx dma 2> /dev/null || rc=$?
 [ $rc -eq 2 ] || fail "bad --tx: rc $rc"
+# Every size is checked before the first run: 64K is one past the largest.
+rc=0; "$NTBT" perf --loopback --dev "shm:$name" --size 64,64K > "$dir/big.out" 2> "$dir/big.err" || rc=$?
+[ $rc -eq 2 ] || fail "perf --size 64,64K: rc $rc"
+grep -q "largest payload, 65524" "$dir/big.err" || fail "perf --size 64K: $(cat "$dir/big.err")"
+! grep -q "^ *64 " "$dir/big.out" || fail "perf --size 64,64K ran 64 B before refusing 64K"
 "$NTBT" perf --help | grep -q "usage: ntbt perf" || fail "perf --help"
 "$NTBT" ping --help | grep -q "usage: ntbt ping" || fail "ping --help"
 echo "perf/ping: ok"

@@ -171,7 +171,7 @@ kill -KILL "$spid"
 wait "$spid" 2> /dev/null || true
 t=$(vm_now)
 wait_for "VM-LOST" 60
-echo "guest's recv ended $(vm_since "$t") s after the kill (remote_timeout_ms $tmo): $(grep -a -m1 'lost\|down' "$log" | tr -d '\r')"
+echo "guest's recv ended $(vm_since "$t") s after the kill (remote_timeout_ms $tmo): $(grep -a -m1 '^ntbt: recv:.*lost' "$log" | tr -d '\r')"
 
 echo "== dies: the guest's QEMU killed mid-transfer"
 wait_for "VM-STEP dies" 60
