@@ -1133,9 +1133,6 @@ static void ntbu_remove(struct ntb_client *client, struct ntb_dev *ntb)
 	list_splice_init(&ud->mms, &mms);
 	mutex_unlock(&ud->lock);
 
-	/* WAIT, read and poll see gone now (their conditions take slock) */
-	wake_up_all(&ud->wq);
-
 	/*
 	 * mmap handlers that ran before gone was set have returned, but
 	 * mmap_region() links their VMAs into the file's mapping only later,
@@ -1152,6 +1149,13 @@ static void ntbu_remove(struct ntb_client *client, struct ntb_dev *ntb)
 		fput(file);
 	}
 	ntbu_drop_mms(&mms);
+
+	/*
+	 * WAIT, read and poll see gone now (their conditions take slock).
+	 * Woken only after the zap: a waiter that returns ENODEV finds every
+	 * old mapping already gone (a touch faults), never still there.
+	 */
+	wake_up_all(&ud->wq);
 
 	/* let the ntb_dev go: no callback after clear_ctx returns */
 	mutex_lock(&ud->lock);

@@ -2,9 +2,16 @@
 /*
  * ntb_user_test DEV: drives every ioctl, mmap and file operation of the
  * ntb_user bridge (include/ntbt/ntb_user.h) with valid and invalid
- * arguments and checks each result.  Runs in a VM guest (tests/vm/guest/
- * kdev.sh) on a bridge bound to ntb_hw_ntbt.  Prints one line per failed
- * check and a summary; exits 0 only if every check passed.
+ * arguments and checks each result.
+ * ntb_user_test DEV removal: holds the device open, a translation set, every
+ * region mapped and a WAIT asleep, prints "HOLDING", and checks what the
+ * bridge promises when the NTB device goes away under it (the caller
+ * unbinds it or unloads the hardware driver): the WAIT ends with ENODEV,
+ * every later call fails with ENODEV, poll says POLLERR|POLLHUP, and every
+ * old mapping faults (SIGBUS) instead of reaching freed memory.
+ * Runs in a VM guest (tests/vm/guest/kdev.sh) on a bridge bound to
+ * ntb_hw_ntbt.  Prints one line per failed check and a summary; exits 0
+ * only if every check passed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -413,13 +420,82 @@ static void test_process_death(void)
         close(fd);
 }
 
+/* Does touching p kill a child with SIGBUS (the mapping was torn down)? */
+static int faults(volatile uint8_t *p, int write)
+{
+        pid_t pid = fork();
+        int st = 0;
+
+        if (pid == 0) {
+                if (write)
+                        p[0] = 1;
+                else
+                        (void)p[0];
+                _exit(0);
+        }
+        waitpid(pid, &st, 0);
+        return WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS;
+}
+
+static int test_removal(void)
+{
+        struct ntbt_user_info in = {0};
+        struct ntbt_user_mw mi = {0};
+        struct ntbt_user_mw_set ms = {0};
+        struct ntbt_user_event ev;
+        struct ntbt_user_wait w;
+        const struct ntbt_user_status *st;
+        struct pollfd pf;
+        uint8_t *out, *inb;
+        int fd = open_dev(), ret;
+
+        CHECK(fd >= 0, "open: %s", strerror(errno));
+        if (fd < 0)
+                return 1;
+        CHECK(ioctl(fd, NTBT_USER_INFO, &in) == 0 && ioctl(fd, NTBT_USER_MW_INFO, &mi) == 0,
+              "INFO: %s", strerror(errno));
+        ms.size = mi.size_max;
+        CHECK(ioctl(fd, NTBT_USER_MW_SET, &ms) == 0 && ioctl(fd, NTBT_USER_MW_INFO, &mi) == 0,
+              "MW_SET: %s", strerror(errno));
+        st = map(fd, in.status_size, PROT_READ, NTBT_USER_MMAP_STATUS);
+        out = map(fd, mi.out_size, PROT_READ | PROT_WRITE, NTBT_USER_MMAP_OUT(0));
+        inb = map(fd, mi.in_map_size, PROT_READ | PROT_WRITE, NTBT_USER_MMAP_IN(0));
+        CHECK(st != MAP_FAILED && out != MAP_FAILED && inb != MAP_FAILED, "mmap: %s",
+              strerror(errno));
+        if (st == MAP_FAILED || out == MAP_FAILED || inb == MAP_FAILED)
+                return 1;
+        printf("HOLDING\n");
+        fflush(stdout);
+        w = (struct ntbt_user_wait){.db_bits = 1, .timeout_ns = -1, .kick_seq = st->kick_seq};
+        ret = ioctl(fd, NTBT_USER_WAIT, &w);
+        CHECK(ret < 0 && errno == ENODEV, "WAIT across the removal: %d (%s)", ret, strerror(errno));
+        CHECK(err_of(ioctl(fd, NTBT_USER_INFO, &in)) == ENODEV, "INFO after the removal");
+        CHECK(err_of(ioctl(fd, NTBT_USER_KICK)) == ENODEV, "KICK after the removal");
+        CHECK(err_of((int)read(fd, &ev, sizeof(ev))) == ENODEV, "read after the removal");
+        pf = (struct pollfd){.fd = fd, .events = POLLIN};
+        CHECK(poll(&pf, 1, 0) == 1 && (pf.revents & (POLLERR | POLLHUP)),
+              "poll after the removal: revents 0x%x", pf.revents);
+        CHECK(map(fd, 4096, PROT_READ, NTBT_USER_MMAP_STATUS) == MAP_FAILED && errno == ENODEV,
+              "mmap after the removal");
+        CHECK(faults((volatile uint8_t *)st, 0), "the status page is still readable");
+        CHECK(faults(out, 1), "the outbound window is still mapped");
+        CHECK(faults(inb + mi.in_offset, 1), "the inbound buffer is still mapped");
+        close(fd);
+        printf("ntb_user_test removal: %d checks, %d failed\n", checks, failures);
+        return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
         struct ntbt_user_info in;
         int fd;
 
+        if (argc == 3 && !strcmp(argv[2], "removal")) {
+                path = argv[1];
+                return test_removal();
+        }
         if (argc != 2) {
-                fprintf(stderr, "usage: ntb_user_test /dev/ntbt-userN\n");
+                fprintf(stderr, "usage: ntb_user_test /dev/ntbt-userN [removal]\n");
                 return 2;
         }
         path = argv[1];

@@ -3,8 +3,9 @@
 # QEMU guest (ntb_hw_ntbt + the ntb_user bridge, kernel/ntb_user) against
 # ntbt on shm: on the host, one format-2 device file between them.  The
 # guest's steps are tests/vm/guest/kdev.sh; for each the host runs its side:
-#   bridge  (guest alone) ntb_user_test, bridge load/unload cycles,
-#           ntbt dev show kdev:
+#   bridge  (guest alone) ntb_user_test; the NTB device removed under a
+#           holder (unbind, rmmod ntb_hw_ntbt); bridge load/unload cycles
+#           with the vmalloc and ioremap counts compared; ntbt dev show kdev:
 #   recv    host `ntbt send` of $NTBT_VM_KDEV_MIB MiB (default 64): sha256
 #   send    host `ntbt recv` of the guest's as many MiB: sha256
 #   perf    host `ntbt perf --client --verify --bidir`, inline copy, then
@@ -104,7 +105,7 @@ bpid=$!
 
 echo "== bridge"
 wait_for "VM-BRIDGE" 300
-grep -a -E '^(info:|FAIL|ntb_user_test:|VM-NODE)' "$log" | sed 's/^/  guest: /'
+grep -a -E '^(info:|FAIL|ntb_user_test|VM-NODE|VM-CYCLES|VM-REMOVAL)' "$log" | sed 's/^/  guest: /'
 echo "guest: $(line VM-BRIDGE) ($(vm_since "$t0") s after boot)"
 
 echo "== host -> guest, $mib MiB"

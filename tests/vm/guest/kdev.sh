@@ -6,8 +6,10 @@
 # the step's line, and both sides wait for each other through ntbt itself.
 #
 #   bridge  ntb_user_test: every ioctl with good and bad arguments, double
-#           open, close while a wait sleeps, a killed holder; then load and
-#           unload cycles with the ioremap count compared
+#           open, close while a wait sleeps, a killed holder; the NTB device
+#           removed under a holder (sysfs unbind, then rmmod ntb_hw_ntbt);
+#           load and unload cycles with the ioremap and vmalloc counts
+#           compared
 #   recv    receive NTBT_MIB MiB from the host (sha256 printed)
 #   send    send NTBT_MIB MiB of /dev/urandom to the host (sha256 printed)
 #   perf    ntbt perf --server twice (the host's client runs --verify
@@ -26,7 +28,7 @@ maps() { grep -c ioremap /proc/vmallocinfo; }
 
 vm_insmod ntb
 vm_insmod ntb_hw_ntbt
-m0=$(maps)
+m0=$(maps) v0=$(wc -l < /proc/vmallocinfo)
 # Load and unload the bridge with its device bound: nothing may be left.
 i=0
 while [ "$i" -lt "$NTBT_UNLOAD_CYCLES" ]; do
@@ -36,17 +38,50 @@ while [ "$i" -lt "$NTBT_UNLOAD_CYCLES" ]; do
         i=$((i + 1))
 done
 [ ! -e /dev/ntbt-user0 ] || vm_fail "/dev/ntbt-user0 outlived the module"
+vc=$(wc -l < /proc/vmallocinfo)
+echo "VM-CYCLES vmalloc areas $v0 -> $vc across $NTBT_UNLOAD_CYCLES bridge load/unload cycles"
+[ "$vc" = "$v0" ] || vm_fail "vmalloc areas $v0 -> $vc after $NTBT_UNLOAD_CYCLES bridge load/unload cycles"
 vm_insmod ntb_user
 vm_wait 10 test -c /dev/ntbt-user0 || vm_fail "ntb_user made no /dev/ntbt-user0"
-echo "VM-NODE $(ls -l /dev/ntbt-user0 | cut -c1-10) ntb=$(cat /sys/class/ntbt_user/ntbt-user0/ntb)"
+NTBDEV=$(cat /sys/class/ntbt_user/ntbt-user0/ntb)
+v0=$(wc -l < /proc/vmallocinfo) # now with the module and its device's status page
+echo "VM-NODE $(ls -l /dev/ntbt-user0 | cut -c1-10) ntb=$NTBDEV"
 [ "$(ls -l /dev/ntbt-user0 | cut -c1-10)" = crw------- ] || vm_fail "/dev/ntbt-user0 is not mode 0600"
+
+# removal HOW: the NTB device goes away under a process that holds it open,
+# mapped and asleep in a wait (ntb_user_test ... removal checks its side).
+removal() {
+        ntb_user_test /dev/ntbt-user0 removal > /tmp/rm.log 2>&1 &
+        _p=$!
+        vm_wait 30 grep -q HOLDING /tmp/rm.log || vm_fail "the holder did not start: $(cat /tmp/rm.log)"
+        sleep 0.3
+        case "$1" in
+        unbind) echo "$NTBDEV" > /sys/bus/ntb/drivers/ntb_user/unbind ;;
+        rmmod) rmmod ntb_hw_ntbt ;;
+        esac
+        _rc=0
+        wait "$_p" || _rc=$?
+        cat /tmp/rm.log
+        [ "$_rc" = 0 ] || vm_fail "the holder's checks failed after $1"
+        [ ! -e /dev/ntbt-user0 ] || vm_fail "/dev/ntbt-user0 outlived $1"
+}
+removal unbind
+echo "$NTBDEV" > /sys/bus/ntb/drivers/ntb_user/bind
+vm_wait 10 test -c /dev/ntbt-user0 || vm_fail "no /dev/ntbt-user0 after bind"
+removal rmmod
+vm_insmod ntb_hw_ntbt
+vm_wait 10 test -c /dev/ntbt-user0 || vm_fail "no /dev/ntbt-user0 after ntb_hw_ntbt came back"
+NTBDEV=$(cat /sys/class/ntbt_user/ntbt-user0/ntb)
+echo "VM-REMOVAL ok (unbind, rmmod ntb_hw_ntbt)"
 
 # ---- bridge ----
 ntb_user_test /dev/ntbt-user0 || vm_fail "ntb_user_test failed"
 ntbt dev show "$DEV" || vm_fail "ntbt dev show $DEV failed"
-ntbt dev show "kdev:$(cat /sys/class/ntbt_user/ntbt-user0/ntb)" > /dev/null ||
-        vm_fail "ntbt dev show kdev:NTBDEV failed"
-echo "VM-BRIDGE ok, ioremap $m0 -> $(maps) across $NTBT_UNLOAD_CYCLES bridge unload cycles"
+ntbt dev show "kdev:$NTBDEV" > /dev/null || vm_fail "ntbt dev show kdev:$NTBDEV failed"
+m1=$(maps) v1=$(wc -l < /proc/vmallocinfo)
+echo "VM-BRIDGE ok; ioremap $m0 -> $m1, vmalloc areas $v0 -> $v1 across two removals and the tests"
+[ "$m1" = "$m0" ] || vm_fail "ioremap mappings $m0 -> $m1"
+[ "$v1" = "$v0" ] || vm_fail "vmalloc areas $v0 -> $v1 (a status page or mapping leaked)"
 
 # ---- recv ----
 echo "VM-STEP recv"
