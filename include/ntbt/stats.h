@@ -62,6 +62,9 @@ int ntbt_stats_path(const char *name, int port, char *buf, size_t len);
  * the reader.
  */
 int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out);
+/* Remove port's statistics file of device name, if it is one (-EINVAL, and
+ * it stays, if the path holds anything else; -ENOENT if there is none). */
+int ntbt_stats_remove(const char *name, int port);
 
 #ifdef __cplusplus
 }

@@ -154,6 +154,9 @@ static void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
         }
         ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_NUM_MWS, t->mw_count);
         ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_NUM_QPS, t->qp_count);
+        if (t->ext_spad >= 0 && t->o.transport_mtu <= NTBT_EXT_MTU_MAX)
+                ntbt_dev_peer_spad_write(t->dev, t->ext_spad,
+                                         NTBT_EXT(t->qp_count, t->o.transport_mtu));
         ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_VERSION, NTB_TRANSPORT_VERSION);
 
         ver = spad_get(t, NTB_SPAD_VERSION);
@@ -176,6 +179,20 @@ static void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
         if (nmws != t->mw_count) {
                 mismatch(t, "peer has %u memory windows, we have %u", nmws, t->mw_count);
                 return;
+        }
+        if (t->ext_spad >= 0) {
+                uint32_t ext = spad_get(t, t->ext_spad);
+
+                /* An ntbt peer's frame size (0 from a kernel peer: no check). */
+                if (NTBT_EXT_TAG_OF(ext) == NTBT_EXT_TAG && NTBT_EXT_MTU_OF(ext) &&
+                    NTBT_EXT_MTU_OF(ext) != t->o.transport_mtu) {
+                        mismatch(t,
+                                 "peer's frames are %u bytes (its --mtu), ours %u: each side "
+                                 "would lay the rings out differently; give both the same "
+                                 "--mtu",
+                                 NTBT_EXT_MTU_OF(ext), t->o.transport_mtu);
+                        return;
+                }
         }
         for (i = 0; i < t->mw_count; i++) {
                 uint64_t size = (uint64_t)spad_get(t, NTB_SPAD_MW_SZ_HIGH(i)) << 32 |
@@ -364,6 +381,8 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
                     &t->qp_count, &t->mw_count);
         if (t->mw_count > NTBT_MAX_MWS)
                 t->mw_count = NTBT_MAX_MWS;
+        /* The last scratchpad, if protocol v4 leaves it unused (wire.h). */
+        t->ext_spad = (uint32_t)spads > 4 + 2 * t->mw_count ? spads - 1 : -1;
         if (t->qp_count < 1 || t->qp_count > NTBT_MAX_QPS) {
                 log_err("%s: %u queue pairs: ntbt supports 1 to %d (QP_LINKS is 32 bits)",
                         ntbt_dev_spec(dev), t->qp_count, NTBT_MAX_QPS);

@@ -161,6 +161,40 @@ static void qp_prepare(struct ntbt_qp *qp)
         transport_qp_links(t, qp->num, 1);
         qp->state = QP_HANDSHAKE;
         qp->next_try = 0;
+        qp->hs_since = now_ns();
+        qp->hinted = 0;
+}
+
+/*
+ * Waiting for a queue pair the peer never asks for, while it asks for
+ * others, is the mark of a --qp mismatch (ntbt send --qp 0 against recv
+ * --qp 1): say so once, after a second, rather than wait in silence.
+ */
+static void qp_hint_peer_qps(struct ntbt_qp *qp, int64_t now)
+{
+        uint32_t v = 0, others;
+
+        if (qp->hinted || now - qp->hs_since < NS_PER_SEC)
+                return;
+        ntbt_dev_spad_read(qp->t->dev, NTB_SPAD_QP_LINKS, &v);
+        others = v & ~(1u << qp->num);
+        if (!others)
+                return;
+        qp->hinted = 1;
+        {
+                char list[160] = "";
+                size_t len = 0;
+                unsigned i;
+
+                for (i = 0; i < 32 && len < sizeof(list) - 8; i++)
+                        if (others & (1u << i))
+                                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u",
+                                                        len ? ", " : "", i);
+                log_warn("%s: qp %u: after 1 s the peer has asked for queue pair%s %s but not "
+                         "%u: do both sides use the same --qp?",
+                         ntbt_dev_spec(qp->t->dev), qp->num, others & (others - 1) ? "s" : "", list,
+                         qp->num);
+        }
 }
 
 static void qp_come_up(struct ntbt_qp *qp)
@@ -243,6 +277,8 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
                 transport_qp_links(t, qp->num, 1);
                 if (peer_requested(qp))
                         qp_come_up(qp);
+                else
+                        qp_hint_peer_qps(qp, now);
                 break;
         case QP_UP: {
                 uint64_t bit = 1ull << qp->num;

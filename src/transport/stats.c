@@ -279,6 +279,30 @@ static int read_rec(int fd, off_t off, struct stats_rec *out)
         return -EAGAIN;
 }
 
+int ntbt_stats_remove(const char *name, int port)
+{
+        char path[4200], magic[8] = {0};
+        struct stat sb;
+        int fd, ret = ntbt_stats_path(name, port, path, sizeof(path));
+
+        if (ret)
+                return ret;
+        /* Only an ntbt statistics file (regular, not a link, our magic, or
+         * empty: a transport killed before it wrote the header). */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
+            (sb.st_size > 0 && (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+                                memcmp(magic, STATS_MAGIC, 8)))) {
+                close(fd);
+                log_err("%s: not an ntbt statistics file; not removing it", path);
+                return -EINVAL;
+        }
+        close(fd);
+        return unlink(path) ? -errno : 0;
+}
+
 int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
 {
         char path[4200];
@@ -293,11 +317,21 @@ int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
         ret = ntbt_stats_path(name, port, path, sizeof(path));
         if (ret)
                 return ret;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? -ENOENT : -errno;
+        /* Another user can plant anything at the path: no symlink
+         * (O_NOFOLLOW), no hang on a FIFO (O_NONBLOCK), a regular file only. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) {
+                ret = -errno;
+                if (ret == -ELOOP)
+                        log_err("%s: is a symbolic link; not reading it", path);
+                return ret;
+        }
         memset(out, 0, sizeof(*out));
         ret = -EINVAL;
+        if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+                log_err("%s: not a regular file", path);
+                goto out;
+        }
         if (fstat(fd, &sb) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
                 log_err("%s: statistics file too short", path);
                 goto out;

@@ -63,6 +63,10 @@ struct qp_counters {
 struct ntbt_qp {
         struct ntbt_transport *t;
         unsigned num;
+        /* Owner only: when the handshake began, and whether the --qp hint
+         * was given (qp_hint_peer_qps). */
+        int64_t hs_since;
+        int hinted;
         int poll_mode;
         struct ntbt_qp_handlers h;
         void *ctx;
@@ -130,6 +134,7 @@ struct ntbt_transport {
         struct ntbt_dev *dev;
         struct ntbt_transport_opts o;
         uint32_t qp_count, mw_count;
+        int ext_spad;                    /* ntbt's own advertisement (wire.h NTBT_EXT), or -1 */
         uint64_t out_size[NTBT_MAX_MWS]; /* our outbound (TX) window sizes, capped */
         uint64_t in_max[NTBT_MAX_MWS];   /* largest inbound translation */
         uint64_t in_align[NTBT_MAX_MWS];

@@ -31,6 +31,22 @@ enum ntb_spad {
 #define NTB_SPAD_MW_SZ_HIGH(n) (NTB_SPAD_MW0_SZ_HIGH + 2 * (n))
 #define NTB_SPAD_MW_SZ_LOW(n)  (NTB_SPAD_MW0_SZ_LOW + 2 * (n))
 
+/*
+ * ntbt's own advertisement, outside protocol v4: when the device has a
+ * scratchpad that v4 leaves unused (index >= 4 + 2 * windows), an ntbt peer
+ * writes into our last one NTBT_EXT_TAG, its queue-pair count and its
+ * transport_mtu, so that a frame-size mismatch (which v4 cannot see: each
+ * side lays out the ring with its own frame size) is named on both sides.
+ * A kernel peer never reads or writes that scratchpad (it zeroes its own on
+ * link cleanup, and reads only the v4 ones): invisible to it.  0 = no
+ * advertisement (a kernel peer, or an mtu that does not fit 18 bits).
+ */
+#define NTBT_EXT_TAG       0xB7u
+#define NTBT_EXT(qps, mtu) (NTBT_EXT_TAG << 24 | ((qps)&0x3fu) << 18 | ((mtu)&0x3ffffu))
+#define NTBT_EXT_TAG_OF(v) ((v) >> 24)
+#define NTBT_EXT_MTU_OF(v) ((v)&0x3ffffu)
+#define NTBT_EXT_MTU_MAX   0x3ffffu
+
 /* The frame header: the last 12 bytes of every frame. */
 struct ntb_payload_header {
         uint32_t ver;   /* sender's packet counter for this QP, mod 2^32 */
