@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -485,17 +486,127 @@ static int test_removal(void)
         return failures ? 1 : 0;
 }
 
+static double cpu_seconds(void)
+{
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* One event by read() (blocking unless the file is O_NONBLOCK). */
+static int next_event(int fd, struct ntbt_user_event *ev)
+{
+        ssize_t n = read(fd, ev, sizeof(*ev));
+
+        return n == (ssize_t)sizeof(*ev) ? 0 : -1;
+}
+
+static int test_events(void)
+{
+        struct ntbt_user_info in = {0};
+        struct ntbt_user_event ev = {0};
+        struct ntbt_user_spad sp;
+        const struct ntbt_user_status *st;
+        struct pollfd pf;
+        uint64_t bits;
+        double cpu;
+        int fd = open_dev(), i, n;
+
+        CHECK(fd >= 0, "open: %s", strerror(errno));
+        if (fd < 0)
+                return 1;
+        CHECK(ioctl(fd, NTBT_USER_INFO, &in) == 0, "INFO: %s", strerror(errno));
+        st = map(fd, in.status_size, PROT_READ, NTBT_USER_MMAP_STATUS);
+        if (st == MAP_FAILED)
+                return 1;
+        CHECK(ioctl(fd, NTBT_USER_LINK_ENABLE) == 0, "LINK_ENABLE: %s", strerror(errno));
+        /* The link comes up as a read() event (the peer has enabled too). */
+        for (i = 0; i < 20 && !ev.link_up; i++)
+                if (next_event(fd, &ev))
+                        break;
+        CHECK(ev.link_up && st->link_up, "no link-up event (link_up %u)", ev.link_up);
+        printf("EVENTS-READY\n");
+        fflush(stdout);
+
+        /* 1: the host rings bit 0; poll() reports it. */
+        pf = (struct pollfd){.fd = fd, .events = POLLIN};
+        n = poll(&pf, 1, 60000);
+        CHECK(n == 1 && (pf.revents & POLLIN), "poll for the first ring: %d", n);
+        CHECK(next_event(fd, &ev) == 0 && (ev.db & 1), "the first ring's event: db 0x%llx",
+              (unsigned long long)ev.db);
+        sp = (struct ntbt_user_spad){.idx = 3};
+        CHECK(ioctl(fd, NTBT_USER_SPAD_READ, &sp) == 0 && sp.val == 0x1234,
+              "the host's scratchpad write: 0x%x", sp.val);
+        bits = 1;
+        CHECK(ioctl(fd, NTBT_USER_DB_CLEAR, &bits) == 0 && !(st->db & 1), "DB_CLEAR 1");
+        printf("EVENTS-GOT 0x1 (poll)\n");
+        fflush(stdout);
+
+        /* 2: bit 1, by a blocking read(). */
+        do
+                CHECK(next_event(fd, &ev) == 0, "read: %s", strerror(errno));
+        while (!(ev.db & 2) && !failures);
+        bits = 2;
+        CHECK(ioctl(fd, NTBT_USER_DB_CLEAR, &bits) == 0, "DB_CLEAR 2");
+        printf("EVENTS-GOT 0x2 (read)\n");
+        fflush(stdout);
+
+        /* 3: bit 2 masked: its ring wakes nobody and costs no CPU, stays
+         * pending, and is reported once unmasked. */
+        bits = 4;
+        CHECK(ioctl(fd, NTBT_USER_DB_SET_MASK, &bits) == 0, "DB_SET_MASK 4");
+        printf("EVENTS-MASKED\n");
+        fflush(stdout);
+        cpu = cpu_seconds();
+        /* The host rings, then sets our scratchpad 5: the ring is in. */
+        sp = (struct ntbt_user_spad){.idx = 5};
+        for (i = 0; i < 3000 && sp.val != 1; i++) {
+                usleep(10000);
+                ioctl(fd, NTBT_USER_SPAD_READ, &sp);
+        }
+        CHECK(sp.val == 1, "the host never said it rang the masked bit");
+        pf = (struct pollfd){.fd = fd, .events = POLLIN};
+        n = poll(&pf, 1, 500);
+        CHECK(n == 0, "poll woke for a masked doorbell (revents 0x%x)", pf.revents);
+        cpu = cpu_seconds() - cpu;
+        CHECK(cpu < 0.3, "waiting on a masked doorbell took %.3f s of CPU", cpu);
+        CHECK(ioctl(fd, NTBT_USER_DB_CLEAR_MASK, &bits) == 0, "DB_CLEAR_MASK 4");
+        pf = (struct pollfd){.fd = fd, .events = POLLIN};
+        n = poll(&pf, 1, 5000);
+        CHECK(n == 1 && next_event(fd, &ev) == 0 && (ev.db & 4),
+              "the unmasked ring: poll %d, db 0x%llx", n, (unsigned long long)ev.db);
+        CHECK(ioctl(fd, NTBT_USER_DB_CLEAR, &bits) == 0, "DB_CLEAR 4");
+        printf("EVENTS-GOT 0x4 (unmasked) cpu %.3f s\n", cpu);
+
+        /* 4: to the peer: a scratchpad and a doorbell. */
+        sp = (struct ntbt_user_spad){.idx = 4, .val = 0xbeef};
+        CHECK(ioctl(fd, NTBT_USER_PEER_SPAD_WRITE, &sp) == 0, "PEER_SPAD_WRITE");
+        bits = 8;
+        CHECK(ioctl(fd, NTBT_USER_PEER_DB_SET, &bits) == 0, "PEER_DB_SET 8");
+        printf("ntb_user_test events: %d checks, %d failed\n", checks, failures);
+        printf("EVENTS-DONE\n");
+        fflush(stdout);
+        close(fd);
+        return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
         struct ntbt_user_info in;
         int fd;
 
+        if (argc == 3 && !strcmp(argv[2], "events")) {
+                path = argv[1];
+                return test_events();
+        }
         if (argc == 3 && !strcmp(argv[2], "removal")) {
                 path = argv[1];
                 return test_removal();
         }
         if (argc != 2) {
-                fprintf(stderr, "usage: ntb_user_test /dev/ntbt-userN [removal]\n");
+                fprintf(stderr, "usage: ntb_user_test /dev/ntbt-userN [removal|events]\n");
                 return 2;
         }
         path = argv[1];

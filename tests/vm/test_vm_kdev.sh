@@ -6,6 +6,8 @@
 #   bridge  (guest alone) ntb_user_test; the NTB device removed under a
 #           holder (unbind, rmmod ntb_hw_ntbt); bridge load/unload cycles
 #           with the vmalloc and ioremap counts compared; ntbt dev show kdev:
+#   events  host tests/vm/hostport.py rings the guest's ntb_user_test
+#           (poll, read, a masked bit) and checks what it sends back
 #   recv    host `ntbt send` of $NTBT_VM_KDEV_MIB MiB (default 64): sha256
 #   send    host `ntbt recv` of the guest's as many MiB: sha256
 #   perf    host `ntbt perf --client --verify --bidir`, inline copy, then
@@ -107,6 +109,44 @@ echo "== bridge"
 wait_for "VM-BRIDGE" 300
 grep -a -E '^(info:|FAIL|ntb_user_test|VM-NODE|VM-CYCLES|VM-REMOVAL)' "$log" | sed 's/^/  guest: /'
 echo "guest: $(line VM-BRIDGE) ($(vm_since "$t0") s after boot)"
+
+echo "== events: doorbells from a host process to poll() and read()"
+wait_for "VM-STEP events" 60
+free=$("$NTBT" dev show "$name" --json | python3 -c '
+import json, sys
+print(next(p["port"] for p in json.load(sys.stdin)["ports"] if p["state"] == 0))')
+mkfifo "$work/hp.in" "$work/hp.out"
+exec {hpw}<> "$work/hp.in" {hpr}<> "$work/hp.out"
+python3 "$VM_DIR/hostport.py" "/dev/shm/ntbt-$name" "$free" < "$work/hp.in" > "$work/hp.out" 2> "$work/hostport.err" &
+hpid=$!
+hpids+=("$hpid")
+hp() { # CMD...: one command to hostport.py; prints the value of its "ok" answer
+        local r
+        echo "$*" >&"$hpw"
+        read -r -t 30 -u "$hpr" r || fail "hostport.py: no answer to '$*': $(cat "$work/hostport.err")"
+        [ "${r%% *}" = ok ] || fail "hostport.py: '$*': $r"
+        r=${r#ok}
+        echo "${r# }"
+}
+read -r -t 30 -u "$hpr" r || fail "hostport.py did not start: $(cat "$work/hostport.err")"
+wait_for "EVENTS-READY" 60
+hp set_peer_spad 3 0x1234 > /dev/null
+hp ring 0x1 > /dev/null
+wait_for "EVENTS-GOT 0x1" 30
+hp ring 0x2 > /dev/null
+wait_for "EVENTS-GOT 0x2" 30
+wait_for "EVENTS-MASKED" 30
+hp ring 0x4 > /dev/null
+hp set_peer_spad 5 1 > /dev/null # "rung"
+wait_for "EVENTS-GOT 0x4" 60
+wait_for "EVENTS-DONE" 30
+[ "$(hp spad 4)" = 0xbeef ] || fail "the guest's PEER_SPAD_WRITE did not reach the host's scratchpad 4"
+db=$(hp db)
+[ $((db & 8)) = 8 ] || fail "the guest's PEER_DB_SET 8 did not reach the host (db $db)"
+hp quit > /dev/null || true
+wait "$hpid" || fail "hostport.py failed: $(cat "$work/hostport.err")"
+exec {hpw}>&- {hpr}<&-
+echo "guest: $(line "ntb_user_test events:") (ring by poll, by read, masked then unmasked: $(line "EVENTS-GOT 0x4"))"
 
 echo "== host -> guest, $mib MiB"
 wait_for "VM-STEP recv" 60
