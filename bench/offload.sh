@@ -17,10 +17,10 @@ trap 'rm -f "$out"' EXIT
 
 echo "# ntbt perf --loopback --dev pcie:offload,bw=$BW --size 65524 --time $TIME --work $WORK, $RUNS runs each"
 echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
-for run in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
         for tx in inline thread; do
                 "$NTBT" perf --loopback --dev "pcie:offload,bw=$BW" --size 65524 --time "$TIME" \
-                        --work "$WORK" --tx "$tx" --json | tee -a "$out"
+                        --work "$WORK" --tx "$tx" --json-lines | tee -a "$out"
         done
 done
 python3 - "$out" <<'PY'

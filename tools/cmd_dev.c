@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* ntbt dev create|rm|show: administration of emulated (shm) devices. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,16 +23,32 @@ static const char dev_usage[] =
     "                            [--db-bits N] [--xlat-align SIZE]\n"
     "                            [--heartbeat-ms MS] [--remote-timeout-ms MS]\n"
     "       ntbt dev rm NAME\n"
+    "       ntbt dev rm --stale [NAME...]\n"
+    "       ntbt dev list [--json]\n"
     "       ntbt dev show NAME [--json] [--watch [SECS]] [--count N]\n"
     "       ntbt dev show kdev:DEV [--json]\n"
+    "       ntbt dev -h|--help\n"
     "\n"
-    "Create, remove or inspect an emulated NTB device (spec/shm-device.md, format 2).\n"
+    "Create, remove or inspect an emulated NTB device (docs/spec/shm-device.md,\n"
+    "format 2).  NAME may be written shm:NAME.  Exit status 2: a usage error (a bad\n"
+    "option, value or geometry); 1: the work failed.\n"
+    "list shows every device in /dev/shm (its size, each port's owner and whether\n"
+    "it lives, and whether the device is in use, idle or stale) and every statistics\n"
+    "file, live or stale.  rm --stale removes the stale ones: a device that a killed\n"
+    "owner left (a port claimed by an owner that is gone, or the private device of\n"
+    "a --loopback run whose process is gone) that no live owner (a process, or a\n"
+    "remote one such as a QEMU guest, judged by its heartbeat) holds and that no\n"
+    "process has open or mapped; a statistics file whose device is gone, whose\n"
+    "port no live owner holds, or whose writer exited.  An idle device (both ports\n"
+    "free, as dev create leaves it) is kept: remove it by name.  With NAMEs, only\n"
+    "those, and a NAME that is not stale is an error.\n"
     "show prints the device registers and, for each port where a transport runs,\n"
     "its queue pairs: link state, copy mode, and the kernel's debugfs counters\n"
     "(spec section 8) with ntbt's own, as the transport publishes them live\n"
     "(docs/stats.md).  --watch refreshes every SECS seconds (default 1) with the\n"
     "rates since the last look, until interrupted or --count N refreshes.\n"
-    "NAME is 1-64 of [A-Za-z0-9_.-] (the object /dev/shm/ntbt-NAME) or an absolute path.\n"
+    "NAME is 1-64 of [A-Za-z0-9_.-] (the object /dev/shm/ntbt-NAME) or an absolute\n"
+    "path.\n"
     "Sizes take K, M and G suffixes.  Defaults: 2 windows of 4M, 16 scratchpads,\n"
     "16 doorbell bits, xlat-align 4K, heartbeat every 100 ms, a silent remote owner\n"
     "(a QEMU guest) gone after 1000 ms.  The file is a power of two in size so that\n"
@@ -37,6 +58,12 @@ static const char dev_usage[] =
     "show kdev:/dev/ntbt-userN (or kdev:NTBDEV) shows an NTB that Linux drives,\n"
     "through the ntb_user bridge: the hardware, its windows, doorbells and\n"
     "scratchpads (docs/hardware.md).\n";
+
+/* NAME, or shm:NAME as a device string says it. */
+static const char *shm_name(const char *arg)
+{
+        return strncmp(arg, "shm:", 4) ? arg : arg + 4;
+}
 
 static int dev_create(int argc, char **argv)
 {
@@ -52,16 +79,13 @@ static int dev_create(int argc, char **argv)
             {0, 0, 0, 0},
         };
         struct ntbt_shm_geom g = {.size = sizeof(g)};
-        const char *ctx = "dev create";
+        const char *ctx = "dev create", *name;
         uint64_t v;
-        int c, ret, li = 0;
-        /* The option's own name for messages (argv[optind - 1] is its value
-         * when the value came as a separate word). */
+        int c, ret;
         char opt[32];
 
-        while ((c = getopt_long(argc, argv, "h", opts, &li)) != -1) {
-                if (c != 'h' && c != '?')
-                        snprintf(opt, sizeof(opt), "--%s", opts[li].name);
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                cli_optname(opts, c, opt, sizeof(opt));
                 switch (c) {
                 case 'h':
                         fputs(dev_usage, stdout);
@@ -71,29 +95,36 @@ static int dev_create(int argc, char **argv)
                 case 'd':
                 case 'b':
                 case 't': {
-                        /* Counts up to 64; milliseconds up to the spec's 60000. */
+                        /* The spec's limits (docs/spec/shm-device.md); the library
+                         * checks the rest (remote-timeout-ms at least twice
+                         * heartbeat-ms). */
                         uint32_t *field = c == 'w'   ? &g.mw_count
                                           : c == 'p' ? &g.spad_count
                                           : c == 'd' ? &g.db_bits
                                           : c == 'b' ? &g.heartbeat_ms
                                                      : &g.remote_timeout_ms;
-                        uint64_t max = c == 'b' || c == 't' ? 60000 : 64;
+                        uint64_t lo = c == 'w'   ? 1
+                                      : c == 'p' ? 6
+                                      : c == 'd' ? 2
+                                      : c == 'b' ? 10
+                                                 : 20;
+                        uint64_t hi = c == 'w'   ? NTBT_SHM_MAX_MW
+                                      : c == 'p' ? NTBT_SHM_MAX_SPAD
+                                      : c == 'd' ? 64
+                                      : c == 'b' ? 10000
+                                                 : 60000;
 
-                        if (cli_size(ctx, opt, optarg, &v))
+                        if (cli_uint(ctx, opt, optarg, lo, hi, &v))
                                 return 2;
-                        if (v == 0 || v > max) {
-                                cli_err(ctx, "%s %s is out of range", opt, optarg);
-                                return 2;
-                        }
                         *field = (uint32_t)v;
                         break;
                 }
                 case 's':
                 case 'a':
-                        if (cli_size(ctx, opt, optarg, &v))
+                        if (cli_uint(ctx, opt, optarg, 4096, 1u << 30, &v))
                                 return 2;
-                        if (v == 0) {
-                                cli_err(ctx, "%s must not be 0", opt);
+                        if (v & (v - 1)) {
+                                cli_err(ctx, "%s %s is not a power of two (4K-1G)", opt, optarg);
                                 return 2;
                         }
                         if (c == 's')
@@ -110,29 +141,545 @@ static int dev_create(int argc, char **argv)
                 cli_err(ctx, "expected one device NAME");
                 return 2;
         }
-        ret = ntbt_shm_create(argv[optind], &g);
+        name = shm_name(argv[optind]);
+        ret = ntbt_shm_create(name, &g);
         if (ret) {
-                cli_err(ctx, "%s: %s", argv[optind], strerror(-ret));
-                return 1;
+                /* -EINVAL: a bad name, or geometry the library refused (it said why). */
+                cli_err(ctx, "%s: %s", name, strerror(-ret));
+                return ret == -EINVAL ? 2 : 1;
         }
         return 0;
 }
 
+/* ---- dev list, dev rm --stale ---- */
+
+/* What sits in /dev/shm under the device prefix: a device or a statistics file. */
+struct shm_entry {
+        char name[72]; /* the device's NAME (a statistics file: its device's) */
+        int port;      /* -1: the device; 0 or 1: that port's statistics file */
+        char path[PATH_MAX + 256];
+        int regular; /* a regular file, not a link, FIFO or directory */
+        dev_t st_dev;
+        ino_t st_ino;
+        uint64_t bytes;
+        pid_t holder; /* a process that has it open or mapped, or 0 */
+        /* a device */
+        int inspected, in_use, left, stale;
+        struct ntbt_shm_info info;
+        /* a statistics file */
+        int has_stats;
+        struct ntbt_stats stats;
+        const char *why; /* why it is stale, or what it is */
+};
+
+struct shm_list {
+        struct shm_entry *e;
+        int n, cap;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+        const struct shm_entry *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        return c ? c : x->port - y->port;
+}
+
+/* The directory and the file-name prefix of named devices: the library's
+ * path of a device called "x", less the "x". */
+static int shm_prefix(char *dir, size_t dlen, const char **prefix)
+{
+        static char path[PATH_MAX];
+        char *slash;
+
+        if (ntbt_shm_path("x", path, sizeof(path)))
+                return -EINVAL;
+        slash = strrchr(path, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash = '\0';
+        snprintf(dir, dlen, "%s", path);
+        slash[strlen(slash + 1)] = '\0'; /* "ntbt-x" less the "x" */
+        *prefix = slash + 1;
+        return 0;
+}
+
+static int list_add(struct shm_list *l, const char *name, int port, const char *path)
+{
+        struct shm_entry *e;
+        struct stat st;
+
+        if (l->n == l->cap) {
+                int cap = l->cap ? 2 * l->cap : 16;
+                struct shm_entry *ne = realloc(l->e, (size_t)cap * sizeof(*ne));
+
+                if (!ne)
+                        return -ENOMEM;
+                l->e = ne;
+                l->cap = cap;
+        }
+        e = &l->e[l->n];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->name, sizeof(e->name), "%s", name);
+        snprintf(e->path, sizeof(e->path), "%s", path);
+        e->port = port;
+        if (lstat(path, &st))
+                return 0; /* gone since readdir */
+        e->regular = S_ISREG(st.st_mode);
+        e->st_dev = st.st_dev;
+        e->st_ino = st.st_ino;
+        e->bytes = (uint64_t)st.st_size;
+        l->n++;
+        return 0;
+}
+
+/* Every device and statistics file under the prefix (names the library
+ * accepts only), sorted by name, the device before its statistics. */
+static int list_scan(struct shm_list *l)
+{
+        char dir[PATH_MAX], path[PATH_MAX + 256];
+        const char *prefix;
+        struct dirent *de;
+        size_t plen;
+        DIR *d;
+        int ret = 0;
+
+        memset(l, 0, sizeof(*l));
+        if (shm_prefix(dir, sizeof(dir), &prefix))
+                return -EINVAL;
+        plen = strlen(prefix);
+        d = opendir(dir);
+        if (!d)
+                return -errno;
+        while (!ret && (de = readdir(d))) {
+                char name[72];
+                const char *rest = de->d_name + plen;
+                size_t n = strlen(rest);
+                int port = -1;
+
+                if (strncmp(de->d_name, prefix, plen) || n == 0)
+                        continue;
+                /* NAME.stats-0 and NAME.stats-1 are NAME's statistics files. */
+                if (n > 8 && !strncmp(rest + n - 8, ".stats-", 7) &&
+                    (rest[n - 1] == '0' || rest[n - 1] == '1')) {
+                        port = rest[n - 1] - '0';
+                        n -= 8;
+                }
+                if (n >= sizeof(name))
+                        continue;
+                memcpy(name, rest, n);
+                name[n] = '\0';
+                if (ntbt_shm_path(name, path, sizeof(path)))
+                        continue; /* not a name ntbt gives */
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                ret = list_add(l, name, port, path);
+        }
+        closedir(d);
+        if (l->n)
+                qsort(l->e, (size_t)l->n, sizeof(*l->e), entry_cmp);
+        return ret;
+}
+
+/* For each entry, a process (other than us) that has it open or mapped:
+ * the file descriptors and memory maps under /proc.  QEMU maps a device
+ * before its guest claims a port; the heartbeat cannot tell that. */
+static void find_holders(struct shm_list *l)
+{
+        struct dirent *pe;
+        DIR *proc;
+        pid_t self = getpid();
+
+        proc = opendir("/proc");
+        if (!proc)
+                return;
+        while ((pe = readdir(proc))) {
+                char path[PATH_MAX], line[PATH_MAX + 128];
+                struct dirent *fe;
+                pid_t pid = (pid_t)atoi(pe->d_name);
+                DIR *fds;
+                FILE *maps;
+                int i;
+
+                if (pid <= 0 || pid == self)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+                fds = opendir(path);
+                while (fds && (fe = readdir(fds))) {
+                        char fpath[PATH_MAX];
+                        struct stat st;
+
+                        if (fe->d_name[0] == '.')
+                                continue;
+                        snprintf(fpath, sizeof(fpath), "/proc/%d/fd/%s", (int)pid, fe->d_name);
+                        if (stat(fpath, &st))
+                                continue;
+                        for (i = 0; i < l->n; i++)
+                                if (!l->e[i].holder && l->e[i].st_ino == st.st_ino &&
+                                    l->e[i].st_dev == st.st_dev)
+                                        l->e[i].holder = pid;
+                }
+                if (fds)
+                        closedir(fds);
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+                maps = fopen(path, "r");
+                while (maps && fgets(line, sizeof(line), maps)) {
+                        unsigned int maj, min;
+                        unsigned long long ino;
+
+                        if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) != 3 || !ino)
+                                continue;
+                        for (i = 0; i < l->n; i++)
+                                if (!l->e[i].holder && l->e[i].st_ino == (ino_t)ino &&
+                                    l->e[i].st_dev == makedev(maj, min))
+                                        l->e[i].holder = pid;
+                }
+                if (maps)
+                        fclose(maps);
+        }
+        closedir(proc);
+}
+
+static int pid_gone(long pid)
+{
+        return pid > 0 && pid <= 0x3fffffff && kill((pid_t)pid, 0) && errno == ESRCH;
+}
+
+/* NAME-loop-PID: the private device of a --loopback run by PID. */
+static int loopback_owner_gone(const char *name)
+{
+        const char *p = strstr(name, "-loop-");
+        char *end;
+        long pid;
+
+        if (!p)
+                return 0;
+        while (strstr(p + 1, "-loop-"))
+                p = strstr(p + 1, "-loop-");
+        pid = strtol(p + 6, &end, 10);
+        return p[6] && !*end && pid_gone(pid);
+}
+
+/* A port is held while its owner lives, or while its heartbeat moved during
+ * the look (an owner whose pid means nothing here: another PID namespace). */
+static int port_held(const struct ntbt_shm_port_info *p)
+{
+        return p->state == 1 && (p->alive || p->heartbeat_age_ms >= 0);
+}
+
+/* Judge every device, then every statistics file. */
+static void list_judge(struct shm_list *l)
+{
+        int i, j;
+
+        find_holders(l);
+        for (i = 0; i < l->n; i++) {
+                struct shm_entry *e = &l->e[i];
+
+                if (e->port >= 0)
+                        continue;
+                if (!e->regular) {
+                        e->why = "not a regular file";
+                        continue;
+                }
+                e->info.size = sizeof(e->info);
+                if (ntbt_shm_inspect(e->name, &e->info)) {
+                        e->why = "not a readable ntbt device";
+                        continue;
+                }
+                e->inspected = 1;
+                e->in_use = port_held(&e->info.port[0]) || port_held(&e->info.port[1]);
+                e->left = (e->info.port[0].state == 1 && !port_held(&e->info.port[0])) ||
+                          (e->info.port[1].state == 1 && !port_held(&e->info.port[1])) ||
+                          loopback_owner_gone(e->name);
+                e->stale = !e->in_use && !e->holder && e->left;
+                e->why = e->in_use   ? "in use"
+                         : e->holder ? "open or mapped by a process"
+                         : e->stale  ? "stale"
+                                     : "idle";
+        }
+        for (i = 0; i < l->n; i++) {
+                struct shm_entry *e = &l->e[i];
+                const struct shm_entry *dev = NULL;
+
+                if (e->port < 0)
+                        continue;
+                for (j = 0; j < l->n; j++)
+                        if (l->e[j].port < 0 && !strcmp(l->e[j].name, e->name))
+                                dev = &l->e[j];
+                if (!e->regular) {
+                        e->why = "not a regular file";
+                        continue;
+                }
+                e->has_stats = ntbt_stats_read(e->name, e->port, &e->stats) == 0;
+                if (!e->has_stats && e->bytes > 0) {
+                        /* Someone else's file, or a header being written:
+                         * ntbt_stats_remove would refuse it anyway. */
+                        e->why = "not a statistics file (or one being written)";
+                        continue;
+                }
+                if (dev && dev->inspected && port_held(&dev->info.port[e->port]) &&
+                    (!e->has_stats || e->stats.alive)) {
+                        e->why = e->has_stats ? "live" : "being created";
+                        continue;
+                }
+                if (dev && !dev->inspected && !dev->stale) {
+                        e->why = "its device is not readable";
+                        continue;
+                }
+                if (e->holder) {
+                        e->why = "mapped by a process";
+                        continue;
+                }
+                e->stale = 1;
+                e->why = !dev                                   ? "stale: its device is gone"
+                         : !port_held(&dev->info.port[e->port]) ? "stale: its port is not held"
+                                                                : "stale: its writer exited";
+        }
+}
+
+static const char *owner_text(const struct ntbt_shm_port_info *p, char *buf, size_t len)
+{
+        if (p->state == 0)
+                snprintf(buf, len, "free");
+        else if (p->owner_kind == NTBT_SHM_OWNER_REMOTE)
+                snprintf(buf, len, "remote, %s", port_held(p) ? "alive" : "gone");
+        else
+                snprintf(buf, len, "pid %u, %s", p->pid, port_held(p) ? "alive" : "gone");
+        return buf;
+}
+
+static void list_print_json_str(const char *v)
+{
+        putchar('"');
+        for (; *v; v++)
+                if (*v == '"' || *v == '\\')
+                        printf("\\%c", *v);
+                else if ((unsigned char)*v < 0x20)
+                        printf("\\u%04x", (unsigned char)*v);
+                else
+                        putchar(*v);
+        putchar('"');
+}
+
+static void list_print(const struct shm_list *l, int json)
+{
+        char b0[48], b1[48], sz[32];
+        int i, p, first = 1, nstats = 0;
+
+        if (json)
+                printf("{\"devices\":[");
+        else
+                printf("%-24s %9s  %-20s %-20s %s\n", "DEVICE", "SIZE", "PORT 0", "PORT 1",
+                       "STATE");
+        for (i = 0; i < l->n; i++) {
+                const struct shm_entry *e = &l->e[i];
+
+                if (e->port >= 0) {
+                        nstats++;
+                        continue;
+                }
+                if (!json) {
+                        printf("%-24s %9s  %-20s %-20s %s", e->name,
+                               cli_fmt_bytes(e->bytes, sz, sizeof(sz)),
+                               e->inspected ? owner_text(&e->info.port[0], b0, sizeof(b0)) : "-",
+                               e->inspected ? owner_text(&e->info.port[1], b1, sizeof(b1)) : "-",
+                               e->why);
+                        if (e->holder && !e->in_use)
+                                printf(" (pid %d)", (int)e->holder);
+                        printf("\n");
+                        continue;
+                }
+                printf("%s{\"name\":", first ? "" : ",");
+                first = 0;
+                list_print_json_str(e->name);
+                printf(",\"path\":");
+                list_print_json_str(e->path);
+                printf(
+                    ",\"bytes\":%llu,\"state\":\"%s\",\"stale\":%s,\"holder_pid\":%d,\"ports\":[",
+                    (unsigned long long)e->bytes, e->why, e->stale ? "true" : "false",
+                    (int)e->holder);
+                for (p = 0; e->inspected && p < 2; p++) {
+                        const struct ntbt_shm_port_info *pi = &e->info.port[p];
+
+                        printf("%s{\"port\":%d,\"claimed\":%s,\"owner_kind\":\"%s\",\"pid\":%u,"
+                               "\"alive\":%s}",
+                               p ? "," : "", p, pi->state == 1 ? "true" : "false",
+                               pi->owner_kind == NTBT_SHM_OWNER_REMOTE    ? "remote"
+                               : pi->owner_kind == NTBT_SHM_OWNER_PROCESS ? "process"
+                                                                          : "none",
+                               pi->pid, port_held(pi) ? "true" : "false");
+                }
+                printf("]}");
+        }
+        if (json)
+                printf("],\"stats\":[");
+        else if (nstats)
+                printf("\n%-44s %8s  %s\n", "STATISTICS FILE", "PID", "STATE");
+        for (i = 0, first = 1; i < l->n; i++) {
+                const struct shm_entry *e = &l->e[i];
+
+                if (e->port < 0)
+                        continue;
+                if (!json) {
+                        printf("%-44s %8d  %s\n", e->path, e->has_stats ? e->stats.pid : 0, e->why);
+                        continue;
+                }
+                printf("%s{\"name\":", first ? "" : ",");
+                first = 0;
+                list_print_json_str(e->name);
+                printf(",\"port\":%d,\"path\":", e->port);
+                list_print_json_str(e->path);
+                printf(",\"pid\":%d,\"writer_alive\":%s,\"state\":\"%s\",\"stale\":%s}",
+                       e->has_stats ? e->stats.pid : 0,
+                       e->has_stats && e->stats.alive ? "true" : "false", e->why,
+                       e->stale ? "true" : "false");
+        }
+        if (json)
+                printf("]}\n");
+}
+
+static int dev_list(int argc, char **argv)
+{
+        struct shm_list l;
+        int i, json = 0, ret;
+
+        for (i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json")) {
+                        json = 1;
+                } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        fputs(dev_usage, stdout);
+                        return 0;
+                } else {
+                        cli_err("dev list", "unexpected argument '%s'", argv[i]);
+                        return 2;
+                }
+        }
+        ret = list_scan(&l);
+        if (ret) {
+                cli_err("dev list", "%s", strerror(-ret));
+                return 1;
+        }
+        list_judge(&l);
+        list_print(&l, json);
+        free(l.e);
+        return 0;
+}
+
+/* dev rm --stale [NAME...] */
+static int dev_rm_stale(int argc, char **argv)
+{
+        const char *ctx = "dev rm";
+        struct shm_list l;
+        int i, k, ret, rc = 0;
+
+        for (k = 0; k < argc; k++) {
+                char path[PATH_MAX];
+
+                if (argv[k][0] == '-' || ntbt_shm_path(shm_name(argv[k]), path, sizeof(path)) ||
+                    shm_name(argv[k])[0] == '/') {
+                        cli_err(ctx, "%s: not a device NAME (1-64 of [A-Za-z0-9_.-])", argv[k]);
+                        return 2;
+                }
+        }
+        ret = list_scan(&l);
+        if (ret) {
+                cli_err(ctx, "%s", strerror(-ret));
+                return 1;
+        }
+        /* Only the NAMEs given, if any. */
+        for (i = 0; argc && i < l.n; i++) {
+                for (k = 0; k < argc && strcmp(shm_name(argv[k]), l.e[i].name); k++)
+                        ;
+                if (k == argc)
+                        l.e[i--] = l.e[--l.n];
+        }
+        if (argc && l.n)
+                qsort(l.e, (size_t)l.n, sizeof(*l.e), entry_cmp);
+        for (k = 0; k < argc; k++) {
+                for (i = 0; i < l.n && strcmp(shm_name(argv[k]), l.e[i].name); i++)
+                        ;
+                if (i == l.n) {
+                        cli_err(ctx, "%s: no such device or statistics file", shm_name(argv[k]));
+                        rc = 1;
+                }
+        }
+        list_judge(&l);
+        for (i = 0; i < l.n; i++) {
+                struct shm_entry *e = &l.e[i];
+
+                if (e->port < 0 && e->stale) {
+                        /* Look again just before: an owner may have come since. */
+                        struct ntbt_shm_info in = {.size = sizeof(in)};
+
+                        if (ntbt_shm_inspect(e->name, &in) == 0 &&
+                            (port_held(&in.port[0]) || port_held(&in.port[1]))) {
+                                cli_err(ctx, "%s: an owner came; not removing it", e->name);
+                                rc = 1;
+                                continue;
+                        }
+                        ret = ntbt_shm_remove(e->name);
+                        if (ret && ret != -ENOENT) {
+                                cli_err(ctx, "%s: %s", e->name, strerror(-ret));
+                                rc = 1;
+                        } else {
+                                printf("removed device %s (%s)\n", e->name, e->path);
+                        }
+                } else if (e->port >= 0 && e->stale) {
+                        ret = ntbt_stats_remove(e->name, e->port);
+                        if (ret && ret != -ENOENT) {
+                                cli_err(ctx, "%s: %s", e->path, strerror(-ret));
+                                rc = 1;
+                        } else {
+                                printf("removed statistics file %s (%s)\n", e->path,
+                                       e->why + strlen("stale: "));
+                        }
+                } else if (argc && e->port < 0) {
+                        char b0[48], b1[48], owners[128] = "";
+
+                        if (e->inspected)
+                                snprintf(owners, sizeof(owners), " (port 0: %s; port 1: %s)",
+                                         owner_text(&e->info.port[0], b0, sizeof(b0)),
+                                         owner_text(&e->info.port[1], b1, sizeof(b1)));
+                        cli_err(ctx, "%s: %s%s, not stale; not removing it", e->name, e->why,
+                                owners);
+                        rc = 1;
+                }
+        }
+        free(l.e);
+        return rc;
+}
+
 static int dev_rm(int argc, char **argv)
 {
+        char path[PATH_MAX];
+        const char *name;
         int ret;
 
         if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
                 fputs(dev_usage, stdout);
                 return 0;
         }
-        if (argc != 2 || argv[1][0] == '-') {
-                cli_err("dev rm", "expected one device NAME");
+        if (argc >= 2 && !strcmp(argv[1], "--stale"))
+                return dev_rm_stale(argc - 2, argv + 2);
+        if (argc >= 2 && argv[1][0] == '-') {
+                cli_err("dev rm", "unexpected argument '%s'", argv[1]);
                 return 2;
         }
-        ret = cli_remove_device(argv[1]); /* and statistics a killed transport left */
+        if (argc != 2) {
+                cli_err("dev rm", "expected one device NAME (or --stale [NAME...])");
+                return 2;
+        }
+        name = shm_name(argv[1]);
+        if (ntbt_shm_path(name, path, sizeof(path))) {
+                cli_err("dev rm",
+                        "%s: not a device NAME (1-64 of [A-Za-z0-9_.-], or an "
+                        "absolute path)",
+                        argv[1]);
+                return 2;
+        }
+        ret = cli_remove_device(name); /* and statistics a killed transport left */
         if (ret) {
-                cli_err("dev rm", "%s: %s", argv[1], strerror(-ret));
+                cli_err("dev rm", "%s: %s", name, strerror(-ret));
                 return 1;
         }
         return 0;
@@ -495,6 +1042,8 @@ int cmd_dev(int argc, char **argv)
                 return dev_create(argc - 1, argv + 1);
         if (!strcmp(argv[1], "rm"))
                 return dev_rm(argc - 1, argv + 1);
+        if (!strcmp(argv[1], "list"))
+                return dev_list(argc - 1, argv + 1);
         if (!strcmp(argv[1], "show"))
                 return dev_show(argc - 1, argv + 1);
         cli_err("dev", "unknown subcommand '%s'", argv[1]);

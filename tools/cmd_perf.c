@@ -25,14 +25,16 @@
 #include <ntbt/ntbt.h>
 
 #include "../src/util/clock.h"
+#include "../src/util/parse.h"
 #include "cli.h"
 #include "crc32c.h"
 
 static const char perf_usage[] =
-    "usage: ntbt perf --dev DEV (--server | --client | --loopback) [--size SIZES]\n"
-    "                 [--time SECS] [--qps N] [--bidir] [--tx inline|thread]\n"
-    "                 [--verify] [--work NS] [--mtu BYTES] [--interval SECS] [--json]\n"
-    "                 [--unsafe-no-flush] [--verbose]\n"
+    "usage: ntbt perf -d|--dev DEV (--server | --client | --loopback)\n"
+    "                 [-s|--size SIZES] [-t|--time SECS] [-P|--qps N] [--bidir]\n"
+    "                 [--tx inline|thread] [--verify] [--work NS] [-m|--mtu BYTES]\n"
+    "                 [-i|--interval SECS] [-j|--json | --json-lines]\n"
+    "                 [--unsafe-no-flush] [-v|--verbose]\n"
     "\n"
     "Throughput and message rate over N queue pairs (default 1), one sender thread\n"
     "each.  For every size the client sends for --time seconds (default 1), then\n"
@@ -41,36 +43,51 @@ static const char perf_usage[] =
     "below 32 KiB, single messages from 32 KiB on), the CPU\n"
     "use of each side (100% = one core) and the error counters.  --loopback forks\n"
     "the server on a fresh private device named after DEV (one per size) and\n"
-    "removes it afterwards; otherwise run 'ntbt perf --server' in another shell on\n"
+    "removes it afterwards (also when SIGINT, SIGTERM or SIGHUP ends it);\n"
+    "otherwise run 'ntbt perf --server' in another shell on\n"
     "the same device first, with the same --qps and --mtu (the queue-pair count is\n"
     "fixed when the transport links).  The server learns the rest from the client,\n"
     "serves every size of the client's sweep, and exits after the last.\n"
     "\n"
-    "--size SIZES      one size, a list (64,1024,65524) or a range LO:HI (the powers\n"
-    "                  of two between, and both ends); 'max' is the largest payload.\n"
-    "                  Default: 64, 128, ... up to the max payload, and the max.\n"
-    "--qps N           queue pairs in parallel, each with its own sender thread.\n"
-    "--bidir           the server sends to the client at the same time.\n"
-    "--tx MODE         inline: the sender copies into the window; thread: the QP's\n"
-    "                  copy thread does (tx_memcpy_offload).\n"
-    "--verify          every message carries its sequence number and a CRC32C of its\n"
-    "                  bytes (messages under 12 bytes: a pattern of the sequence\n"
-    "                  number); any mismatch, gap or duplicate fails the run.\n"
-    "--work NS         spend NS ns per KiB producing each message (a pattern fill\n"
-    "                  plus a spin): an application that produces its data.\n"
-    "--interval SECS   one line per interval while running (default: 1 on a\n"
-    "                  terminal, off otherwise; 0 turns it off).\n"
-    "--json            one object per size: size, qps, bidir, tx_mode, msgs, bytes,\n"
-    "                  seconds, bytes_per_sec, gbit_per_sec, msgs_per_sec,\n"
-    "                  enqueue_ns_avg, cpu_client_pct, cpu_server_pct (-1: unknown),\n"
-    "                  rx_msgs, rx_bytes_per_sec (--bidir), work_ns_per_kib, errors,\n"
-    "                  tx_errors, verify_errors, rx_err_ver, rx_err_oflow,\n"
-    "                  rx_err_flags, tx_err_rri, resets.\n"
-    "--unsafe-no-flush UNSAFE, for demonstrations: no flush between the DONE write\n"
-    "                  and the doorbell.\n"
+    "-d, --dev DEV       the device, TYPE:NAME[,key=value...]\n"
+    "-s, --size SIZES    one size, a list (64,1024,65524) or a range LO:HI (the\n"
+    "                    powers of two between, and both ends), each 1-1G; 'max'\n"
+    "                    is the largest payload.  Default: 64, 128, ... up to the\n"
+    "                    max payload, and the max.\n"
+    "-t, --time SECS     per size, more than 0, at most 3600 (default 1).\n"
+    "-P, --qps N         queue pairs in parallel, 1-32, each with its own sender.\n"
+    "    --bidir         the server sends to the client at the same time.\n"
+    "    --tx MODE       inline: the sender copies into the window; thread: the QP's\n"
+    "                    copy thread does (tx_memcpy_offload).\n"
+    "    --verify        every message carries its sequence number and a CRC32C of\n"
+    "                    its bytes (messages under 12 bytes: a pattern of the\n"
+    "                    sequence number); any mismatch, gap or duplicate fails.\n"
+    "    --work NS       spend NS ns per KiB producing each message, 0-1000000000\n"
+    "                    (a pattern fill plus a spin): an application that produces.\n"
+    "-m, --mtu BYTES     transport_mtu, 32-1G (default 65536); both sides.\n"
+    "-i, --interval SECS one line per interval while running, 0-3600 (default: 1 on\n"
+    "                    a terminal, off otherwise; 0 turns it off; on stderr with\n"
+    "                    --json or --json-lines).\n"
+    "-j, --json          one JSON document at the end (iperf3's -J): the run's\n"
+    "                    parameters (version, command, dev, role, qps, bidir,\n"
+    "                    tx_mode, verify, seconds_per_size, mtu, work_ns_per_kib,\n"
+    "                    sizes), results (one object per size, the fields of\n"
+    "                    --json-lines, and per_qp, each queue pair's share, when\n"
+    "                    --qps > 1) and failed.\n"
+    "    --json-lines    one object per line, per size as it ends: size, qps, bidir,\n"
+    "                    tx_mode, msgs, bytes, seconds, bytes_per_sec, gbit_per_sec,\n"
+    "                    msgs_per_sec, enqueue_ns_avg, cpu_client_pct,\n"
+    "                    cpu_server_pct (-1: unknown), rx_msgs, rx_bytes_per_sec\n"
+    "                    (--bidir), work_ns_per_kib, errors, tx_errors,\n"
+    "                    verify_errors, rx_err_ver, rx_err_oflow, rx_err_flags,\n"
+    "                    tx_err_rri, resets, failed.\n"
+    "    --unsafe-no-flush  UNSAFE, for demonstrations: no flush between the DONE\n"
+    "                    write and the doorbell.\n"
+    "-v, --verbose       more messages\n"
+    "-h, --help          this text\n"
     "\n"
     "Exit status: 0 when every run moved its data without an error, 1 otherwise,\n"
-    "2 for a usage error.\n";
+    "2 for a usage error (a bad option or device string).\n";
 
 #define MAX_SIZES 64
 #define MAX_QPS   32
@@ -102,6 +119,7 @@ static unsigned burst_for(uint32_t size)
 
 struct perf_opts {
         const char *dev;
+        const char *user_dev; /* DEV as given (dev is the private one under --loopback) */
         int server, client, loopback, json, verbose, tx_mode, verify, bidir, qps;
         uint32_t mtu, flags;
         uint32_t sizes[MAX_SIZES]; /* 0: the max payload */
@@ -109,6 +127,13 @@ struct perf_opts {
         uint64_t debug_corrupt; /* test hook: damage message N after its CRC (1-based) */
         double seconds, interval;
         uint64_t work_ns;
+};
+
+/* One queue pair's share of a run (--json with --qps > 1). */
+struct perf_qp_result {
+        uint64_t msgs, rx_msgs, rx_bytes, enq_ns_sum, enq_samples;
+        uint64_t tx_errors, verify_errors, rx_err_ver, rx_err_oflow, rx_err_flags, tx_err_rri,
+            resets;
 };
 
 /* One row of the table. */
@@ -119,6 +144,8 @@ struct perf_result {
         uint64_t tx_errors, verify_errors, rx_err_ver, rx_err_oflow, rx_err_flags, tx_err_rri,
             resets;
         double seconds, cpu_client, cpu_server;
+        int nqps;
+        struct perf_qp_result qp[MAX_QPS];
 };
 
 struct perf_run;
@@ -416,7 +443,7 @@ static void run_close(struct perf_run *r)
         if (r->t)
                 ntbt_transport_close(r->t);
         if (r->dev)
-                ntbt_dev_close(r->dev);
+                cli_close_dev(r->dev);
         for (i = 0; i < r->nqps; i++) {
                 free(r->q[i].pool);
                 free(r->q[i].rxbufs);
@@ -424,6 +451,7 @@ static void run_close(struct perf_run *r)
         memset(r, 0, sizeof(*r));
 }
 
+/* 0, or the exit status after a message: 2 for a bad device string, else 1. */
 static int run_open(struct perf_run *r, const char *ctx, const struct perf_opts *o, int server)
 {
         struct ntbt_transport_opts to = {.size = sizeof(to),
@@ -437,8 +465,9 @@ static int run_open(struct perf_run *r, const char *ctx, const struct perf_opts 
         r->o = o;
         r->ctx = ctx;
         r->is_server = server;
-        if (cli_open_dev(ctx, o->dev, &r->dev))
-                return -1;
+        ret = cli_open_dev(ctx, o->dev, &r->dev);
+        if (ret)
+                return cli_dev_status(ret);
         ret = ntbt_transport_open(r->dev, &to, &r->t);
         if (ret) {
                 cli_err(ctx, "%s: transport: %s", o->dev, strerror(-ret));
@@ -473,7 +502,7 @@ static int run_open(struct perf_run *r, const char *ctx, const struct perf_opts 
         return 0;
 fail:
         run_close(r);
-        return -1;
+        return 1;
 }
 
 static int start_sender(struct perf_run *r, struct perf_qp *q)
@@ -487,7 +516,8 @@ static int start_sender(struct perf_run *r, struct perf_qp *q)
         return 0;
 }
 
-static void add_stats(struct perf_result *res, struct ntbt_qp *qp)
+/* The transport's error counters of qp, into the run's and (if pq) the QP's. */
+static void add_stats(struct perf_result *res, struct perf_qp_result *pq, struct ntbt_qp *qp)
 {
         struct ntbt_qp_stats st = {.size = sizeof(st)};
 
@@ -498,6 +528,13 @@ static void add_stats(struct perf_result *res, struct ntbt_qp *qp)
         res->rx_err_flags += st.rx_err_flags;
         res->tx_err_rri += st.tx_err_rri;
         res->resets += st.resets;
+        if (pq) {
+                pq->rx_err_ver = st.rx_err_ver;
+                pq->rx_err_oflow = st.rx_err_oflow;
+                pq->rx_err_flags = st.rx_err_flags;
+                pq->tx_err_rri = st.tx_err_rri;
+                pq->resets = st.resets;
+        }
 }
 
 static uint64_t result_errors(const struct perf_result *res)
@@ -516,10 +553,11 @@ static int serve_one(const char *ctx, const struct perf_opts *o, int *last)
         struct perf_run r;
         int64_t t0 = 0, t1;
         double c0 = 0, secs;
-        int i, rc = 0, active = 0, started = 0;
+        int i, rc, active = 0, started = 0;
 
-        if (run_open(&r, ctx, o, 1))
-                return 1;
+        rc = run_open(&r, ctx, o, 1);
+        if (rc)
+                return rc;
         *last = 1;
         for (;;) {
                 int up = 0, down = 0, lost = 0;
@@ -581,7 +619,7 @@ static int serve_one(const char *ctx, const struct perf_opts *o, int *last)
                         rc = 1;
                 }
                 res.msgs += q->sent;
-                add_stats(&res, q->qp);
+                add_stats(&res, NULL, q->qp);
                 /* Frees the QP: the event thread no longer touches its counters. */
                 ntbt_qp_free(q->qp);
                 q->qp = NULL;
@@ -623,17 +661,49 @@ static int run_server(const char *ctx, const struct perf_opts *o)
 
 /* ---- client ---- */
 
-static void interval_line(double from, double to, uint64_t bytes, uint64_t msgs, uint64_t rx_bytes,
-                          int bidir)
+/* On stdout, or on stderr when stdout carries JSON. */
+static void interval_line(FILE *f, double from, double to, uint64_t bytes, uint64_t msgs,
+                          uint64_t rx_bytes, int bidir)
 {
         double d = to - from;
 
-        printf("[%6.1f-%6.1f s] %10.3f GB  %8.3f GB/s  %8.3f Gbit/s  %8.3f M msg/s", from, to,
-               (double)bytes / 1e9, (double)bytes / d / 1e9, (double)bytes * 8 / d / 1e9,
-               (double)msgs / d / 1e6);
+        fprintf(f, "[%6.1f-%6.1f s] %10.3f GB  %8.3f GB/s  %8.3f Gbit/s  %8.3f M msg/s", from, to,
+                (double)bytes / 1e9, (double)bytes / d / 1e9, (double)bytes * 8 / d / 1e9,
+                (double)msgs / d / 1e6);
         if (bidir)
-                printf("  back %8.3f GB/s", (double)rx_bytes / d / 1e9);
-        printf("\n");
+                fprintf(f, "  back %8.3f GB/s", (double)rx_bytes / d / 1e9);
+        fprintf(f, "\n");
+        fflush(f);
+}
+
+/*
+ * The table's title (once), and with interval lines the size about to run:
+ * printed once the client has its device, so that a bad device string is
+ * one line on stderr and nothing on stdout.
+ */
+static void print_header(const struct perf_opts *o);
+
+static void print_banner(const struct perf_opts *o, uint32_t size)
+{
+        static int done;
+
+        if (o->json)
+                return;
+        if (!done) {
+                printf("ntbt perf: %s, %d queue pair%s%s, %s copy, %.1f s per size%s%s\n",
+                       o->user_dev, o->qps, o->qps == 1 ? "" : "s", o->bidir ? " both ways" : "",
+                       cli_tx_mode_name(o->tx_mode), o->seconds, o->verify ? ", verified" : "",
+                       o->loopback ? ", loopback" : "");
+                if (!o->interval)
+                        print_header(o);
+                done = 1;
+        }
+        if (o->interval) {
+                if (size)
+                        printf("-- %u-byte messages\n", size);
+                else
+                        printf("-- messages of the max payload\n");
+        }
         fflush(stdout);
 }
 
@@ -650,8 +720,10 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
         res->size = want_size;
         res->failed = 1;
         res->cpu_server = -1;
-        if (run_open(&r, ctx, o, 0))
-                return 1;
+        rc = run_open(&r, ctx, o, 0);
+        if (rc)
+                return rc;
+        print_banner(o, want_size);
         r.verify = o->verify;
         r.corrupt_n = o->debug_corrupt;
         for (i = 0; i < r.nqps; i++) {
@@ -732,7 +804,8 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
                                 msgs += __atomic_load_n(&r.q[i].sent, __ATOMIC_RELAXED);
                                 rx += __atomic_load_n(&r.q[i].rx_bytes, __ATOMIC_RELAXED);
                         }
-                        interval_line((double)(t_next - t0 - (int64_t)(iv * 1e9)) / 1e9,
+                        interval_line(o->json ? stderr : stdout,
+                                      (double)(t_next - t0 - (int64_t)(iv * 1e9)) / 1e9,
                                       (double)(now - t0) / 1e9, (msgs - prev_msgs) * r.size,
                                       msgs - prev_msgs, rx - prev_rx, o->bidir);
                         prev_msgs = msgs;
@@ -767,16 +840,24 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
         t_done = now_ns();
         res->seconds = (double)(t_done - t0) / 1e9;
         res->cpu_client = (cpu_s() - c0) / res->seconds * 100;
+        res->nqps = r.nqps;
         for (i = 0; i < r.nqps; i++) {
                 struct perf_qp *q = &r.q[i];
+                struct perf_qp_result *pq = &res->qp[i];
 
-                res->msgs += q->sent;
-                res->enq_ns_sum += q->enq_ns;
-                res->enq_samples += q->enq_samples;
-                res->rx_msgs += __atomic_load_n(&q->rx_msgs, __ATOMIC_RELAXED);
-                res->rx_bytes += __atomic_load_n(&q->rx_bytes, __ATOMIC_RELAXED);
-                res->tx_errors += __atomic_load_n(&q->tx_errors, __ATOMIC_RELAXED);
-                add_stats(res, q->qp);
+                pq->msgs = q->sent;
+                pq->enq_ns_sum = q->enq_ns;
+                pq->enq_samples = q->enq_samples;
+                pq->rx_msgs = __atomic_load_n(&q->rx_msgs, __ATOMIC_RELAXED);
+                pq->rx_bytes = __atomic_load_n(&q->rx_bytes, __ATOMIC_RELAXED);
+                pq->tx_errors = __atomic_load_n(&q->tx_errors, __ATOMIC_RELAXED);
+                res->msgs += pq->msgs;
+                res->enq_ns_sum += pq->enq_ns_sum;
+                res->enq_samples += pq->enq_samples;
+                res->rx_msgs += pq->rx_msgs;
+                res->rx_bytes += pq->rx_bytes;
+                res->tx_errors += pq->tx_errors;
+                add_stats(res, pq, q->qp);
         }
         for (i = 0; i < r.nqps; i++)
                 ntbt_qp_link_down(r.q[i].qp); /* the server's run ends on this */
@@ -791,8 +872,10 @@ out:
                                 ntbt_qp_free(r.q[i].qp);
                                 r.q[i].qp = NULL;
                         }
-                for (i = 0; i < r.nqps; i++)
+                for (i = 0; i < r.nqps; i++) {
                         ve += r.q[i].verify_errors;
+                        res->qp[i].verify_errors = r.q[i].verify_errors;
+                }
                 res->verify_errors += ve;
         }
         run_close(&r);
@@ -830,18 +913,19 @@ static void print_row(const struct perf_opts *o, const struct perf_result *res)
         printf("%s\n", res->failed ? "  FAILED" : "");
 }
 
-static void print_json(const struct perf_opts *o, const struct perf_result *res)
+/* The fields of one size's result, without the braces. */
+static void print_json_fields(const struct perf_opts *o, const struct perf_result *res)
 {
         double s = res->seconds > 0 ? res->seconds : 1;
         double bps = (double)res->msgs * res->size / s;
 
-        printf("{\"size\":%u,\"qps\":%d,\"bidir\":%s,\"tx_mode\":\"%s\",\"msgs\":%llu,"
+        printf("\"size\":%u,\"qps\":%d,\"bidir\":%s,\"tx_mode\":\"%s\",\"msgs\":%llu,"
                "\"bytes\":%llu,\"seconds\":%.6f,\"bytes_per_sec\":%.0f,\"gbit_per_sec\":%.4f,"
                "\"msgs_per_sec\":%.0f,\"enqueue_ns_avg\":%.1f,\"cpu_client_pct\":%.1f,"
                "\"cpu_server_pct\":%.1f,\"rx_msgs\":%llu,\"rx_bytes_per_sec\":%.0f,"
                "\"work_ns_per_kib\":%llu,\"errors\":%llu,\"tx_errors\":%llu,"
                "\"verify_errors\":%llu,\"rx_err_ver\":%llu,\"rx_err_oflow\":%llu,"
-               "\"rx_err_flags\":%llu,\"tx_err_rri\":%llu,\"resets\":%llu,\"failed\":%s}\n",
+               "\"rx_err_flags\":%llu,\"tx_err_rri\":%llu,\"resets\":%llu,\"failed\":%s",
                res->size, o->qps, o->bidir ? "true" : "false", cli_tx_mode_name(res->tx_mode),
                (unsigned long long)res->msgs, (unsigned long long)(res->msgs * res->size),
                res->seconds, bps, bps * 8 / 1e9, (double)res->msgs / s,
@@ -853,6 +937,91 @@ static void print_json(const struct perf_opts *o, const struct perf_result *res)
                (unsigned long long)res->rx_err_oflow, (unsigned long long)res->rx_err_flags,
                (unsigned long long)res->tx_err_rri, (unsigned long long)res->resets,
                res->failed ? "true" : "false");
+}
+
+/* --json-lines: one object per size, as each size ends. */
+static void print_json_line(const struct perf_opts *o, const struct perf_result *res)
+{
+        printf("{");
+        print_json_fields(o, res);
+        printf("}\n");
+        fflush(stdout);
+}
+
+/* JSON string contents: quotes, backslashes and control characters escaped. */
+static void print_json_str(const char *v)
+{
+        for (; *v; v++) {
+                unsigned char ch = (unsigned char)*v;
+
+                if (ch == '"' || ch == '\\')
+                        printf("\\%c", ch);
+                else if (ch < 0x20)
+                        printf("\\u%04x", ch);
+                else
+                        putchar(ch);
+        }
+}
+
+/*
+ * --json: one document (iperf3's -J): the run's parameters, then the
+ * results, one per size, each with a per-queue-pair breakdown under --qps > 1.
+ */
+static void print_json_doc(const struct perf_opts *o, const struct perf_result *res, int n, int rc)
+{
+        int i, k;
+
+        printf("{\"version\":\"%s\",\"command\":\"perf\",\"dev\":\"", NTBT_VERSION);
+        print_json_str(o->user_dev);
+        printf("\",\"role\":\"%s\",\"qps\":%d,\"bidir\":%s,\"tx_mode\":\"%s\","
+               "\"verify\":%s,\"seconds_per_size\":%.3f,\"mtu\":%u,\"work_ns_per_kib\":%llu,"
+               "\"sizes\":[",
+               o->loopback ? "loopback" : "client", o->qps, o->bidir ? "true" : "false",
+               cli_tx_mode_name(o->tx_mode), o->verify ? "true" : "false", o->seconds,
+               o->mtu ? o->mtu : 65536, (unsigned long long)o->work_ns);
+        for (i = 0; i < o->nsizes; i++) {
+                if (o->sizes[i])
+                        printf("%s%u", i ? "," : "", o->sizes[i]);
+                else
+                        printf("%s\"max\"", i ? "," : "");
+        }
+        printf("],\"results\":[");
+        for (i = 0; i < n; i++) {
+                printf("%s{", i ? "," : "");
+                print_json_fields(o, &res[i]);
+                if (o->qps > 1) {
+                        printf(",\"per_qp\":[");
+                        for (k = 0; k < res[i].nqps; k++) {
+                                const struct perf_qp_result *q = &res[i].qp[k];
+                                double s = res[i].seconds > 0 ? res[i].seconds : 1;
+
+                                printf(
+                                    "%s{\"qp\":%d,\"msgs\":%llu,\"bytes\":%llu,"
+                                    "\"bytes_per_sec\":%.0f,\"msgs_per_sec\":%.0f,"
+                                    "\"enqueue_ns_avg\":%.1f,\"rx_msgs\":%llu,\"rx_bytes\":%llu,"
+                                    "\"rx_bytes_per_sec\":%.0f,\"tx_errors\":%llu,"
+                                    "\"verify_errors\":%llu,\"rx_err_ver\":%llu,"
+                                    "\"rx_err_oflow\":%llu,\"rx_err_flags\":%llu,"
+                                    "\"tx_err_rri\":%llu,\"resets\":%llu}",
+                                    k ? "," : "", k, (unsigned long long)q->msgs,
+                                    (unsigned long long)(q->msgs * res[i].size),
+                                    (double)q->msgs * res[i].size / s, (double)q->msgs / s,
+                                    q->enq_samples ? (double)q->enq_ns_sum / (double)q->enq_samples
+                                                   : 0.0,
+                                    (unsigned long long)q->rx_msgs, (unsigned long long)q->rx_bytes,
+                                    (double)q->rx_bytes / s, (unsigned long long)q->tx_errors,
+                                    (unsigned long long)q->verify_errors,
+                                    (unsigned long long)q->rx_err_ver,
+                                    (unsigned long long)q->rx_err_oflow,
+                                    (unsigned long long)q->rx_err_flags,
+                                    (unsigned long long)q->tx_err_rri,
+                                    (unsigned long long)q->resets);
+                        }
+                        printf("]");
+                }
+                printf("}");
+        }
+        printf("],\"failed\":%s}\n", rc ? "true" : "false");
         fflush(stdout);
 }
 
@@ -862,7 +1031,7 @@ struct loop_arg {
         struct perf_opts *o;
         uint32_t size;
         struct perf_result res;
-        int rc;
+        int rc, ran;
 };
 
 static int role_server(const char *ctx, const char *spec, void *arg)
@@ -879,8 +1048,23 @@ static int role_client(const char *ctx, const char *spec, void *arg)
         struct perf_opts o = *a->o;
 
         o.dev = spec;
+        a->ran = 1;
         a->rc = run_client(ctx, &o, a->size, 1, &a->res);
         return a->rc;
+}
+
+/* One size of --size: 1-1G. */
+static int parse_one_size(const char *ctx, const char *tok, uint64_t *out)
+{
+        if (parse_size(tok, out)) {
+                cli_err(ctx, "--size: '%s' is not a number (1-1G, or max)", tok);
+                return -1;
+        }
+        if (*out < 1 || *out > (1u << 30)) {
+                cli_err(ctx, "--size %s is out of range (1-1G, or max)", tok);
+                return -1;
+        }
+        return 0;
 }
 
 /* --size: N, N,M,..., LO:HI (powers of two between, and both ends), 'max' = 0. */
@@ -894,10 +1078,10 @@ static int parse_sizes(const char *ctx, const char *arg, struct perf_opts *o)
         colon = strchr(buf, ':');
         if (colon) {
                 *colon = '\0';
-                if (cli_size(ctx, "--size", buf, &lo) || cli_size(ctx, "--size", colon + 1, &hi))
+                if (parse_one_size(ctx, buf, &lo) || parse_one_size(ctx, colon + 1, &hi))
                         return -1;
-                if (lo < 1 || hi < lo || hi > (1u << 30)) {
-                        cli_err(ctx, "bad --size range %s", arg);
+                if (hi < lo) {
+                        cli_err(ctx, "--size %s is not a range (LO:HI with LO at most HI)", arg);
                         return -1;
                 }
                 o->sizes[o->nsizes++] = (uint32_t)lo;
@@ -910,20 +1094,22 @@ static int parse_sizes(const char *ctx, const char *arg, struct perf_opts *o)
         }
         for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
                 if (o->nsizes == MAX_SIZES) {
-                        cli_err(ctx, "at most %d sizes", MAX_SIZES);
+                        cli_err(ctx, "--size: at most %d sizes", MAX_SIZES);
                         return -1;
                 }
                 if (!strcmp(tok, "max")) {
                         o->sizes[o->nsizes++] = 0;
                         continue;
                 }
-                if (cli_size(ctx, "--size", tok, &p) || p < 1 || p > (1u << 30)) {
-                        cli_err(ctx, "bad --size '%s'", arg);
+                if (parse_one_size(ctx, tok, &p))
                         return -1;
-                }
                 o->sizes[o->nsizes++] = (uint32_t)p;
         }
-        return o->nsizes ? 0 : -1;
+        if (!o->nsizes) {
+                cli_err(ctx, "--size: '%s' names no size (1-1G, or max)", arg);
+                return -1;
+        }
+        return 0;
 }
 
 /* The default sweep: 64, 128, ... below the max payload, then the max. */
@@ -953,6 +1139,7 @@ int cmd_perf(int argc, char **argv)
             {"mtu", required_argument, NULL, 'm'},
             {"interval", required_argument, NULL, 'i'},
             {"json", no_argument, NULL, 'j'},
+            {"json-lines", no_argument, NULL, 'J'},
             {"unsafe-no-flush", no_argument, NULL, 'U'},
             {"verify", no_argument, NULL, 'V'},
             {"debug-corrupt", required_argument, NULL, 'D'},
@@ -962,9 +1149,9 @@ int cmd_perf(int argc, char **argv)
         };
         struct perf_opts o = {.seconds = 1.0, .qps = 1, .interval = -1};
         const char *ctx = "perf";
-        int c, i, rc = 0;
+        int c, i, rc = 0, json_doc = 0, json_lines = 0;
+        char opt[32];
         uint64_t v;
-        char *end;
 
         while ((c = getopt_long(argc, argv, "d:s:t:P:m:i:jvh", opts, NULL)) != -1) {
                 switch (c) {
@@ -981,7 +1168,10 @@ int cmd_perf(int argc, char **argv)
                         o.loopback = 1;
                         break;
                 case 'j':
-                        o.json = 1;
+                        json_doc = 1;
+                        break;
+                case 'J':
+                        json_lines = 1;
                         break;
                 case 'B':
                         o.bidir = 1;
@@ -993,7 +1183,9 @@ int cmd_perf(int argc, char **argv)
                         o.verify = 1;
                         break;
                 case 'D':
-                        o.debug_corrupt = strtoull(optarg, NULL, 0);
+                        if (cli_uint(ctx, "--debug-corrupt", optarg, 1, UINT64_MAX,
+                                     &o.debug_corrupt))
+                                return 2;
                         break;
                 case 'v':
                         o.verbose++;
@@ -1004,22 +1196,12 @@ int cmd_perf(int argc, char **argv)
                                 return 2;
                         break;
                 case 't':
+                        if (cli_seconds(ctx, "--time", optarg, 0, 1, 3600, &o.seconds))
+                                return 2;
+                        break;
                 case 'i':
-                        v = 0;
-                        {
-                                double d = strtod(optarg, &end);
-
-                                if (*end ||
-                                    !(c == 't' ? d > 0 && d <= 3600 : d >= 0 && d <= 3600)) {
-                                        cli_err(ctx, "bad %s '%s' (seconds)", argv[optind - 1],
-                                                optarg);
-                                        return 2;
-                                }
-                                if (c == 't')
-                                        o.seconds = d;
-                                else
-                                        o.interval = d;
-                        }
+                        if (cli_seconds(ctx, "--interval", optarg, 0, 0, 3600, &o.interval))
+                                return 2;
                         break;
                 case 's':
                         if (parse_sizes(ctx, optarg, &o))
@@ -1028,14 +1210,11 @@ int cmd_perf(int argc, char **argv)
                 case 'w':
                 case 'P':
                 case 'm':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                        cli_optname(opts, c, opt, sizeof(opt));
+                        if (c == 'P'   ? cli_uint(ctx, opt, optarg, 1, MAX_QPS, &v)
+                            : c == 'm' ? cli_uint(ctx, opt, optarg, 32, 1u << 30, &v)
+                                       : cli_uint(ctx, opt, optarg, 0, 1000000000, &v))
                                 return 2;
-                        if ((c == 'P' && (v < 1 || v > MAX_QPS)) ||
-                            (c == 'm' && (v < 32 || v > (1u << 30))) ||
-                            (c == 'w' && v > 1000000000)) {
-                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
-                                return 2;
-                        }
                         if (c == 'w')
                                 o.work_ns = v;
                         else if (c == 'P')
@@ -1051,6 +1230,12 @@ int cmd_perf(int argc, char **argv)
                         return 2;
                 }
         }
+        if (json_doc && json_lines) {
+                cli_err(ctx, "choose one of --json (one document) and --json-lines");
+                return 2;
+        }
+        o.json = json_doc ? 1 : json_lines ? 2 : 0;
+        o.user_dev = o.dev;
         if (cli_two_sided_opts(ctx, argc, argv, optind, o.dev, o.server + o.client + o.loopback,
                                o.verbose, o.flags))
                 return 2;
@@ -1074,34 +1259,24 @@ int cmd_perf(int argc, char **argv)
         }
         if (o.interval < 0)
                 o.interval = !o.json && isatty(STDOUT_FILENO) ? 1.0 : 0.0;
-        if (!o.json) {
-                printf("ntbt perf: %s, %d queue pair%s%s, %s copy, %.1f s per size%s%s\n", o.dev,
-                       o.qps, o.qps == 1 ? "" : "s", o.bidir ? " both ways" : "",
-                       cli_tx_mode_name(o.tx_mode), o.seconds, o.verify ? ", verified" : "",
-                       o.loopback ? ", loopback" : "");
-                if (!o.interval)
-                        print_header(&o);
-                fflush(stdout);
-        }
         {
                 struct perf_result *res = calloc((size_t)o.nsizes, sizeof(*res));
+                int n = 0;
 
                 if (!res)
                         return 1;
                 for (i = 0; i < o.nsizes && rc != 2; i++) {
                         int r;
 
-                        if (o.interval && !o.json) {
-                                if (o.sizes[i])
-                                        printf("-- %u-byte messages\n", o.sizes[i]);
-                                else
-                                        printf("-- messages of the max payload\n");
-                        }
                         if (o.loopback) {
                                 struct loop_arg a = {.o = &o, .size = o.sizes[i]};
                                 struct rusage ru = {0};
 
                                 r = cli_run_loopback(ctx, o.dev, role_server, role_client, &a, &ru);
+                                if (!a.ran) { /* no run: a bad device string, or no device */
+                                        rc = r;
+                                        break;
+                                }
                                 res[i] = a.res;
                                 if (a.res.seconds > 0)
                                         res[i].cpu_server = ru_seconds(&ru) / a.res.seconds * 100;
@@ -1112,13 +1287,20 @@ int cmd_perf(int argc, char **argv)
                         } else {
                                 r = run_client(ctx, &o, o.sizes[i], i == o.nsizes - 1, &res[i]);
                         }
-                        if (o.json)
-                                print_json(&o, &res[i]);
-                        else if (!o.interval && res[i].seconds > 0)
+                        if (r == 2) { /* a usage error, said: no result */
+                                rc = r;
+                                break;
+                        }
+                        n = i + 1;
+                        if (o.json == 2)
+                                print_json_line(&o, &res[i]);
+                        else if (!o.json && !o.interval && res[i].seconds > 0)
                                 print_row(&o, &res[i]);
                         if (r)
                                 rc = r;
                 }
+                if (o.json == 1 && n)
+                        print_json_doc(&o, res, n, rc);
                 if (!o.json && o.interval) {
                         print_header(&o);
                         for (i = 0; i < o.nsizes; i++)

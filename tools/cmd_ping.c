@@ -15,10 +15,10 @@
 #include "cli.h"
 
 static const char ping_usage[] =
-    "usage: ntbt ping --dev DEV (--server | --client | --loopback) [--count N]\n"
-    "                 [--size BYTES] [--stall-timeout SECS] [--qp N] [--mtu BYTES]\n"
-    "                 [--tx inline|thread] [--busy-poll] [--warmup N] [--json]\n"
-    "                 [--unsafe-no-flush] [--verbose]\n"
+    "usage: ntbt ping -d|--dev DEV (--server | --client | --loopback) [-c|--count N]\n"
+    "                 [-s|--size BYTES] [--stall-timeout SECS] [--qp N]\n"
+    "                 [-m|--mtu BYTES] [--tx inline|thread] [--busy-poll]\n"
+    "                 [--warmup N] [-j|--json] [--unsafe-no-flush] [-v|--verbose]\n"
     "\n"
     "Round trips over queue pair N (default 0).  The server echoes every message\n"
     "and exits when the client closes; the client sends --warmup messages (default\n"
@@ -27,16 +27,27 @@ static const char ping_usage[] =
     "p99, p99.9, max, mean and stdev, and the one-way latency taken as half of it.\n"
     "If a reply does not come within --stall-timeout seconds (default 1) the client\n"
     "prints 'stalled' and exits 1.  --loopback runs the server in a child process on\n"
-    "a fresh private device named after DEV, and removes it afterwards.\n"
+    "a fresh private device named after DEV, and removes it afterwards (also when\n"
+    "SIGINT, SIGTERM or SIGHUP ends it).  Exit status 2: a usage error.\n"
     "\n"
-    "--busy-poll        spin on the ring instead of sleeping on the doorbell (both\n"
-    "                   sides under --loopback; give it to each side otherwise).\n"
-    "--json             one object: size, count, warmup, busy_poll, stalled,\n"
-    "                   rtt_ns_{min,p50,p90,p99,p999,max,mean,stdev}, one_way_ns_p50\n"
-    "                   and hist, a list of [upper_bound_ns, count] (log buckets,\n"
-    "                   4 per power of two; empty ones left out).\n"
-    "--unsafe-no-flush  UNSAFE, for demonstrations: skip the flush between the DONE\n"
-    "                   write and the doorbell.  Over pcie: this stalls.\n";
+    "-d, --dev DEV       the device, TYPE:NAME[,key=value...]\n"
+    "-c, --count N       measured round trips, 1-100000000 (default 10000)\n"
+    "    --warmup N      round trips before, 0-100000000 (default 1000)\n"
+    "-s, --size BYTES    message size, 1-1G (at most the max payload; default 64)\n"
+    "    --stall-timeout SECS  more than 0, at most 3600 (default 1)\n"
+    "    --qp N          queue pair, 0-31 (default 0)\n"
+    "-m, --mtu BYTES     transport_mtu, 16-1G (default 65536)\n"
+    "    --tx MODE       inline or thread, as for ntbt send\n"
+    "    --busy-poll     spin on the ring instead of sleeping on the doorbell (both\n"
+    "                    sides under --loopback; give it to each side otherwise).\n"
+    "-j, --json          one object: size, count, warmup, busy_poll, stalled,\n"
+    "                    rtt_ns_{min,p50,p90,p99,p999,max,mean,stdev}, one_way_ns_p50\n"
+    "                    and hist, a list of [upper_bound_ns, count] (log buckets,\n"
+    "                    4 per power of two; empty ones left out).\n"
+    "    --unsafe-no-flush  UNSAFE, for demonstrations: skip the flush between the\n"
+    "                    DONE write and the doorbell.  Over pcie: this stalls.\n"
+    "-v, --verbose       more messages\n"
+    "-h, --help          this text\n";
 
 struct ping_opts {
         const char *dev;
@@ -216,8 +227,9 @@ static int run_server(const char *ctx, struct ping_opts *o)
         uint8_t *bufs;
         int rc = 0;
 
-        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e))
-                return 1;
+        rc = cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e);
+        if (rc)
+                return rc;
         bufs = post_buffers(e.qp, &s, 16);
         if (!bufs) {
                 cli_endpoint_close(&e);
@@ -248,8 +260,9 @@ static int run_client(const char *ctx, struct ping_opts *o)
         uint64_t i, done = 0;
         int rc = 0, stalled = 0, ret;
 
-        if (cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e))
-                return 1;
+        rc = cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e);
+        if (rc)
+                return rc;
         rtt = calloc(o->count + o->warmup, sizeof(*rtt));
         msg = calloc(1, o->size);
         bufs = post_buffers(e.qp, &s, 16);
@@ -388,11 +401,11 @@ int cmd_ping(int argc, char **argv)
         };
         struct ping_opts o = {.count = 10000, .warmup = 1000, .size = 64, .stall_s = 1.0};
         const char *ctx = "ping";
+        char opt[32];
         uint64_t v;
-        char *end;
         int c;
 
-        while ((c = getopt_long(argc, argv, "d:c:s:q:m:jvh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "d:c:s:m:jvh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         o.dev = optarg;
@@ -424,25 +437,21 @@ int cmd_ping(int argc, char **argv)
                                 return 2;
                         break;
                 case 't':
-                        o.stall_s = strtod(optarg, &end);
-                        if (*end || !(o.stall_s > 0 && o.stall_s < 3600)) {
-                                cli_err(ctx, "bad --stall-timeout '%s' (seconds)", optarg);
+                        if (cli_seconds(ctx, "--stall-timeout", optarg, 0, 1, 3600, &o.stall_s))
                                 return 2;
-                        }
                         break;
                 case 'W':
                 case 'c':
                 case 's':
                 case 'q':
                 case 'm':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                        cli_optname(opts, c, opt, sizeof(opt));
+                        if (c == 'c'   ? cli_uint(ctx, opt, optarg, 1, 100000000, &v)
+                            : c == 'W' ? cli_uint(ctx, opt, optarg, 0, 100000000, &v)
+                            : c == 's' ? cli_uint(ctx, opt, optarg, 1, 1u << 30, &v)
+                            : c == 'q' ? cli_uint(ctx, opt, optarg, 0, 31, &v)
+                                       : cli_uint(ctx, opt, optarg, 16, 1u << 30, &v))
                                 return 2;
-                        if ((c == 'c' && (v < 1 || v > 100000000)) || (c == 'W' && v > 100000000) ||
-                            (c == 's' && (v < 1 || v > (1u << 30))) || (c == 'q' && v >= 32) ||
-                            (c == 'm' && (v < 16 || v > (1u << 30)))) {
-                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
-                                return 2;
-                        }
                         if (c == 'c')
                                 o.count = v;
                         else if (c == 'W')

@@ -37,22 +37,30 @@
 #define RX_BUFS     64
 
 static const char tun_usage[] =
-    "usage: ntbt tun --dev DEV [--name IFNAME] [--qps N] [--mtu BYTES] [--max-qps N]\n"
-    "                [--offload] [-v]\n"
+    "usage: ntbt tun -d|--dev DEV [-n|--name IFNAME] [--qps N] [--mtu BYTES]\n"
+    "                [--max-qps N] [--offload] [-v|--verbose]\n"
     "\n"
     "Create a TAP interface (default ntb%d) whose Ethernet frames travel over queue\n"
-    "pairs 0..N-1 (default 1), bring it up, and move frames until SIGINT or SIGTERM,\n"
-    "then tear it down.  Addresses are yours to set with ip(8).  The MTU defaults to\n"
-    "the largest frame a QP carries (max payload - 14); carrier is up while the\n"
+    "pairs 0..N-1 (default 1), bring it up, and move frames until SIGINT, SIGTERM\n"
+    "or SIGHUP, then tear it down.  It needs root or CAP_NET_ADMIN.  Addresses are\n"
+    "yours to set with ip(8).  The MTU defaults to the largest frame a QP carries\n"
+    "(max payload - 14); carrier is up while the\n"
     "peer's QP is linked.  --qps N makes a multi-queue interface, one queue per QP\n"
     "(the device needs N QPs: more windows, or --max-qps N on both sides).\n"
     "Frames that cannot be carried (link down, too long) are counted, never lost\n"
-    "silently; -v prints the counters at exit.\n"
+    "silently; -v prints the counters at exit.  Exit status 2: a usage error.\n"
     "\n"
-    "--offload  use the TAP offloads (checksum, TSO/GSO): each message carries the\n"
-    "           virtio-net header before the frame, and the transport uses 128 KiB\n"
-    "           frames so a GSO packet fits.  Both sides must say it; a kernel\n"
-    "           ntb_netdev peer does not understand it.\n";
+    "-d, --dev DEV        the device, TYPE:NAME[,key=value...]\n"
+    "-n, --name IFNAME    interface name, at most 15 characters (default ntb%d)\n"
+    "    --qps N          queues and queue pairs, 1-8 (default 1)\n"
+    "    --mtu BYTES      interface MTU, 68-1G (default: the largest a QP carries)\n"
+    "    --max-qps N      the kernel's max_num_clients, 0-32; both sides must agree\n"
+    "    --offload        use the TAP offloads (checksum, TSO/GSO): each message\n"
+    "                     carries the virtio-net header before the frame, and the\n"
+    "                     transport uses 128 KiB frames so a GSO packet fits.  Both\n"
+    "                     sides must say it; a kernel ntb_netdev peer does not.\n"
+    "-v, --verbose        carrier changes, and the counters at exit\n"
+    "-h, --help           this text\n";
 
 struct tun_queue {
         struct tun_ctx *c;
@@ -249,6 +257,7 @@ int cmd_tun(int argc, char **argv)
         struct ntbt_transport_opts to = {.size = sizeof(to)};
         static struct tun_ctx c;
         const char *ctx = "tun", *dev = NULL, *name = "ntb%d";
+        char opt[32];
         uint64_t v;
         int ch, i, k, ret, rc = 0;
 
@@ -261,8 +270,9 @@ int cmd_tun(int argc, char **argv)
                         dev = optarg;
                         break;
                 case 'n':
-                        if (strlen(optarg) >= IFNAMSIZ) {
-                                cli_err(ctx, "--name %s is longer than %d", optarg, IFNAMSIZ - 1);
+                        if (!*optarg || strlen(optarg) >= IFNAMSIZ) {
+                                cli_err(ctx, "--name '%s' is not 1-%d characters", optarg,
+                                        IFNAMSIZ - 1);
                                 return 2;
                         }
                         name = optarg;
@@ -276,13 +286,11 @@ int cmd_tun(int argc, char **argv)
                 case 'Q':
                 case 'm':
                 case 'M':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                        cli_optname(opts, ch, opt, sizeof(opt));
+                        if (ch == 'Q'   ? cli_uint(ctx, opt, optarg, 1, MAX_QUEUES, &v)
+                            : ch == 'm' ? cli_uint(ctx, opt, optarg, 68, 1u << 30, &v)
+                                        : cli_uint(ctx, opt, optarg, 0, 32, &v))
                                 return 2;
-                        if ((ch == 'Q' && (v < 1 || v > MAX_QUEUES)) ||
-                            (ch == 'm' && (v < 68 || v > (1u << 30))) || (ch == 'M' && v > 32)) {
-                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
-                                return 2;
-                        }
                         if (ch == 'Q')
                                 c.nq = (int)v;
                         else if (ch == 'm')
@@ -298,8 +306,12 @@ int cmd_tun(int argc, char **argv)
                         return 2;
                 }
         }
-        if (optind != argc || !dev) {
-                cli_err(ctx, optind != argc ? "unexpected argument" : "--dev DEV is required");
+        if (optind != argc) {
+                cli_err(ctx, "unexpected argument '%s'", argv[optind]);
+                return 2;
+        }
+        if (!dev) {
+                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
                 return 2;
         }
         cli_install_log(c.verbose);
@@ -308,14 +320,25 @@ int cmd_tun(int argc, char **argv)
         stop_fd = c.stop_pipe[1];
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
+        signal(SIGHUP, on_signal); /* a closed terminal: tear down as for SIGTERM */
         signal(SIGPIPE, SIG_IGN);
 
         /* The interface first: without it there is nothing to do. */
         for (i = 0; i < c.nq; i++) {
                 c.q[i].fd = tap_open(i ? c.ifname : name, c.nq > 1, c.offload, c.ifname);
+                if (c.q[i].fd == -EPERM || c.q[i].fd == -EACCES) {
+                        cli_err(ctx,
+                                "cannot create the TAP interface %s: %s: ntbt tun needs root "
+                                "or CAP_NET_ADMIN (and access to /dev/net/tun)",
+                                name, strerror(-c.q[i].fd));
+                        rc = 1;
+                        goto out_fds;
+                }
                 if (c.q[i].fd < 0) {
-                        cli_err(ctx, "%s: %s%s", name, strerror(-c.q[i].fd),
-                                c.q[i].fd == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
+                        cli_err(ctx, "cannot create the TAP interface %s: %s%s", name,
+                                strerror(-c.q[i].fd),
+                                c.q[i].fd == -ENOENT ? " (/dev/net/tun is missing: modprobe tun)"
+                                                     : "");
                         rc = 1;
                         goto out_fds;
                 }
@@ -324,7 +347,7 @@ int cmd_tun(int argc, char **argv)
         }
         ret = cli_open_dev(ctx, dev, &c.dev);
         if (ret) {
-                rc = 1;
+                rc = cli_dev_status(ret);
                 goto out_fds;
         }
         if (c.offload)
@@ -416,7 +439,7 @@ out_qps:
 out_t:
         ntbt_transport_close(c.t);
 out_dev:
-        ntbt_dev_close(c.dev);
+        cli_close_dev(c.dev);
 out_fds:
         for (i = 0; i < c.nq; i++) {
                 if (c.q[i].fd >= 0)

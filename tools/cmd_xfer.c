@@ -15,72 +15,109 @@
 #include "cli.h"
 
 static const char send_usage[] =
-    "usage: ntbt send --dev DEV [--qp N] [--mtu BYTES] [--max-qps N] [--tx inline|thread]\n"
-    "                 [-v]\n"
+    "usage: ntbt send -d|--dev DEV [--qp N] [-m|--mtu BYTES] [--max-qps N]\n"
+    "                 [--tx inline|thread] [-q|--quiet] [-v|--verbose]\n"
     "\n"
     "Read standard input and send it over queue pair N (default 0), each read in a\n"
     "frame of at most the QP's max payload (input that pauses is sent at once);\n"
     "wait until the peer has consumed every frame, close the QP (a LINK_DOWN\n"
-    "frame) and exit 0.  Exits 1 if the link is lost first.\n"
+    "frame) and exit 0.  Exits 1 if the link is lost first, 2 for a usage error\n"
+    "(a bad option or device string).\n"
     "The device is created with default geometry if it does not exist; the first\n"
-    "free port is claimed unless DEV says port=N.  --mtu is transport_mtu (default\n"
-    "65536) and --max-qps the kernel's max_num_clients (default 0): both sides must\n"
-    "agree, and the defaults are the kernel's.  --tx thread copies into the window on\n"
-    "a per-QP copy thread (the kernel's tx_memcpy_offload); the default is inline.\n";
+    "free port is claimed unless DEV says port=N.\n"
+    "\n"
+    "-d, --dev DEV      the device, TYPE:NAME[,key=value...] (shm:demo)\n"
+    "    --qp N         queue pair, 0-31 (default 0)\n"
+    "-m, --mtu BYTES    transport_mtu, 16-1G (default 65536); both sides must agree\n"
+    "    --max-qps N    the kernel's max_num_clients, 0-32 (default 0: as many as\n"
+    "                   the device allows); both sides must agree\n"
+    "    --tx MODE      inline: copy into the window on this thread (default);\n"
+    "                   thread: on a per-QP copy thread (tx_memcpy_offload)\n"
+    "-q, --quiet        no progress line and no summary on a terminal\n"
+    "-v, --verbose      the summary even when stderr is not a terminal; -vv more\n"
+    "-h, --help         this text\n"
+    "\n"
+    "On a terminal, stderr shows the bytes sent, the rate and the time elapsed,\n"
+    "every half second, and a summary at the end.\n";
 
 static const char recv_usage[] =
-    "usage: ntbt recv --dev DEV [--qp N] [--mtu BYTES] [--max-qps N] [-v]\n"
+    "usage: ntbt recv -d|--dev DEV [--qp N] [-m|--mtu BYTES] [--max-qps N]\n"
+    "                 [-q|--quiet] [-v|--verbose]\n"
     "\n"
     "Receive from queue pair N (default 0) and write every payload to standard\n"
     "output, in order; exit 0 when the peer closes the QP, 1 if the device link is\n"
-    "lost or the peer breaks the protocol.  Device creation, ports and options as\n"
-    "for ntbt send.\n";
+    "lost or the peer breaks the protocol, 2 for a usage error.  A standard output\n"
+    "that closes (a broken pipe) ends recv as SIGPIPE does, after it has closed\n"
+    "the QP.  Device creation, ports, options and the progress line as for\n"
+    "ntbt send:\n"
+    "\n"
+    "-d, --dev DEV      the device, TYPE:NAME[,key=value...]\n"
+    "    --qp N         queue pair, 0-31 (default 0)\n"
+    "-m, --mtu BYTES    transport_mtu, 16-1G (default 65536)\n"
+    "    --max-qps N    the kernel's max_num_clients, 0-32 (default 0)\n"
+    "-q, --quiet        no progress line and no summary on a terminal\n"
+    "-v, --verbose      the summary even when stderr is not a terminal; -vv more\n"
+    "-h, --help         this text\n";
 
 struct xfer_opts {
         const char *dev;
-        int qp, verbose, tx_mode;
+        int qp, verbose, quiet, tx_mode;
         uint32_t mtu, max_qps;
 };
 
-static int parse_xfer(const char *ctx, const char *usage, int argc, char **argv,
+enum { OPT_QP = 256, OPT_MAX_QPS, OPT_TX };
+
+static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc, char **argv,
                       struct xfer_opts *x)
 {
         static const struct option opts[] = {
-            {"dev", required_argument, NULL, 'd'}, {"qp", required_argument, NULL, 'q'},
-            {"mtu", required_argument, NULL, 'm'}, {"max-qps", required_argument, NULL, 'Q'},
-            {"verbose", no_argument, NULL, 'v'},   {"tx", required_argument, NULL, 't'},
-            {"help", no_argument, NULL, 'h'},      {0, 0, 0, 0},
+            {"dev", required_argument, NULL, 'd'},
+            {"qp", required_argument, NULL, OPT_QP},
+            {"mtu", required_argument, NULL, 'm'},
+            {"max-qps", required_argument, NULL, OPT_MAX_QPS},
+            {"quiet", no_argument, NULL, 'q'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"tx", required_argument, NULL, OPT_TX},
+            {"help", no_argument, NULL, 'h'},
+            {0, 0, 0, 0},
         };
+        char opt[32];
         uint64_t v;
         int c;
 
         memset(x, 0, sizeof(*x));
-        while ((c = getopt_long(argc, argv, "d:q:m:vh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "d:m:qvh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         x->dev = optarg;
                         break;
-                case 'q':
+                case OPT_QP:
                 case 'm':
-                case 'Q':
-                        if (cli_size(ctx, argv[optind - 1], optarg, &v))
+                case OPT_MAX_QPS:
+                        cli_optname(opts, c, opt, sizeof(opt));
+                        if (c == OPT_QP ? cli_uint(ctx, opt, optarg, 0, 31, &v)
+                            : c == 'm'  ? cli_uint(ctx, opt, optarg, 16, 1u << 30, &v)
+                                        : cli_uint(ctx, opt, optarg, 0, 32, &v))
                                 return 2;
-                        if ((c == 'q' && v >= 32) || (c == 'm' && (v < 16 || v > (1u << 30))) ||
-                            (c == 'Q' && v > 32)) {
-                                cli_err(ctx, "%s %s is out of range", argv[optind - 1], optarg);
-                                return 2;
-                        }
-                        if (c == 'q')
+                        if (c == OPT_QP)
                                 x->qp = (int)v;
                         else if (c == 'm')
                                 x->mtu = (uint32_t)v;
                         else
                                 x->max_qps = (uint32_t)v;
                         break;
+                case 'q':
+                        x->quiet = 1;
+                        break;
                 case 'v':
                         x->verbose++;
                         break;
-                case 't':
+                case OPT_TX:
+                        if (!is_send) {
+                                cli_err(ctx, "--tx is for ntbt send (recv does not copy into "
+                                             "a window)");
+                                return 2;
+                        }
                         x->tx_mode = cli_tx_mode(ctx, optarg);
                         if (x->tx_mode < 0)
                                 return 2;
@@ -151,17 +188,21 @@ int cmd_send(int argc, char **argv)
         struct ntbt_qp_handlers h = {.tx = send_tx_done};
         struct xfer_opts x;
         struct cli_endpoint e;
+        struct cli_progress pr;
         uint64_t total = 0, frames = 0;
         uint32_t payload;
         uint8_t *pool;
+        char extra[64];
         int ret, entries, rc = 0;
 
-        ret = parse_xfer(ctx, send_usage, argc, argv, &x);
+        ret = parse_xfer(ctx, send_usage, 1, argc, argv, &x);
         if (ret >= 0)
                 return ret;
         cli_install_log(x.verbose);
-        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, x.tx_mode, &h, &st, &e))
-                return 1;
+        cli_cleanup_install();
+        ret = cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, x.tx_mode, &h, &st, &e);
+        if (ret)
+                return ret;
         wait_for_peer(ctx, &x, &e);
         payload = ntbt_qp_max_payload(e.qp);
         pool = malloc((size_t)SEND_POOL * payload);
@@ -169,6 +210,8 @@ int cmd_send(int argc, char **argv)
                 cli_endpoint_close(&e);
                 return 1;
         }
+        cli_progress_start(&pr, ctx, &total, x.quiet, x.verbose);
+        cli_progress_begin(&pr);
         for (;;) {
                 uint8_t *buf = pool + (frames % SEND_POOL) * payload;
                 uint32_t len = 0;
@@ -184,7 +227,10 @@ int cmd_send(int argc, char **argv)
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        cli_err(ctx, "stdin: %s", strerror(errno));
+                        int err = errno;
+
+                        cli_progress_stop(&pr);
+                        cli_err(ctx, "stdin: %s", strerror(err));
                         rc = 1;
                         break;
                 }
@@ -194,37 +240,41 @@ int cmd_send(int argc, char **argv)
                 while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, buf, len, 0)) == -EAGAIN)
                         ret = ntbt_qp_wait_tx(e.qp, 1, -1);
                 if (ret) {
+                        cli_progress_stop(&pr);
                         cli_err(ctx, "%s: link lost after %llu bytes: %s", x.dev,
                                 (unsigned long long)total, strerror(-ret));
                         rc = 1;
                         break;
                 }
-                total += len;
+                /* Relaxed: a count for the progress line, ordering nothing. */
+                __atomic_store_n(&total, total + len, __ATOMIC_RELAXED);
                 frames++;
         }
         /* Every frame consumed by the peer before we close. */
         entries = ntbt_qp_tx_entries(e.qp);
         if (!rc && ntbt_qp_wait_tx(e.qp, entries - 1, -1)) {
+                cli_progress_stop(&pr);
                 cli_err(ctx, "%s: link lost before the peer took every frame", x.dev);
                 rc = 1;
         }
         if (!rc && __atomic_load_n(&st.error, __ATOMIC_SEQ_CST)) {
+                cli_progress_stop(&pr);
                 cli_err(ctx, "%s: a frame was not sent: %s", x.dev,
                         strerror(-__atomic_load_n(&st.error, __ATOMIC_SEQ_CST)));
                 rc = 1;
         }
         if (!rc)
                 ntbt_qp_link_down(e.qp); /* the LINK_DOWN frame */
-        if (x.verbose)
-                fprintf(stderr, "ntbt: send: %llu bytes in %llu frames (%s copy)\n",
-                        (unsigned long long)total, (unsigned long long)frames,
-                        cli_tx_mode_name(ntbt_qp_tx_mode(e.qp)));
+        snprintf(extra, sizeof(extra), "%llu frames, %s copy", (unsigned long long)frames,
+                 cli_tx_mode_name(ntbt_qp_tx_mode(e.qp)));
+        cli_progress_end(&pr, extra);
         cli_endpoint_close(&e);
         free(pool);
         return rc;
 }
 
 struct recv_state {
+        struct cli_progress *progress;
         pthread_mutex_t lock;
         pthread_cond_t cond;
         int done; /* 1 peer closed, -1 error */
@@ -284,6 +334,7 @@ static void recv_event(struct ntbt_qp *qp, void *qp_ctx, int up, int reason)
 
         (void)qp;
         if (up) {
+                cli_progress_begin(s->progress);
                 pthread_mutex_lock(&s->lock);
                 s->ever_up = 1;
                 pthread_mutex_unlock(&s->lock);
@@ -295,7 +346,9 @@ static void recv_event(struct ntbt_qp *qp, void *qp_ctx, int up, int reason)
 int cmd_recv(int argc, char **argv)
 {
         const char *ctx = "recv";
-        struct recv_state s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        struct cli_progress pr;
+        struct recv_state s = {
+            .progress = &pr, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         struct ntbt_qp_handlers h = {.rx = recv_rx, .event = recv_event};
         struct xfer_opts x;
         struct cli_endpoint e;
@@ -303,10 +356,13 @@ int cmd_recv(int argc, char **argv)
         uint8_t *bufs;
         int ret, i, nbufs = 64;
 
-        ret = parse_xfer(ctx, recv_usage, argc, argv, &x);
+        ret = parse_xfer(ctx, recv_usage, 0, argc, argv, &x);
         if (ret >= 0)
                 return ret;
         cli_install_log(x.verbose);
+        cli_cleanup_install();
+        /* A closed stdout is EPIPE from write: we close the QP first, then
+         * end as SIGPIPE would have. */
         signal(SIGPIPE, SIG_IGN);
         /* Buffers of transport_mtu bytes hold any payload. */
         buf_len = x.mtu ? x.mtu : 65536;
@@ -314,9 +370,13 @@ int cmd_recv(int argc, char **argv)
         bufs = malloc((size_t)nbufs * buf_len);
         if (!bufs)
                 return 1;
-        if (cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 0, 0, &h, &s, &e)) {
+        /* Before the endpoint: the event handler may begin it. */
+        cli_progress_start(&pr, ctx, &s.bytes, x.quiet, x.verbose);
+        ret = cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 0, 0, &h, &s, &e);
+        if (ret) {
+                cli_progress_stop(&pr);
                 free(bufs);
-                return 1;
+                return ret;
         }
         for (i = 0; i < nbufs; i++)
                 ntbt_qp_rx_enqueue(e.qp, NULL, bufs + (size_t)i * buf_len, buf_len);
@@ -348,17 +408,25 @@ int cmd_recv(int argc, char **argv)
                 pthread_mutex_unlock(&s.lock);
         }
         ret = s.done == 1 ? 0 : 1;
-        if (s.write_err)
+        cli_progress_stop(&pr);
+        if (s.write_err == EPIPE) {
+                if (x.verbose)
+                        cli_err(ctx, "stdout: %s (the reader went away)", strerror(EPIPE));
+        } else if (s.write_err) {
                 cli_err(ctx, "stdout: %s", strerror(s.write_err));
-        else if (s.done != 1)
+        } else if (s.done != 1) {
                 cli_err(ctx, "%s: %s after %llu bytes", x.dev,
                         s.reason == NTBT_QP_DOWN_PROTOCOL ? "the peer broke the protocol"
                                                           : "link lost",
                         (unsigned long long)__atomic_load_n(&s.bytes, __ATOMIC_RELAXED));
-        if (x.verbose)
-                fprintf(stderr, "ntbt: recv: %llu bytes\n",
-                        (unsigned long long)__atomic_load_n(&s.bytes, __ATOMIC_RELAXED));
+        }
+        cli_progress_end(&pr, NULL);
         cli_endpoint_close(&e);
         free(bufs);
+        if (s.write_err == EPIPE) {
+                /* Everything is closed: now end as a pipeline expects. */
+                signal(SIGPIPE, SIG_DFL);
+                raise(SIGPIPE);
+        }
         return ret;
 }

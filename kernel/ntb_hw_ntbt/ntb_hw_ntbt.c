@@ -3,7 +3,7 @@
  * ntb_hw_ntbt - the ntbt "shm" device (format 2) as a Linux NTB device.
  *
  * ntbt emulates a Non-Transparent Bridge in one shared-memory file whose
- * register map is ../../../shared/spec/shm-device.md ("format 2"). QEMU's
+ * register map is ../../docs/spec/shm-device.md ("format 2"). QEMU's
  * ivshmem-plain (PCI 1af4:1110) shows that file to a guest as BAR 2. This
  * driver binds that PCI function, claims one of the file's two ports as a
  * *remote owner* (owner_kind 2, pid 0) and registers an ntb_dev, so that

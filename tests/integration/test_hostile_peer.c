@@ -2,7 +2,7 @@
 /*
  * A hostile peer.  Port 0 runs the ntbt transport (event mode, in this
  * process, so ASan sees every access); port 1 is a raw peer written from
- * spec/ntb-transport-v4.md that writes garbage: wrong ver, len larger than
+ * docs/spec/ntb-transport-v4.md that writes garbage: wrong ver, len larger than
  * the frame, DONE on the wrong slot, undefined flag bits, out-of-range
  * rx_info, mismatched scratchpads, protocol version 3.  Counters rise, the
  * QP resets and says LINK_DOWN, nothing crashes, and a well-behaved peer

@@ -11,7 +11,7 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())[sy
 
 for dev in "shm:$name" "pcie:$name,bw=2G"; do
         for tx in inline thread; do
-                "$NTBT" perf --loopback --dev "$dev" --time 0.3 --tx $tx --size max --json > "$dir/p.json" ||
+                "$NTBT" perf --loopback --dev "$dev" --time 0.3 --tx $tx --size max --json-lines > "$dir/p.json" ||
                         fail "perf $dev $tx exited $?"
                 cat "$dir/p.json"
                 [ "$(field tx_mode < "$dir/p.json")" = $tx ] || fail "tx_mode"
@@ -26,12 +26,12 @@ done
 for dev in "shm:$name" "pcie:$name,bw=4G"; do
         for tx in inline thread; do
                 "$NTBT" perf --loopback --dev "$dev" --verify --tx $tx --time 0.1 \
-                        --size 1,11,12,13,64,4096,65523,65524 --json > "$dir/v.json" ||
+                        --size 1,11,12,13,64,4096,65523,65524 --json-lines > "$dir/v.json" ||
                         fail "perf --verify $dev $tx exited $?"
                 [ "$(wc -l < "$dir/v.json")" = 8 ] || fail "not one line per size"
         done
 done
-"$NTBT" perf --loopback --dev "shm:$name" --verify --size 512:2048 --time 0.1 --json > "$dir/r.json" ||
+"$NTBT" perf --loopback --dev "shm:$name" --verify --size 512:2048 --time 0.1 --json-lines > "$dir/r.json" ||
         fail "perf --verify range"
 python3 -c 'import json,sys; s=[json.loads(l)["size"] for l in open(sys.argv[1])]; assert s == [512, 1024, 2048], s' "$dir/r.json" ||
         fail "range sizes"
@@ -55,7 +55,7 @@ grep -Eq '^ +65524 +[0-9]+ ' "$dir/c.txt" || fail "perf table: $(cat "$dir/c.txt
 # --qps 2 --bidir --verify: both directions move data, checked, in both copy modes.
 for tx in inline thread; do
         "$NTBT" perf --loopback --dev "shm:$name" --qps 2 --bidir --verify --tx $tx --time 0.3 \
-                --size 100,max --json > "$dir/b.json" || fail "perf --bidir $tx exited $?"
+                --size 100,max --json-lines > "$dir/b.json" || fail "perf --bidir $tx exited $?"
         cat "$dir/b.json"
         python3 -c '
 import json, sys

@@ -83,7 +83,7 @@ rc=0; "$NTBT" send < /dev/null 2> "$dir/err" || rc=$?
 rc=0; "$NTBT" recv --dev "shm:$name" --bogus 2> /dev/null || rc=$?
 [ $rc -eq 2 ] || fail "unknown option: rc $rc"
 rc=0; "$NTBT" send --dev "nope:x" < /dev/null 2> "$dir/err" || rc=$?
-[ $rc -eq 1 ] && grep -q "unknown device type" "$dir/err" || fail "bad device type: rc $rc"
+[ $rc -eq 2 ] && grep -q "unknown device type" "$dir/err" || fail "bad device type (a usage error): rc $rc"
 rc=0; "$NTBT" dev create "$name" 2> "$dir/err" || rc=$?
 [ $rc -eq 1 ] && grep -q "ntbt: dev create: $name: File exists" "$dir/err" || fail "dev create twice"
 echo "send/recv: ok"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent reader/writer of the shm device, written only from
-spec/shm-device.md (format 2, tests/spec/shmdev.py), to prove that the file
+docs/spec/shm-device.md (format 2, tests/spec/shmdev.py), to prove that the file
 format is the spec's and not the implementation's.  It shares no code with
 ntbt.
 

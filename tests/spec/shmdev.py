@@ -1,4 +1,4 @@
-"""The shm device, format 2, written only from spec/shm-device.md: shared by
+"""The shm device, format 2, written only from docs/spec/shm-device.md: shared by
 the spec peers (shm_spec_peer.py, v4_peer.py) and by the VM tests' helpers.
 It shares no code with ntbt.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A program written only from spec/shm-device.md opens a device made by
+# A program written only from docs/spec/shm-device.md opens a device made by
 # `ntbt dev create`, and `ntbt dev show` reads one made by that program;
 # a remote owner (heartbeat, no pid) is shown alive while it beats, gone
 # when it stops, and its port is taken over.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent NTB transport v4 peer, written only from
-spec/ntb-transport-v4.md and spec/shm-device.md.  It shares no code with
+docs/spec/ntb-transport-v4.md and docs/spec/shm-device.md.  It shares no code with
 ntbt and exists to show that ntbt speaks the specified protocol.
 
   v4_peer.py send DEVICE_FILE PORT INPUT  [--mtu N] [--qp Q] [--remote]

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Every row of spec/geometry-vectors.csv (copied to tests/data/) is reproduced. */
+/* Every row of docs/spec/geometry-vectors.csv is reproduced. */
 #include "../harness.h"
 
 #include "transport/geometry.h"
@@ -8,7 +8,7 @@ int main(void)
 {
         char line[512];
         int rows = 0;
-        FILE *f = fopen(NTBT_SOURCE_DIR "/tests/data/geometry-vectors.csv", "r");
+        FILE *f = fopen(NTBT_SOURCE_DIR "/docs/spec/geometry-vectors.csv", "r");
 
         CHECK(f != NULL);
         CHECK(fgets(line, sizeof(line), f) != NULL); /* header */

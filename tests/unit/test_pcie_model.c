@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pcie model itself (spec/pcie-model.md): stores sit in the WC buffer
+ * The pcie model itself (docs/spec/pcie-model.md): stores sit in the WC buffer
  * until a barrier or an eviction, the posted queue delivers them in its
  * order after `lat`, a barrier posts lines in address order, flush empties
  * everything, the writer stalls on a full queue, doorbells and scratchpads

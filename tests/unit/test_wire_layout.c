@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Wire layout: every peer-visible offset and constant in wire.h against the
- * numbers written in spec/ntb-transport-v4.md, and where the geometry puts
+ * numbers written in docs/spec/ntb-transport-v4.md, and where the geometry puts
  * headers and rx_info for a known window.
  */
 #include "../harness.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create an emulated NTB device file, format 2 (../shared/spec/shm-device.md).
+"""Create an emulated NTB device file, format 2 (docs/spec/shm-device.md).
 
     mkdev.py PATH [--mw-count N] [--mw-size BYTES] [--spad-count N]
                   [--db-bits N] [--xlat-align BYTES] [--heartbeat-ms N]

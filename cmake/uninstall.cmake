@@ -1,0 +1,45 @@
+# Remove what the last install from a build folder put there, and nothing
+# else: the files listed in its install_manifest.txt (which `cmake --install`
+# writes), under $DESTDIR if set, then ntbt's own folders if that left them
+# empty.  A file already gone is reported, not an error.
+#
+#   cmake -DBUILD=build -P cmake/uninstall.cmake      (make uninstall)
+if(NOT BUILD)
+  set(BUILD "${CMAKE_CURRENT_BINARY_DIR}")
+endif()
+set(manifest "${BUILD}/install_manifest.txt")
+if(NOT EXISTS "${manifest}")
+  message(FATAL_ERROR "uninstall: no ${manifest}: nothing was installed from ${BUILD}")
+endif()
+file(STRINGS "${manifest}" files)
+foreach(f IN LISTS files)
+  set(path "$ENV{DESTDIR}${f}")
+  if(IS_SYMLINK "${path}" OR EXISTS "${path}")
+    message(STATUS "Removing: ${path}")
+    file(REMOVE "${path}")
+    if(IS_SYMLINK "${path}" OR EXISTS "${path}")
+      message(FATAL_ERROR "uninstall: cannot remove ${path}")
+    endif()
+  else()
+    message(STATUS "Already gone: ${path}")
+  endif()
+endforeach()
+# Then the folders that only ntbt uses (include/ntbt, share/doc/ntbt and
+# its examples) if that left them empty; lib/, bin/, share/man/... stay.
+set(dirs "")
+foreach(f IN LISTS files)
+  get_filename_component(d "$ENV{DESTDIR}${f}" DIRECTORY)
+  get_filename_component(up "${d}" DIRECTORY)
+  list(APPEND dirs "${d}" "${up}")
+endforeach()
+list(REMOVE_DUPLICATES dirs)
+list(SORT dirs ORDER DESCENDING) # a folder before its parent
+foreach(d IN LISTS dirs)
+  get_filename_component(name "${d}" NAME)
+  file(GLOB left LIST_DIRECTORIES true "${d}/*")
+  if(IS_DIRECTORY "${d}" AND NOT left AND (name STREQUAL "ntbt" OR d MATCHES "/doc/ntbt/examples$"))
+    message(STATUS "Removing empty folder: ${d}")
+    file(REMOVE_RECURSE "${d}")
+  endif()
+endforeach()
+file(REMOVE "${manifest}")
