@@ -350,6 +350,31 @@ static void cleanup_on_signal(int sig)
         errno = saved;
 }
 
+/*
+ * A mapped device file that shrinks under us (`truncate`, by the peer or
+ * anyone who can write it) turns the next access to a lost page into
+ * SIGBUS, in whichever thread touches it: the heartbeat thread finds the
+ * header gone within heartbeat_ms / 2.  Say what happened and end with
+ * status 1, after the same cleanup as a signal; never return (the access
+ * would fault again).
+ */
+static void on_sigbus(int sig)
+{
+        static const char msg[] =
+            "ntbt: device file truncated (a mapped page is gone: SIGBUS); exiting\n";
+        ssize_t w;
+
+        (void)sig;
+        if (cleanup_child > 0)
+                kill((pid_t)cleanup_child, SIGTERM);
+        for (int i = 0; i < CLEANUP_SLOTS; i++)
+                if (cleanup[i].used)
+                        unlink(cleanup[i].path);
+        w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)w;
+        _exit(1);
+}
+
 void cli_cleanup_install(void)
 {
         static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
@@ -368,6 +393,8 @@ void cli_cleanup_install(void)
                         continue;
                 sigaction(sigs[i], &sa, NULL);
         }
+        sa.sa_handler = on_sigbus;
+        sigaction(SIGBUS, &sa, NULL);
 }
 
 int cli_cleanup_add(const void *owner, const char *path)

@@ -34,7 +34,7 @@ static const char perf_usage[] =
     "                 [-s|--size SIZES] [-t|--time SECS] [-P|--qps N] [--bidir]\n"
     "                 [--tx inline|thread] [--verify] [--work NS] [-m|--mtu BYTES]\n"
     "                 [-i|--interval SECS] [-j|--json | --json-lines]\n"
-    "                 [--unsafe-no-flush] [-v|--verbose]\n"
+    "                 [--timeout SECS] [--unsafe-no-flush] [-v|--verbose]\n"
     "\n"
     "Throughput and message rate over N queue pairs (default 1), one sender thread\n"
     "each.  For every size the client sends for --time seconds (default 1), then\n"
@@ -65,6 +65,8 @@ static const char perf_usage[] =
     "    --work NS       spend NS ns per KiB producing each message, 0-1000000000\n"
     "                    (a pattern fill plus a spin): an application that produces.\n"
     "-m, --mtu BYTES     transport_mtu, 32-1G (default 65536); both sides.\n"
+    "    --timeout SECS  the client waits at most SECS for the server (default\n"
+    "                    30), then exits 1\n"
     "-i, --interval SECS one line per interval while running, 0-3600 (default: 1 on\n"
     "                    a terminal, off otherwise; 0 turns it off; on stderr with\n"
     "                    --json or --json-lines).\n"
@@ -126,6 +128,7 @@ struct perf_opts {
         int nsizes;
         uint64_t debug_corrupt; /* test hook: damage message N after its CRC (1-based) */
         double seconds, interval;
+        double timeout; /* the client's wait for the server; 0: 30 s */
         uint64_t work_ns;
 };
 
@@ -727,7 +730,8 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
         r.verify = o->verify;
         r.corrupt_n = o->debug_corrupt;
         for (i = 0; i < r.nqps; i++) {
-                int64_t deadline = now_ns() + 30 * 1000000000LL;
+                double wait_s = o->timeout > 0 ? o->timeout : 30;
+                int64_t deadline = now_ns() + (int64_t)(wait_s * 1e9);
                 int mismatched = 0;
                 char why[256];
 
@@ -743,9 +747,10 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
                         }
                         if (now_ns() > deadline) {
                                 cli_err(ctx,
-                                        "%s: queue pair %d: no peer within 30 s (is 'ntbt perf "
-                                        "--server' running on it, with the same --qps and --mtu?)",
-                                        o->dev, i);
+                                        "%s: queue pair %d: no peer within %g s (is 'ntbt perf "
+                                        "--server' running on it, with the same --qps and --mtu? "
+                                        "--timeout)",
+                                        o->dev, i, wait_s);
                                 rc = 1;
                                 goto out;
                         }
@@ -1138,6 +1143,7 @@ int cmd_perf(int argc, char **argv)
             {"bidir", no_argument, NULL, 'B'},
             {"mtu", required_argument, NULL, 'm'},
             {"interval", required_argument, NULL, 'i'},
+            {"timeout", required_argument, NULL, 'T'},
             {"json", no_argument, NULL, 'j'},
             {"json-lines", no_argument, NULL, 'J'},
             {"unsafe-no-flush", no_argument, NULL, 'U'},
@@ -1201,6 +1207,10 @@ int cmd_perf(int argc, char **argv)
                         break;
                 case 'i':
                         if (cli_seconds(ctx, "--interval", optarg, 0, 0, 3600, &o.interval))
+                                return 2;
+                        break;
+                case 'T':
+                        if (cli_seconds(ctx, "--timeout", optarg, 0, 1, 86400, &o.timeout))
                                 return 2;
                         break;
                 case 's':

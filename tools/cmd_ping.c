@@ -18,7 +18,8 @@ static const char ping_usage[] =
     "usage: ntbt ping -d|--dev DEV (--server | --client | --loopback) [-c|--count N]\n"
     "                 [-s|--size BYTES] [--stall-timeout SECS] [--qp N]\n"
     "                 [-m|--mtu BYTES] [--tx inline|thread] [--busy-poll]\n"
-    "                 [--warmup N] [-j|--json] [--unsafe-no-flush] [-v|--verbose]\n"
+    "                 [--warmup N] [--timeout SECS] [-j|--json] [--unsafe-no-flush]\n"
+    "                 [-v|--verbose]\n"
     "\n"
     "Round trips over queue pair N (default 0).  The server echoes every message\n"
     "and exits when the client closes; the client sends --warmup messages (default\n"
@@ -26,7 +27,8 @@ static const char ping_usage[] =
     "(default 64), one at a time, and reports the round-trip time: min, p50, p90,\n"
     "p99, p99.9, max, mean and stdev, and the one-way latency taken as half of it.\n"
     "If a reply does not come within --stall-timeout seconds (default 1) the client\n"
-    "prints 'stalled' and exits 1.  --loopback runs the server in a child process on\n"
+    "prints 'stalled' and exits 1; if no peer comes within --timeout, it says so\n"
+    "and exits 1.  --loopback runs the server in a child process on\n"
     "a fresh private device named after DEV, and removes it afterwards (also when\n"
     "SIGINT, SIGTERM or SIGHUP ends it).  Exit status 2: a usage error.\n"
     "\n"
@@ -35,6 +37,8 @@ static const char ping_usage[] =
     "    --warmup N      round trips before, 0-100000000 (default 1000)\n"
     "-s, --size BYTES    message size, 1-1G (at most the max payload; default 64)\n"
     "    --stall-timeout SECS  more than 0, at most 3600 (default 1)\n"
+    "    --timeout SECS  wait at most SECS for the peer (default: 30 for the\n"
+    "                    client, for ever for the server), then exit 1\n"
     "    --qp N          queue pair, 0-31 (default 0)\n"
     "-m, --mtu BYTES     transport_mtu, 16-1G (default 65536)\n"
     "    --tx MODE       inline or thread, as for ntbt send\n"
@@ -55,7 +59,16 @@ struct ping_opts {
         uint32_t mtu, size, flags;
         uint64_t count, warmup;
         double stall_s;
+        double timeout; /* seconds to wait for the peer; 0: the role's default */
 };
+
+/* The wait for the peer's link: --timeout, else 30 s (client) or for ever. */
+static int64_t peer_wait_ns(const struct ping_opts *o, int client)
+{
+        if (o->timeout > 0)
+                return (int64_t)(o->timeout * 1e9);
+        return client ? 30 * 1000000000LL : -1;
+}
 
 struct ping_state {
         struct ping_opts *o;
@@ -235,8 +248,12 @@ static int run_server(const char *ctx, struct ping_opts *o)
                 cli_endpoint_close(&e);
                 return 1;
         }
-        while (ntbt_qp_wait_link(e.qp, -1))
-                ;
+        if (ntbt_qp_wait_link(e.qp, peer_wait_ns(o, 0))) {
+                cli_err(ctx, "%s: no client within %g s (--timeout)", o->dev, o->timeout);
+                cli_endpoint_close(&e);
+                free(bufs);
+                return 1;
+        }
         while (!s.peer_closed && !s.link_lost) {
                 if (ntbt_qp_poll(e.qp, 64) == 0 && !o->busy_poll && !s.peer_closed && !s.link_lost)
                         ntbt_qp_wait_rx(e.qp, 100 * 1000000LL);
@@ -270,8 +287,9 @@ static int run_client(const char *ctx, struct ping_opts *o)
                 rc = 1;
                 goto out;
         }
-        if (ntbt_qp_wait_link(e.qp, 30 * 1000000000LL)) {
-                cli_err(ctx, "%s: no peer within 30 s (is the server running?)", o->dev);
+        if (ntbt_qp_wait_link(e.qp, peer_wait_ns(o, 1))) {
+                cli_err(ctx, "%s: no peer within %g s (is the server running? --timeout)", o->dev,
+                        (double)peer_wait_ns(o, 1) / 1e9);
                 rc = 1;
                 goto out;
         }
@@ -396,6 +414,7 @@ int cmd_ping(int argc, char **argv)
             {"tx", required_argument, NULL, 'x'},
             {"busy-poll", no_argument, NULL, 'B'},
             {"warmup", required_argument, NULL, 'W'},
+            {"timeout", required_argument, NULL, 'T'},
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
         };
@@ -438,6 +457,10 @@ int cmd_ping(int argc, char **argv)
                         break;
                 case 't':
                         if (cli_seconds(ctx, "--stall-timeout", optarg, 0, 1, 3600, &o.stall_s))
+                                return 2;
+                        break;
+                case 'T':
+                        if (cli_seconds(ctx, "--timeout", optarg, 0, 1, 86400, &o.timeout))
                                 return 2;
                         break;
                 case 'W':

@@ -12,17 +12,18 @@
 
 #include <ntbt/ntbt.h>
 
+#include "../src/util/clock.h"
 #include "cli.h"
 
 static const char send_usage[] =
     "usage: ntbt send -d|--dev DEV [--qp N] [-m|--mtu BYTES] [--max-qps N]\n"
-    "                 [--tx inline|thread] [-q|--quiet] [-v|--verbose]\n"
+    "                 [--tx inline|thread] [--timeout SECS] [-q|--quiet] [-v|--verbose]\n"
     "\n"
     "Read standard input and send it over queue pair N (default 0), each read in a\n"
     "frame of at most the QP's max payload (input that pauses is sent at once);\n"
     "wait until the peer has consumed every frame, close the QP (a LINK_DOWN\n"
-    "frame) and exit 0.  Exits 1 if the link is lost first, 2 for a usage error\n"
-    "(a bad option or device string).\n"
+    "frame) and exit 0.  Exits 1 if the link is lost first or no peer came within\n"
+    "--timeout, 2 for a usage error (a bad option or device string).\n"
     "The device is created with default geometry if it does not exist; the first\n"
     "free port is claimed unless DEV says port=N.\n"
     "\n"
@@ -33,6 +34,8 @@ static const char send_usage[] =
     "                   the device allows); both sides must agree\n"
     "    --tx MODE      inline: copy into the window on this thread (default);\n"
     "                   thread: on a per-QP copy thread (tx_memcpy_offload)\n"
+    "    --timeout SECS wait at most SECS for the peer (default: for ever), then\n"
+    "                   exit 1; a peer that is there but does not match is named\n"
     "-q, --quiet        no progress line and no summary on a terminal\n"
     "-v, --verbose      the summary even when stderr is not a terminal; -vv more\n"
     "-h, --help         this text\n"
@@ -42,11 +45,12 @@ static const char send_usage[] =
 
 static const char recv_usage[] =
     "usage: ntbt recv -d|--dev DEV [--qp N] [-m|--mtu BYTES] [--max-qps N]\n"
-    "                 [-q|--quiet] [-v|--verbose]\n"
+    "                 [--timeout SECS] [-q|--quiet] [-v|--verbose]\n"
     "\n"
     "Receive from queue pair N (default 0) and write every payload to standard\n"
     "output, in order; exit 0 when the peer closes the QP, 1 if the device link is\n"
-    "lost or the peer breaks the protocol, 2 for a usage error.  A standard output\n"
+    "lost, the peer breaks the protocol or no peer came within --timeout, 2 for a\n"
+    "usage error.  A standard output\n"
     "that closes (a broken pipe) ends recv as SIGPIPE does, after it has closed\n"
     "the QP.  Device creation, ports, options and the progress line as for\n"
     "ntbt send:\n"
@@ -55,6 +59,7 @@ static const char recv_usage[] =
     "    --qp N         queue pair, 0-31 (default 0)\n"
     "-m, --mtu BYTES    transport_mtu, 16-1G (default 65536)\n"
     "    --max-qps N    the kernel's max_num_clients, 0-32 (default 0)\n"
+    "    --timeout SECS wait at most SECS for the peer (default: for ever)\n"
     "-q, --quiet        no progress line and no summary on a terminal\n"
     "-v, --verbose      the summary even when stderr is not a terminal; -vv more\n"
     "-h, --help         this text\n";
@@ -63,9 +68,10 @@ struct xfer_opts {
         const char *dev;
         int qp, verbose, quiet, tx_mode;
         uint32_t mtu, max_qps;
+        double timeout; /* seconds to wait for the peer; 0: for ever */
 };
 
-enum { OPT_QP = 256, OPT_MAX_QPS, OPT_TX };
+enum { OPT_QP = 256, OPT_MAX_QPS, OPT_TX, OPT_TIMEOUT };
 
 static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc, char **argv,
                       struct xfer_opts *x)
@@ -78,6 +84,7 @@ static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc,
             {"quiet", no_argument, NULL, 'q'},
             {"verbose", no_argument, NULL, 'v'},
             {"tx", required_argument, NULL, OPT_TX},
+            {"timeout", required_argument, NULL, OPT_TIMEOUT},
             {"help", no_argument, NULL, 'h'},
             {0, 0, 0, 0},
         };
@@ -112,6 +119,10 @@ static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc,
                 case 'v':
                         x->verbose++;
                         break;
+                case OPT_TIMEOUT:
+                        if (cli_seconds(ctx, "--timeout", optarg, 0, 1, 86400, &x->timeout))
+                                return 2;
+                        break;
                 case OPT_TX:
                         if (!is_send) {
                                 cli_err(ctx, "--tx is for ntbt send (recv does not copy into "
@@ -141,9 +152,11 @@ static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc,
         return -1;
 }
 
-/* Wait for the QP link, saying once what we wait for (and why, if we know). */
+/* Wait for the QP link, saying once what we wait for (and why, if we know);
+ * -ETIMEDOUT once --timeout has passed. */
 static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct cli_endpoint *e)
 {
+        int64_t deadline = x->timeout > 0 ? now_ns() + (int64_t)(x->timeout * 1e9) : INT64_MAX;
         int said = 0, said_mismatch = 0;
         char why[256];
 
@@ -156,6 +169,11 @@ static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct cli_
                 if (!said_mismatch && ntbt_transport_mismatch(e->t, why, sizeof(why))) {
                         fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
                         said_mismatch = 1;
+                }
+                if (now_ns() >= deadline) {
+                        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", x->dev,
+                                x->qp, x->timeout);
+                        return -ETIMEDOUT;
                 }
         }
         return 0;
@@ -203,7 +221,10 @@ int cmd_send(int argc, char **argv)
         ret = cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, x.tx_mode, &h, &st, &e);
         if (ret)
                 return ret;
-        wait_for_peer(ctx, &x, &e);
+        if (wait_for_peer(ctx, &x, &e)) {
+                cli_endpoint_close(&e);
+                return 1;
+        }
         payload = ntbt_qp_max_payload(e.qp);
         pool = malloc((size_t)SEND_POOL * payload);
         if (!pool) {
@@ -383,11 +404,13 @@ int cmd_recv(int argc, char **argv)
         /* Wait for the end, not for the link: a short stream can link, finish
          * and close between two looks.  Say once what we wait for. */
         {
-                int said = 0, said_mismatch = 0;
+                int64_t deadline =
+                    x.timeout > 0 ? now_ns() + (int64_t)(x.timeout * 1e9) : INT64_MAX;
+                int said = 0, said_mismatch = 0, timed_out = 0;
                 char why[256];
 
                 pthread_mutex_lock(&s.lock);
-                while (!s.done) {
+                while (!s.done && !timed_out) {
                         struct timespec ts;
 
                         clock_gettime(CLOCK_REALTIME, &ts);
@@ -404,8 +427,17 @@ int cmd_recv(int argc, char **argv)
                                 fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
                                 said_mismatch = 1;
                         }
+                        timed_out = now_ns() >= deadline;
                 }
                 pthread_mutex_unlock(&s.lock);
+                if (timed_out) {
+                        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", x.dev,
+                                x.qp, x.timeout);
+                        cli_progress_stop(&pr);
+                        cli_endpoint_close(&e);
+                        free(bufs);
+                        return 1;
+                }
         }
         ret = s.done == 1 ? 0 : 1;
         cli_progress_stop(&pr);
