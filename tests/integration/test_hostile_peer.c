@@ -357,8 +357,12 @@ int main(void)
         CHECK_EQ(got_byte[n0 + 1], 0x22);
 
         /* ---- the hostile peer leaves; a well-behaved one works ---- */
+        n0 = locked_get(&downs);
         ntbt_dev_close(raw);
         WAIT_UNTIL(!ntbt_qp_link_is_up(qp));
+        /* link_is_up turns 0 as soon as the session ends; the down event,
+         * with its reason, follows on the event thread. */
+        WAIT_UNTIL(locked_get(&downs) == n0 + 1);
         CHECK_EQ(locked_get(&last_reason), NTBT_QP_DOWN_LINK_LOST);
         ntbt_qp_free(qp);
         ntbt_transport_close(t);
