@@ -254,6 +254,32 @@ fail:
         return 1;
 }
 
+int cli_wait_peer(const char *ctx, const char *dev, struct cli_endpoint *e, int qpn,
+                  int64_t timeout_ns)
+{
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+        int said = 0, said_mismatch = 0, ret;
+        char why[256];
+
+        while ((ret = ntbt_qp_wait_link(e->qp, 1000000000LL)) == -ETIMEDOUT) {
+                if (!said) {
+                        fprintf(stderr, "ntbt: %s: waiting for the peer on %s, queue pair %d\n",
+                                ctx, dev, qpn);
+                        said = 1;
+                }
+                if (!said_mismatch && ntbt_transport_mismatch(e->t, why, sizeof(why))) {
+                        fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
+                        said_mismatch = 1;
+                }
+                if (now_ns() >= deadline) {
+                        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", dev,
+                                qpn, (double)timeout_ns / 1e9);
+                        return -ETIMEDOUT;
+                }
+        }
+        return ret;
+}
+
 int cli_tx_mode(const char *ctx, const char *arg)
 {
         if (!strcmp(arg, "inline"))

@@ -62,6 +62,14 @@ int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, u
                       uint32_t flags, int poll, int tx_mode, const struct ntbt_qp_handlers *h,
                       void *hctx, struct cli_endpoint *e);
 void cli_endpoint_close(struct cli_endpoint *e);
+/*
+ * Wait up to timeout_ns (< 0: for ever) for e's queue pair to link.  After a
+ * second, say once on stderr what we wait for, and name a peer that is there
+ * but does not match (the transport's mismatch report).  0 when up,
+ * -ETIMEDOUT (after saying so, naming --timeout), or the QP's error.
+ */
+int cli_wait_peer(const char *ctx, const char *dev, struct cli_endpoint *e, int qpn,
+                  int64_t timeout_ns);
 
 /*
  * --loopback: create a fresh private shm device named after DEV's NAME and

@@ -735,7 +735,15 @@ static int run_client(const char *ctx, const struct perf_opts *o, uint32_t want_
                 int mismatched = 0;
                 char why[256];
 
+                int said = 0;
+
                 while (ntbt_qp_wait_link(r.q[i].qp, 100 * 1000000LL)) {
+                        if (!said && now_ns() > deadline - (int64_t)((wait_s - 1) * 1e9)) {
+                                fprintf(stderr,
+                                        "ntbt: %s: waiting for the server on %s, queue pair %d\n",
+                                        ctx, o->dev, i);
+                                said = 1;
+                        }
                         /* A handshake that keeps failing will not heal by waiting. */
                         mismatched =
                             ntbt_transport_mismatch(r.t, why, sizeof(why)) ? mismatched + 1 : 0;

@@ -248,8 +248,7 @@ static int run_server(const char *ctx, struct ping_opts *o)
                 cli_endpoint_close(&e);
                 return 1;
         }
-        if (ntbt_qp_wait_link(e.qp, peer_wait_ns(o, 0))) {
-                cli_err(ctx, "%s: no client within %g s (--timeout)", o->dev, o->timeout);
+        if (cli_wait_peer(ctx, o->dev, &e, o->qp, peer_wait_ns(o, 0))) {
                 cli_endpoint_close(&e);
                 free(bufs);
                 return 1;
@@ -287,9 +286,7 @@ static int run_client(const char *ctx, struct ping_opts *o)
                 rc = 1;
                 goto out;
         }
-        if (ntbt_qp_wait_link(e.qp, peer_wait_ns(o, 1))) {
-                cli_err(ctx, "%s: no peer within %g s (is the server running? --timeout)", o->dev,
-                        (double)peer_wait_ns(o, 1) / 1e9);
+        if (cli_wait_peer(ctx, o->dev, &e, o->qp, peer_wait_ns(o, 1))) {
                 rc = 1;
                 goto out;
         }

@@ -152,31 +152,11 @@ static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc,
         return -1;
 }
 
-/* Wait for the QP link, saying once what we wait for (and why, if we know);
- * -ETIMEDOUT once --timeout has passed. */
+/* Wait for the QP link (cli_wait_peer); -ETIMEDOUT once --timeout passed. */
 static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct cli_endpoint *e)
 {
-        int64_t deadline = x->timeout > 0 ? now_ns() + (int64_t)(x->timeout * 1e9) : INT64_MAX;
-        int said = 0, said_mismatch = 0;
-        char why[256];
-
-        while (ntbt_qp_wait_link(e->qp, 1000000000LL) == -ETIMEDOUT) {
-                if (!said) {
-                        fprintf(stderr, "ntbt: %s: waiting for the peer on %s, queue pair %d\n",
-                                ctx, x->dev, x->qp);
-                        said = 1;
-                }
-                if (!said_mismatch && ntbt_transport_mismatch(e->t, why, sizeof(why))) {
-                        fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
-                        said_mismatch = 1;
-                }
-                if (now_ns() >= deadline) {
-                        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", x->dev,
-                                x->qp, x->timeout);
-                        return -ETIMEDOUT;
-                }
-        }
-        return 0;
+        return cli_wait_peer(ctx, x->dev, e, x->qp,
+                             x->timeout > 0 ? (int64_t)(x->timeout * 1e9) : -1);
 }
 
 /* Buffers given to the transport come back through the tx handler; in

@@ -10,7 +10,9 @@
  * uses only <linux/types.h> and <linux/ioctl.h>.
  *
  * mmap (offsets are the region constants below; a mapping may start at a
- * page inside its region and must end inside it):
+ * page inside its region and must end inside it; MAP_SHARED, never
+ * executable, fixed in size: mremap cannot grow it; the offsets need a
+ * 64-bit off_t, so only 64-bit processes map the windows):
  *   NTBT_USER_MMAP_STATUS   one page, read-only: struct ntbt_user_status;
  *   NTBT_USER_MMAP_OUT(w)   outbound window w (peer_mw_get_addr), mapped
  *                           write-combined exactly as ntb_transport maps
@@ -28,6 +30,10 @@
  * file is cleared and its buffer freed, the link is disabled, the doorbell
  * mask is restored.  Removal of the NTB device while the file is open:
  * every mapping is torn down and every call fails with ENODEV.
+ *
+ * Inbound windows: set them up in ascending order (0, 1, ...), as
+ * ntb_transport does; a hardware driver whose DMA allocator cannot know the
+ * window a buffer is for (ntb_hw_ntbt) refuses another order with EINVAL.
  *
  * Every ioctl returns 0 or -1 with errno: EINVAL for an index, size or
  * alignment out of range; ENOTTY for an unknown command; ENODEV once the

@@ -138,6 +138,7 @@ struct ntbu_dev {
 	struct mutex lock;
 	bool open;
 	bool gone;			/* written under lock and slock */
+	bool ntb_released;		/* remove let the ntb_dev go; under lock */
 	struct file *file;		/* the open file, while open */
 	struct list_head mms;		/* of struct ntbu_mm */
 	struct ntbu_inbuf in[NTBT_USER_MAX_MW];
@@ -803,34 +804,26 @@ static unsigned long ntbu_vma_region(struct vm_area_struct *vma)
 	return vma->vm_pgoff >> NTBU_RGN_PAGES_SHIFT;
 }
 
-static atomic_t *ntbu_vma_maps(struct vm_area_struct *vma)
-{
-	struct ntbu_dev *ud = vma->vm_private_data;
-	unsigned long r = ntbu_vma_region(vma);
-
-	if (r >= NTBU_RGN_IN && r < NTBU_RGN_IN + NTBT_USER_MAX_MW)
-		return &ud->in[r - NTBU_RGN_IN].maps;
-	return NULL;
-}
-
 /*
- * A copy of a mapping (fork, split, mremap); mmap_lock is held. The file
- * (and so ud) outlives every VMA of it.
+ * A copy of a mapping (fork, split); mmap_lock is held. The file (and so
+ * ud) outlives every VMA of it. vm_private_data names the inbound buffer
+ * a VMA maps (NULL for the status page and outbound windows), set once at
+ * mmap: a split that moves vm_pgoff cannot make it count another buffer.
  */
 static void ntbu_vm_open(struct vm_area_struct *vma)
 {
-	atomic_t *maps = ntbu_vma_maps(vma);
+	struct ntbu_inbuf *in = vma->vm_private_data;
 
-	if (maps)
-		atomic_inc(maps);
+	if (in)
+		atomic_inc(&in->maps);
 }
 
 static void ntbu_vm_close(struct vm_area_struct *vma)
 {
-	atomic_t *maps = ntbu_vma_maps(vma);
+	struct ntbu_inbuf *in = vma->vm_private_data;
 
-	if (maps)
-		atomic_dec(maps);
+	if (in)
+		atomic_dec(&in->maps);
 }
 
 /* No .fault: an access after removal zapped the PTEs gets SIGBUS. */
@@ -920,8 +913,10 @@ static int ntbu_mmap_in(struct ntbu_dev *ud, struct vm_area_struct *vma,
 	rc = dma_mmap_coherent(in->dma_dev, vma, in->alloc_va, in->alloc_dma,
 			       in->alloc_size);
 	vma->vm_pgoff = pgoff;
-	if (!rc)
+	if (!rc) {
+		vma->vm_private_data = in;
 		atomic_inc(&in->maps);
+	}
 	return rc;
 }
 
@@ -935,6 +930,22 @@ static int ntbu_mmap(struct file *file, struct vm_area_struct *vma)
 	/* MAP_SHARED only: a private copy of a device page makes no sense */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
+	/* device and DMA memory: never executable */
+	if (vma->vm_flags & VM_EXEC)
+		return -EACCES;
+	/* no region of ours is a valid offset for anything else */
+	if (r != NTBU_RGN_STATUS &&
+	    !(r >= NTBU_RGN_OUT && r < NTBU_RGN_OUT + NTBT_USER_MAX_MW) &&
+	    !(r >= NTBU_RGN_IN && r < NTBU_RGN_IN + NTBT_USER_MAX_MW))
+		return -EINVAL;
+	/*
+	 * Fixed size and never in a core dump: mremap() may not grow a
+	 * mapping past the checks below (the IOMMU path of dma_mmap_coherent
+	 * leaves VM_MIXEDMAP without VM_DONTEXPAND), nor mprotect() make it
+	 * executable.
+	 */
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+	vma->vm_flags &= ~VM_MAYEXEC;
 
 	mutex_lock(&ud->lock);
 	if (ud->gone) {
@@ -944,7 +955,7 @@ static int ntbu_mmap(struct file *file, struct vm_area_struct *vma)
 	rc = ntbu_track_mm(ud, vma->vm_mm);
 	if (rc)
 		goto out;
-	vma->vm_private_data = ud;
+	vma->vm_private_data = NULL;
 	vma->vm_ops = &ntbu_vm_ops;
 	if (r == NTBU_RGN_STATUS)
 		rc = ntbu_mmap_status(ud, vma, pg);
@@ -998,7 +1009,12 @@ static int ntbu_release(struct inode *inode, struct file *file)
 	struct ntbu_dev *ud = file->private_data;
 
 	mutex_lock(&ud->lock);
-	if (!ud->gone)
+	/*
+	 * Not "gone": a release that runs while remove waits for the mmap
+	 * locks (gone set, the ntb_dev still ours) must tear down itself,
+	 * since remove then finds the file closed and skips it.
+	 */
+	if (!ud->ntb_released)
 		ntbu_teardown(ud);
 	ntbu_reset_soft(ud);
 	ntbu_drop_mms(&ud->mms);
@@ -1162,6 +1178,7 @@ static void ntbu_remove(struct ntb_client *client, struct ntb_dev *ntb)
 	ntb_clear_ctx(ntb);
 	if (ud->open)
 		ntbu_teardown(ud);
+	ud->ntb_released = true;
 	mutex_unlock(&ud->lock);
 
 	/* the probe's reference; an open file holds its own */

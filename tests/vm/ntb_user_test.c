@@ -156,6 +156,19 @@ static void test_windows(int fd, const struct ntbt_user_info *in)
         CHECK(p == MAP_FAILED, "outbound mmap starting past the window");
         p = map(fd, (size_t)page, PROT_READ | PROT_WRITE, NTBT_USER_MMAP_OUT(in->peer_mw_count));
         CHECK(p == MAP_FAILED, "outbound mmap of window %u", in->peer_mw_count);
+        /* Never executable, never grown past the checks by mremap. */
+        p = map(fd, (size_t)page, PROT_READ | PROT_EXEC, NTBT_USER_MMAP_OUT(0));
+        CHECK(p == MAP_FAILED, "an executable mapping of a window");
+        p = map(fd, (size_t)page, PROT_READ | PROT_WRITE, NTBT_USER_MMAP_OUT(0));
+        CHECK(p != MAP_FAILED, "one page of the outbound window: %s", strerror(errno));
+        if (p != MAP_FAILED) {
+                void *q = mremap(p, (size_t)page, 2 * (size_t)page, MREMAP_MAYMOVE);
+
+                CHECK(q == MAP_FAILED, "mremap grew a window mapping");
+                CHECK(mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0,
+                      "mprotect made a window mapping executable");
+                munmap(q == MAP_FAILED ? p : q, q == MAP_FAILED ? (size_t)page : 2 * (size_t)page);
+        }
 
         /* Inbound: nothing to map before MW_SET. */
         p = map(fd, (size_t)page, PROT_READ | PROT_WRITE, NTBT_USER_MMAP_IN(0));
