@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -584,7 +585,20 @@ static int owner_gone(struct shm_map *m, struct shm_port *pt, uint32_t gen)
         if (kind == SHM_OWNER_PROCESS) {
                 if (pid == (uint32_t)getpid())
                         return 0; /* another handle of ours */
-                return !pid_alive(pid);
+                if (pid_alive(pid))
+                        return 0;
+                /* Dead, as far as this pid goes: but a claimant that takes
+                 * no claim lock (a guest's driver, another program) may
+                 * have swapped the generation and not yet written its own
+                 * kind and pid.  It does so within a few instructions; a
+                 * port that stays as it was for a quarter beat is the dead
+                 * owner's. */
+                sleep_ns(step);
+                if (load_sc(&pt->generation) != gen || load_sc(&pt->state) != SHM_PORT_CLAIMED ||
+                    load_sc(&pt->owner_kind) != kind || load_sc(&pt->pid) != pid ||
+                    load_sc(&pt->heartbeat) != hb)
+                        return -EAGAIN;
+                return 1;
         }
         while (now_ns() < deadline) {
                 if (load_sc(&pt->generation) != gen || load_sc(&pt->state) != SHM_PORT_CLAIMED)
@@ -638,6 +652,45 @@ static int port_claim(struct shm_dev *s, int p, int takeover)
         port_reset(&s->map, pt);
         bump_link_seq(&s->map);
         return 0;
+}
+
+/*
+ * The claim lock: an exclusive flock() on the device file, held by a process
+ * of this host around its claim.  The spec's takeover has a window: the
+ * winner moves `generation` on, then writes its `pid`; a second claimant
+ * that reads the new generation and the old, dead pid in between judges the
+ * port's owner gone and takes the port from the winner, and both believe
+ * they own it.  Claimants on this host serialise on the lock, so the second
+ * reads the winner's pid.  (A remote owner cannot take the lock; its
+ * driver judges a port gone only after remote_timeout_ms without a beat,
+ * far longer than the window.)  The file may be one other users can reach
+ * (shared=1), so the lock is waited for with a bound: long enough for two
+ * claims that each judge a remote owner (remote_timeout_ms), then -EBUSY.
+ */
+static uint32_t claim_lock_ms(const struct shm_map *m)
+{
+        return 2 * m->remote_timeout_ms + 1000;
+}
+
+static int claim_lock(struct shm_map *m)
+{
+        int64_t deadline = now_ns() + (int64_t)claim_lock_ms(m) * NS_PER_MS;
+
+        while (flock(m->fd, LOCK_EX | LOCK_NB)) {
+                if (errno == EINTR)
+                        continue;
+                if (errno != EWOULDBLOCK)
+                        return -errno;
+                if (now_ns() >= deadline)
+                        return -EBUSY;
+                sleep_ns(NS_PER_MS);
+        }
+        return 0;
+}
+
+static void claim_unlock(struct shm_map *m)
+{
+        flock(m->fd, LOCK_UN);
 }
 
 /* 1 while this handle still owns its port (nobody took it over). */
@@ -747,7 +800,17 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
                 return ret;
         }
         /* A free port first; only then one whose owner is gone (judging a
-         * remote owner gone takes remote_timeout_ms). */
+         * remote owner gone takes remote_timeout_ms).  Under the claim lock,
+         * so that of two processes of this host taking over one port the
+         * second sees the first's pid, not the dead owner's. */
+        ret = claim_lock(&s->map);
+        if (ret) {
+                log_err("%s: another process has been claiming a port for %u ms: giving up",
+                        dev->spec, claim_lock_ms(&s->map));
+                shm_map_close(&s->map);
+                free(s);
+                return ret;
+        }
         ret = -EBUSY;
         for (pass = 0; pass < 2 && ret; pass++)
                 for (p = first; p <= last && ret; p++) {
@@ -755,6 +818,7 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
                         if (!ret)
                                 s->port = p;
                 }
+        claim_unlock(&s->map);
         if (ret) {
                 log_err("%s: %s busy (claimed by a live owner)", dev->spec,
                         pstr ? "port" : "both ports");
