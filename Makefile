@@ -1,6 +1,7 @@
 # The build is CMake's; this file only forwards to it.
 #   make          optimised build; the command lands at build/ntbt
 #   make test     debug build with assertions, then ctest (SANITIZE=address,undefined|thread, CC=clang)
+#   make check    the same build, only the tests labelled fast (under a minute)
 #   make demo     the main job
 #   make install  library, headers, ntbt, ntbt.pc, man pages (PREFIX=/usr/local, DESTDIR=)
 #   make uninstall  removes what the last make install put (BUILD/install_manifest.txt; same DESTDIR)
@@ -10,7 +11,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 comma := ,
 
-.PHONY: all test demo install uninstall man-example format format-check clean
+.PHONY: all test check demo install uninstall man-example format format-check clean
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DBUILD_TESTING=OFF
@@ -20,6 +21,9 @@ test:
 	CC=$(CC) cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNTBT_SANITIZE=$(SANITIZE)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+check:
+	$(MAKE) test CTEST_ARGS="-L fast $(CTEST_ARGS)"
 
 demo: all
 	./demo.sh $(BUILD)/ntbt
