@@ -598,6 +598,16 @@ static int test_events(void)
         CHECK(ioctl(fd, NTBT_USER_PEER_SPAD_WRITE, &sp) == 0, "PEER_SPAD_WRITE");
         bits = 8;
         CHECK(ioctl(fd, NTBT_USER_PEER_DB_SET, &bits) == 0, "PEER_DB_SET 8");
+        printf("EVENTS-SENT\n");
+        fflush(stdout);
+        /* Hold the port until the host has read them (it says so in our
+         * scratchpad 6): the next step's handshake rewrites its scratchpads. */
+        sp = (struct ntbt_user_spad){.idx = 6};
+        for (i = 0; i < 6000 && sp.val != 0xacc; i++) {
+                usleep(10000);
+                ioctl(fd, NTBT_USER_SPAD_READ, &sp);
+        }
+        CHECK(sp.val == 0xacc, "the host never said it read scratchpad 4 and doorbell 8");
         printf("ntb_user_test events: %d checks, %d failed\n", checks, failures);
         printf("EVENTS-DONE\n");
         fflush(stdout);

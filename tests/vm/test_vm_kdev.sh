@@ -139,10 +139,12 @@ wait_for "EVENTS-MASKED" 30
 hp ring 0x4 > /dev/null
 hp set_peer_spad 5 1 > /dev/null # "rung"
 wait_for "EVENTS-GOT 0x4" 60
-wait_for "EVENTS-DONE" 30
+wait_for "EVENTS-SENT" 30
 [ "$(hp spad 4)" = 0xbeef ] || fail "the guest's PEER_SPAD_WRITE did not reach the host's scratchpad 4"
 db=$(hp db)
 [ $((db & 8)) = 8 ] || fail "the guest's PEER_DB_SET 8 did not reach the host (db $db)"
+hp set_peer_spad 6 0xacc > /dev/null # read: the guest may let its port go
+wait_for "EVENTS-DONE" 60
 hp quit > /dev/null || true
 wait "$hpid" || fail "hostport.py failed: $(cat "$work/hostport.err")"
 exec {hpw}>&- {hpr}<&-
