@@ -92,7 +92,6 @@ static const char perf_usage[] =
     "2 for a usage error (a bad option or device string).\n";
 
 #define MAX_SIZES 64
-#define MAX_QPS   32
 #define BURST     16 /* messages per ntbt_qp_tx_enqueue_burst call, small messages */
 /*
  * From this size on the sender sends one message per call from two buffers,
@@ -148,7 +147,7 @@ struct perf_result {
             resets;
         double seconds, cpu_client, cpu_server;
         int nqps;
-        struct perf_qp_result qp[MAX_QPS];
+        struct perf_qp_result qp[NTBT_MAX_QPS];
 };
 
 struct perf_run;
@@ -188,7 +187,7 @@ struct perf_run {
         const char *ctx;
         struct ntbt_dev *dev;
         struct ntbt_transport *t;
-        struct perf_qp q[MAX_QPS];
+        struct perf_qp q[NTBT_MAX_QPS];
         int nqps;
         uint32_t size;      /* message size the senders send; set before go */
         int is_server;      /* the server does not send a hello */
@@ -1229,7 +1228,7 @@ int cmd_perf(int argc, char **argv)
                 case 'P':
                 case 'm':
                         cli_optname(opts, c, opt, sizeof(opt));
-                        if (c == 'P'   ? cli_uint(ctx, opt, optarg, 1, MAX_QPS, &v)
+                        if (c == 'P'   ? cli_uint(ctx, opt, optarg, 1, NTBT_MAX_QPS, &v)
                             : c == 'm' ? cli_uint(ctx, opt, optarg, 32, 1u << 30, &v)
                                        : cli_uint(ctx, opt, optarg, 0, 1000000000, &v))
                                 return 2;

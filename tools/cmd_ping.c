@@ -469,7 +469,7 @@ int cmd_ping(int argc, char **argv)
                         if (c == 'c'   ? cli_uint(ctx, opt, optarg, 1, 100000000, &v)
                             : c == 'W' ? cli_uint(ctx, opt, optarg, 0, 100000000, &v)
                             : c == 's' ? cli_uint(ctx, opt, optarg, 1, 1u << 30, &v)
-                            : c == 'q' ? cli_uint(ctx, opt, optarg, 0, 31, &v)
+                            : c == 'q' ? cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS - 1, &v)
                                        : cli_uint(ctx, opt, optarg, 16, 1u << 30, &v))
                                 return 2;
                         if (c == 'c')

@@ -289,7 +289,7 @@ int cmd_tun(int argc, char **argv)
                         cli_optname(opts, ch, opt, sizeof(opt));
                         if (ch == 'Q'   ? cli_uint(ctx, opt, optarg, 1, MAX_QUEUES, &v)
                             : ch == 'm' ? cli_uint(ctx, opt, optarg, 68, 1u << 30, &v)
-                                        : cli_uint(ctx, opt, optarg, 0, 32, &v))
+                                        : cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS, &v))
                                 return 2;
                         if (ch == 'Q')
                                 c.nq = (int)v;

@@ -102,9 +102,9 @@ static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc,
                 case 'm':
                 case OPT_MAX_QPS:
                         cli_optname(opts, c, opt, sizeof(opt));
-                        if (c == OPT_QP ? cli_uint(ctx, opt, optarg, 0, 31, &v)
+                        if (c == OPT_QP ? cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS - 1, &v)
                             : c == 'm'  ? cli_uint(ctx, opt, optarg, 16, 1u << 30, &v)
-                                        : cli_uint(ctx, opt, optarg, 0, 32, &v))
+                                        : cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS, &v))
                                 return 2;
                         if (c == OPT_QP)
                                 x->qp = (int)v;

@@ -16,12 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ntbt/transport.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Counters per QP: spec section 8's names in that order, then ntbt's own. */
-#define NTBT_STATS_COUNTERS 24
+/* Counters per QP: NTBT_QP_COUNTERS (<ntbt/transport.h>) in that order,
+ * spec section 8's names, then ntbt's own. */
+#define NTBT_STATS_ONE_(name, source, description) +1
+#define NTBT_STATS_COUNTERS                        (0 NTBT_QP_COUNTERS(NTBT_STATS_ONE_))
 /* The counter names, NTBT_STATS_COUNTERS of them. */
 const char *ntbt_stats_counter_name(int i);
 
@@ -49,7 +53,7 @@ struct ntbt_stats {
         int port;         /* the device port the transport claimed */
         int transport_up; /* the transport-level handshake is done */
         uint32_t qp_count;
-        struct ntbt_stats_qp qp[32];
+        struct ntbt_stats_qp qp[NTBT_MAX_QPS];
 };
 
 /* The statistics file of device NAME's port PORT. */

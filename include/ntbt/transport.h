@@ -49,11 +49,16 @@ extern "C" {
 struct ntbt_transport;
 struct ntbt_qp;
 
+/* The most queue pairs a transport offers: the QP_LINKS scratchpad (spad[1],
+ * spec section 4) holds one bit per QP.  QP numbers run 0 to NTBT_MAX_QPS - 1. */
+#define NTBT_MAX_QPS 32
+
 /* Options of a transport; zero fields take the defaults (the kernel's). */
 struct ntbt_transport_opts {
         uint32_t size;          /* sizeof(struct ntbt_transport_opts) */
         uint32_t transport_mtu; /* largest frame, default 65536 */
-        uint32_t max_qps;       /* the kernel's max_num_clients, default 0 (one per window) */
+        uint32_t max_qps;       /* the kernel's max_num_clients, 0 to NTBT_MAX_QPS, default 0
+                                 * (one per window) */
         uint32_t flags;         /* NTBT_TRANSPORT_* */
         uint64_t max_mw_size;   /* cap on each window's size, default 0 (none) */
         int tx_mode;            /* default copy mode of new QPs (0: NTBT_TX_INLINE) */
@@ -76,7 +81,8 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
                         struct ntbt_transport **out);
 /* Free every QP still open (as ntbt_qp_free), stop the event thread, clear our scratchpads. */
 void ntbt_transport_close(struct ntbt_transport *t);
-/* Number of QPs this transport offers (same on both sides, or the handshake fails). */
+/* Number of QPs this transport offers, 1 to NTBT_MAX_QPS (same on both
+ * sides, or the handshake fails). */
 int ntbt_transport_qp_count(struct ntbt_transport *t);
 /* 1 while the transport-level handshake has completed, 0 otherwise. */
 int ntbt_transport_link_is_up(struct ntbt_transport *t);
@@ -263,19 +269,55 @@ int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns);
  */
 int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns);
 
-/* Per-QP counters, named as the kernel's debugfs (spec section 8), plus ntbt's own. */
+/*
+ * Per-QP counters: the one list of them, the kernel's debugfs names in spec
+ * section 8's order, then ntbt's own.  struct ntbt_qp_stats below, the
+ * statistics file (<ntbt/stats.h>, docs/stats.md, ntbt_stats_counter_name)
+ * and the library's own counting are all generated from it, in this order.
+ * A new counter is one line, at the end (the counters before it keep their
+ * offsets and indices).
+ *
+ * X(name, source, description), source being where the value comes from:
+ *   RX    counted by the QP's receive side (its owner) as frames arrive
+ *   TX    counted by the transmit side as frames go out
+ *   SNAP  read from the QP's state when the snapshot is taken
+ *   ZERO  not counted by ntbt (it copies with the CPU, never DMA): always 0
+ */
+#define NTBT_QP_COUNTERS(X)                                                                        \
+        X(rx_bytes, RX, "payload bytes received")                                                  \
+        X(rx_pkts, RX, "frames taken from the receive ring")                                       \
+        X(rx_memcpy, RX, "frames copied into a posted buffer")                                     \
+        X(rx_async, ZERO, "frames received by DMA")                                                \
+        X(rx_ring_empty, RX, "receive walks that found no frame")                                  \
+        X(rx_err_no_buf, RX, "times a frame waited for a posted buffer")                           \
+        X(rx_err_oflow, RX, "frames larger than the payload or the buffer (-EMSGSIZE)")            \
+        X(rx_err_ver, RX, "frames with an unexpected ver (the QP is reset)")                       \
+        X(rx_index, RX, "the receive ring slot read next")                                         \
+        X(rx_max_entry, SNAP, "receive ring slots (0 while down)")                                 \
+        X(tx_bytes, TX, "payload bytes sent")                                                      \
+        X(tx_pkts, TX, "frames sent")                                                              \
+        X(tx_memcpy, TX, "frames copied into the peer's window")                                   \
+        X(tx_async, ZERO, "frames sent by DMA")                                                    \
+        X(tx_ring_full, TX, "sends refused for a full ring (-EAGAIN)")                             \
+        X(tx_err_no_buf, ZERO, "the kernel's failed transmit buffer allocations")                  \
+        X(tx_index, SNAP, "the transmit ring slot written next")                                   \
+        X(rri, SNAP, "the peer's rx_info: the last slot it consumed")                              \
+        X(tx_max_entry, SNAP, "transmit ring slots (0 while down)")                                \
+        X(free_tx, SNAP, "free transmit slots (0 while down)")                                     \
+        X(link, SNAP, "1 while the QP link is up")                                                 \
+        X(rx_err_flags, RX, "frames with undefined flag bits (the QP is reset)")                   \
+        X(tx_err_rri, TX, "out-of-range rx_info values written by the peer")                       \
+        X(resets, RX, "QP resets after protocol errors")
+
+#define NTBT_QP_STATS_FIELD_(name, source, description) uint64_t name;
 struct ntbt_qp_stats {
         uint32_t size; /* set by the caller to sizeof(struct ntbt_qp_stats) */
         uint32_t qp_num;
-        uint64_t rx_bytes, rx_pkts, rx_memcpy, rx_async, rx_ring_empty;
-        uint64_t rx_err_no_buf, rx_err_oflow, rx_err_ver;
-        uint64_t rx_index, rx_max_entry;
-        uint64_t tx_bytes, tx_pkts, tx_memcpy, tx_async, tx_ring_full, tx_err_no_buf;
-        uint64_t tx_index, rri, tx_max_entry, free_tx, link;
-        /* ntbt's own: frames with undefined flag bits, out-of-range rx_info
-         * values written by the peer, and QP resets after protocol errors. */
-        uint64_t rx_err_flags, tx_err_rri, resets;
+        /* uint64_t rx_bytes, rx_pkts, ..., resets: NTBT_QP_COUNTERS in order. */
+        NTBT_QP_COUNTERS(NTBT_QP_STATS_FIELD_)
 };
+
+#undef NTBT_QP_STATS_FIELD_
 
 int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st);
 

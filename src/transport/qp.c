@@ -186,7 +186,7 @@ static void qp_hint_peer_qps(struct ntbt_qp *qp, int64_t now)
                 size_t len = 0;
                 unsigned i;
 
-                for (i = 0; i < 32 && len < sizeof(list) - 8; i++)
+                for (i = 0; i < NTBT_MAX_QPS && len < sizeof(list) - 8; i++)
                         if (others & (1u << i))
                                 len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u",
                                                         len ? ", " : "", i);
@@ -334,9 +334,13 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                 return -EINVAL;
         if (o.qp_num != NTBT_QP_ANY && (o.qp_num < 0 || (uint32_t)o.qp_num >= t->qp_count))
                 return -EINVAL;
-        qp = calloc(1, sizeof(*qp));
+        /* Aligned as its type asks: the counter groups must really start
+         * cache lines (transport.h, struct qp_counters).  sizeof is a
+         * multiple of the alignment, as aligned_alloc wants. */
+        qp = aligned_alloc(_Alignof(struct ntbt_qp), sizeof(*qp));
         if (!qp)
                 return -ENOMEM;
+        memset(qp, 0, sizeof(*qp));
         qp->t = t;
         qp->poll_mode = !!o.poll;
         if (h)
@@ -805,21 +809,11 @@ int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)
         memset(st, 0, sizeof(*st));
         st->size = sizeof(*st);
         st->qp_num = qp->num;
-        st->rx_bytes = STAT_GET(qp, rx_bytes);
-        st->rx_pkts = STAT_GET(qp, rx_pkts);
-        st->rx_memcpy = STAT_GET(qp, rx_memcpy);
-        st->rx_ring_empty = STAT_GET(qp, rx_ring_empty);
-        st->rx_err_no_buf = STAT_GET(qp, rx_err_no_buf);
-        st->rx_err_oflow = STAT_GET(qp, rx_err_oflow);
-        st->rx_err_ver = STAT_GET(qp, rx_err_ver);
-        st->rx_err_flags = STAT_GET(qp, rx_err_flags);
-        st->rx_index = STAT_GET(qp, rx_index);
-        st->tx_bytes = STAT_GET(qp, tx_bytes);
-        st->tx_pkts = STAT_GET(qp, tx_pkts);
-        st->tx_memcpy = STAT_GET(qp, tx_memcpy);
-        st->tx_ring_full = STAT_GET(qp, tx_ring_full);
-        st->tx_err_rri = STAT_GET(qp, tx_err_rri);
-        st->resets = STAT_GET(qp, resets);
+        /* The RX and TX counters; the SNAP ones follow, the ZERO ones stay 0. */
+#define QP_CTR_GET(name, source, description)                                                      \
+        QP_CTR_PICK_##source(st->name = STAT_GET(qp, name);, st->name = STAT_GET(qp, name);)
+        NTBT_QP_COUNTERS(QP_CTR_GET)
+#undef QP_CTR_GET
         pthread_mutex_lock(&qp->tx_lock);
         st->tx_index = qp->tx_index;
         st->tx_max_entry = qp->tx_g.entries;

@@ -53,13 +53,11 @@ struct stats_rec {
 
 _Static_assert(sizeof(struct stats_hdr) == 64, "stats header layout");
 _Static_assert(sizeof(struct stats_rec) == 32 + 8 * NTBT_STATS_COUNTERS, "stats record layout");
+_Static_assert(sizeof(struct ntbt_qp_stats) == 8 + 8 * NTBT_STATS_COUNTERS, "ntbt_qp_stats layout");
 
-static const char *const names[NTBT_STATS_COUNTERS] = {
-    "rx_bytes",     "rx_pkts",    "rx_memcpy",    "rx_async",      "rx_ring_empty", "rx_err_no_buf",
-    "rx_err_oflow", "rx_err_ver", "rx_index",     "rx_max_entry",  "tx_bytes",      "tx_pkts",
-    "tx_memcpy",    "tx_async",   "tx_ring_full", "tx_err_no_buf", "tx_index",      "rri",
-    "tx_max_entry", "free_tx",    "link",         "rx_err_flags",  "tx_err_rri",    "resets",
-};
+#define COUNTER_NAME(name, source, description) #name,
+static const char *const names[NTBT_STATS_COUNTERS] = {NTBT_QP_COUNTERS(COUNTER_NAME)};
+#undef COUNTER_NAME
 
 const char *ntbt_stats_counter_name(int i)
 {
@@ -205,6 +203,7 @@ int stats_publish(struct ntbt_qp *qp, int64_t now, int owner)
         struct stats_rec *r = rec_of(qp->t, qp->num);
         struct ntbt_qp_stats st = {.size = sizeof(st)};
         struct stats_rec v = {0};
+        int i = 0;
 
         if (!r)
                 return 0;
@@ -216,14 +215,10 @@ int stats_publish(struct ntbt_qp *qp, int64_t now, int owner)
         v.tx_mode = (uint32_t)ntbt_qp_tx_mode(qp);
         v.poll_mode = (uint32_t)qp->poll_mode;
         v.update_ns = now;
-        /* The order of names[]. */
-        v.c[0] = st.rx_bytes, v.c[1] = st.rx_pkts, v.c[2] = st.rx_memcpy, v.c[3] = st.rx_async;
-        v.c[4] = st.rx_ring_empty, v.c[5] = st.rx_err_no_buf, v.c[6] = st.rx_err_oflow;
-        v.c[7] = st.rx_err_ver, v.c[8] = st.rx_index, v.c[9] = st.rx_max_entry;
-        v.c[10] = st.tx_bytes, v.c[11] = st.tx_pkts, v.c[12] = st.tx_memcpy, v.c[13] = st.tx_async;
-        v.c[14] = st.tx_ring_full, v.c[15] = st.tx_err_no_buf, v.c[16] = st.tx_index;
-        v.c[17] = st.rri, v.c[18] = st.tx_max_entry, v.c[19] = st.free_tx, v.c[20] = st.link;
-        v.c[21] = st.rx_err_flags, v.c[22] = st.tx_err_rri, v.c[23] = st.resets;
+        /* In the order of names[]. */
+#define COUNTER_PUT(name, source, description) v.c[i++] = st.name;
+        NTBT_QP_COUNTERS(COUNTER_PUT)
+#undef COUNTER_PUT
         if (!rec_write(r, &v))
                 return 0;
         if (owner)
@@ -341,7 +336,7 @@ int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
                 goto out;
         }
         if (h.hdr_size < sizeof(h) || h.hdr_size > 4096 || h.rec_size < sizeof(struct stats_rec) ||
-            h.rec_size > 65536 || h.ncounters < NTBT_STATS_COUNTERS || h.qp_count > 32 ||
+            h.rec_size > 65536 || h.ncounters < NTBT_STATS_COUNTERS || h.qp_count > NTBT_MAX_QPS ||
             h.port != (uint32_t)port ||
             (uint64_t)sb.st_size < (uint64_t)h.hdr_size + (uint64_t)h.qp_count * h.rec_size) {
                 log_err("%s: malformed statistics header (sizes, counts or port)", path);

@@ -19,10 +19,11 @@
 
 #include <ntbt/transport.h>
 
+#include "../util/barrier.h"
 #include "copy_thread.h"
 #include "geometry.h"
 
-#define NTBT_MAX_QPS 32 /* QP_LINKS (spad[1]) holds one bit per QP */
+/* NTBT_MAX_QPS: <ntbt/transport.h>. */
 #define NTBT_MAX_MWS 8
 
 enum qp_state {
@@ -45,20 +46,52 @@ struct rxq {
         uint32_t cap, head, count;
 };
 
-/* Counters: each has one writer at a time (the owner for rx_*, the tx_lock
- * holder for tx_*), readers use relaxed loads: a snapshot needs no order. */
+/*
+ * The counters counted as frames move: NTBT_QP_COUNTERS's RX and TX ones
+ * (<ntbt/transport.h>); the SNAP and ZERO ones are filled in by
+ * ntbt_qp_stats.  QP_CTR_PICK_<source>(rx, tx) is rx for an RX counter, tx
+ * for a TX one, and nothing for the others.
+ */
+#define QP_CTR_PICK_RX(rx, tx) rx
+#define QP_CTR_PICK_TX(rx, tx) tx
+#define QP_CTR_PICK_SNAP(rx, tx)
+#define QP_CTR_PICK_ZERO(rx, tx)
+#define QP_CTR_RX_FIELD(name, source, description) QP_CTR_PICK_##source(uint64_t name;, )
+#define QP_CTR_TX_FIELD(name, source, description) QP_CTR_PICK_##source(, uint64_t name;)
+
+/*
+ * Each counter has one writer at a time: the QP's owner for the RX ones;
+ * for the TX ones the holder of tx_lock (tx_ring_full, tx_err_rri) or of
+ * copy_lock (the frame writer: tx_pkts, tx_bytes, tx_memcpy), whose mutex
+ * orders one writer after the next.  Other threads only read them
+ * (ntbt_qp_stats, for itself or for the statistics file).
+ *
+ * The two groups start cache lines of their own (and the QP is allocated
+ * aligned for it, qp.c): the owner counts each frame it receives while a
+ * sender, on another core, counts each one it sends; on one line, every
+ * count would take the line from the other side.
+ */
 struct qp_counters {
-        uint64_t rx_bytes, rx_pkts, rx_memcpy, rx_ring_empty, rx_err_no_buf, rx_err_oflow,
-            rx_err_ver, rx_err_flags, rx_index;
-        uint64_t tx_bytes, tx_pkts, tx_memcpy, tx_ring_full, tx_err_rri;
-        uint64_t resets;
+        _Alignas(64) struct {
+                NTBT_QP_COUNTERS(QP_CTR_RX_FIELD)
+        };
+        _Alignas(64) struct {
+                NTBT_QP_COUNTERS(QP_CTR_TX_FIELD)
+        };
 };
 
-#define STAT_ADD(qp, field, n)                                                                     \
-        __atomic_store_n(&(qp)->c.field, __atomic_load_n(&(qp)->c.field, __ATOMIC_RELAXED) + (n),  \
-                         __ATOMIC_RELAXED)
-#define STAT_SET(qp, field, v) __atomic_store_n(&(qp)->c.field, (v), __ATOMIC_RELAXED)
-#define STAT_GET(qp, field)    __atomic_load_n(&(qp)->c.field, __ATOMIC_RELAXED)
+/*
+ * Relaxed is enough: a counter's writers are ordered by the owner or the
+ * lock above, so an add need not be an atomic read-modify-write (a plain
+ * load and store, no locked instruction on the hot path); the atomic
+ * accesses only keep a concurrent reader from seeing a torn value (and are
+ * not a data race).  Nothing is published through a counter: a reader wants
+ * each value, not an order among them or with the ring, and a snapshot of
+ * several is not one instant anyway.
+ */
+#define STAT_ADD(qp, field, n) store_relaxed(&(qp)->c.field, load_relaxed(&(qp)->c.field) + (n))
+#define STAT_SET(qp, field, v) store_relaxed(&(qp)->c.field, (v))
+#define STAT_GET(qp, field)    load_relaxed(&(qp)->c.field)
 
 struct ntbt_qp {
         struct ntbt_transport *t;
