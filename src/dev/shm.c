@@ -633,8 +633,18 @@ static int port_claim(struct shm_dev *s, int p, int takeover)
                 if (!takeover)
                         return -EBUSY;
                 gen = load_sc(&pt->generation);
-                if (load_sc(&pt->state) != SHM_PORT_CLAIMED)
+                state = load_sc(&pt->state);
+                if (state == SHM_PORT_FREE)
                         continue; /* released meanwhile: try the claim again */
+                if (state != SHM_PORT_CLAIMED) {
+                        /* Neither free nor claimed: no owner that follows the
+                         * spec wrote it, and no claim can ever succeed on it
+                         * (looking again would spin for ever). */
+                        log_warn("port %d: state %u is neither free (0) nor claimed (1); "
+                                 "leaving it alone",
+                                 p, state);
+                        return -EBUSY;
+                }
                 gone = owner_gone(&s->map, pt, gen);
                 if (gone == 0)
                         return -EBUSY;

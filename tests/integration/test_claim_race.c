@@ -177,6 +177,35 @@ static void held_open_window(const char *name)
         close(fd);
 }
 
+/* A port whose state is neither free nor claimed (a hostile writer's) is
+ * refused at once: the takeover pass once looked at it again for ever. */
+static void hostile_state(const char *name)
+{
+        struct ntbt_dev *dev = NULL;
+        struct shm_port *pt[2];
+        char path[256], spec[128];
+        void *base;
+        int fd;
+
+        CHECK_EQ(ntbt_shm_path(name, path, sizeof(path)), 0);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        CHECK(fd >= 0);
+        base = mmap(NULL, SHM_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(base != MAP_FAILED);
+        for (int p = 0; p < 2; p++) {
+                pt[p] = (struct shm_port *)(void *)((char *)base + SHM_PORT_OFFSET(p));
+                __atomic_store_n(&pt[p]->state, 7, __ATOMIC_SEQ_CST);
+        }
+        snprintf(spec, sizeof(spec), "shm:%s", name);
+        alarm(20); /* a hang fails the test (SIGALRM) */
+        CHECK_EQ(ntbt_dev_open(spec, &dev), -EBUSY);
+        alarm(0);
+        for (int p = 0; p < 2; p++)
+                __atomic_store_n(&pt[p]->state, SHM_PORT_FREE, __ATOMIC_SEQ_CST);
+        munmap(base, SHM_HEADER_BYTES);
+        close(fd);
+}
+
 int main(void)
 {
         const char *name = test_dev_name("race");
@@ -185,6 +214,7 @@ int main(void)
         ntbt_set_log(test_log_hook, NULL);
         ntbt_shm_remove(name);
         CHECK_EQ(ntbt_shm_create(name, NULL), 0);
+        hostile_state(name);
         held_open_window(name);
 
         for (round = 0; round < ROUNDS; round++) {
