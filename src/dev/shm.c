@@ -815,8 +815,12 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
          * second sees the first's pid, not the dead owner's. */
         ret = claim_lock(&s->map);
         if (ret) {
-                log_err("%s: another process has been claiming a port for %u ms: giving up",
-                        dev->spec, claim_lock_ms(&s->map));
+                if (ret == -EBUSY)
+                        log_err("%s: another process has been claiming a port for %u ms: "
+                                "giving up",
+                                dev->spec, claim_lock_ms(&s->map));
+                else
+                        log_err("%s: cannot take the claim lock: %s", dev->spec, strerror(-ret));
                 shm_map_close(&s->map);
                 free(s);
                 return ret;
