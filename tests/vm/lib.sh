@@ -16,7 +16,13 @@ vm_die() {
         echo "ntbt-vm: error: $*" >&2
         exit 1
 }
+# NTBT_VM_REQUIRED=1 (CI sets it) turns a skip into a failure, so that a
+# green run proves the guests ran.
 vm_skip() { # stderr: prepare --env's stdout is captured
+        if [ "${NTBT_VM_REQUIRED:-0}" = 1 ]; then
+                echo "ntbt-vm: error: NTBT_VM_REQUIRED=1 but the vm tests would skip: $*" >&2
+                exit 1
+        fi
         echo "skipped: $*" >&2
         exit 77
 }
