@@ -1,29 +1,44 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The per-QP TX copy thread (the kernel's tx_memcpy_offload).  The caller
- * reserves the slot and the ver value under tx_lock and queues a job; this
- * thread takes jobs in FIFO order and does spec section 5 steps 3-8: header,
- * copy, DONE, flush, doorbell, completion.  So frames, and completions, stay
- * in reservation order.
+ * A job queue with its own thread.  The caller pushes jobs; the thread takes
+ * them in FIFO order and runs ops->run on each, then ops->drained when the
+ * queue runs dry.  What a job means is the caller's: the queue pair gives
+ * it the transmit ring's frame writer (the kernel's tx_memcpy_offload, spec
+ * section 5 steps 3-8), so frames, and completions, stay in the order their
+ * slots were reserved.
  *
- * Queue: single producer (enqueuers are serialised by tx_lock), single
- * consumer (this thread), a ring of job slots with head/tail on separate
- * cache lines.
+ * Queue: single producer (the caller serialises pushes: enqueuers hold
+ * tx_lock), single consumer (this thread), a ring of job slots with the
+ * producer's and the consumer's fields on separate cache lines.
  */
 #include <errno.h>
-#include <limits.h>
-#include <sched.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../util/barrier.h"
 #include "../util/futex.h"
-#include "../util/log.h"
 #include "copy_thread.h"
-#include "transport.h"
 
-/* Ring the doorbell at least this often while jobs keep coming. */
-#define RING_EVERY 16
+struct copy_thread {
+        /* Set before the thread starts, then read-only. */
+        pthread_t thread;
+        struct copy_thread_ops ops;
+        void *ctx;
+        unsigned char *jobs; /* cap slots of job_size bytes */
+        uint32_t cap;        /* a power of two */
+        uint32_t job_size;
+        /* The producer's index. */
+        _Alignas(64) uint32_t tail;
+        /* The consumer's: its index, and whether a popped job is unfinished. */
+        _Alignas(64) uint32_t head;
+        uint32_t busy;
+        /* Written by both sides. */
+        _Alignas(64) uint32_t sleeping; /* futex word: 1 while the thread sleeps */
+        int stop;
+};
 
 static int fault_create; /* test hook: fail the next thread creations */
 
@@ -32,158 +47,152 @@ void copy_thread_fault_inject(int on)
         store_sc(&fault_create, on);
 }
 
-static uint32_t ct_count(struct copy_thread *ct)
+static unsigned char *slot(struct copy_thread *w, uint32_t idx)
 {
-        /* Acquire on tail pairs with the producer's release: the job's
-         * fields are visible before it is counted. */
-        return load_acquire(&ct->tail) - load_relaxed(&ct->head);
+        return w->jobs + (size_t)(idx & (w->cap - 1)) * w->job_size;
 }
 
-int ct_push(struct copy_thread *ct, const struct tx_job *job)
+uint32_t copy_thread_pending(struct copy_thread *w)
 {
-        uint32_t tail = load_relaxed(&ct->tail);
+        /* Acquire on tail pairs with the producer's release: the job's bytes
+         * are visible before it is counted.  head is the consumer's own
+         * index (only it, or copy_thread_stop after the join, writes it):
+         * relaxed reads its own last store. */
+        return load_acquire(&w->tail) - load_relaxed(&w->head);
+}
 
-        if (tail - load_acquire(&ct->head) == ct->cap)
+int copy_thread_push(struct copy_thread *w, const void *job)
+{
+        /* tail is ours (pushes are serialised by the caller): relaxed reads
+         * our own last store. */
+        uint32_t tail = load_relaxed(&w->tail);
+
+        /* Acquire on head pairs with the consumer's release: it copied the
+         * slot out before we overwrite it. */
+        if (tail - load_acquire(&w->head) == w->cap)
                 return -EAGAIN;
-        ct->jobs[tail & (ct->cap - 1)] = *job;
+        memcpy(slot(w, tail), job, w->job_size);
         /* Release: the job is written before the consumer can see it. */
-        store_release(&ct->tail, tail + 1);
+        store_release(&w->tail, tail + 1);
         /* Dekker with the consumer's sleeping store: seq_cst fence between
          * our tail store and our sleeping load, so either it sees the job
-         * or we see it asleep and wake it.  No system call while it runs. */
+         * or we see it asleep and wake it.  No system call while it runs.
+         * The load is relaxed: the fence above does the ordering. */
         smp_mb();
-        if (load_relaxed(&ct->sleeping)) {
-                store_sc(&ct->sleeping, 0);
-                futex_wake_private(&ct->sleeping);
+        if (load_relaxed(&w->sleeping)) {
+                store_sc(&w->sleeping, 0);
+                futex_wake_private(&w->sleeping);
         }
         return 0;
 }
 
-int ct_idle(struct copy_thread *ct)
+int copy_thread_idle(struct copy_thread *w)
 {
-        return load_acquire(&ct->head) == load_acquire(&ct->tail) && !load_acquire(&ct->busy);
-}
-
-static void complete(struct ntbt_qp *qp, const struct tx_job *j, int res)
-{
-        if (qp->h.tx)
-                qp->h.tx(qp, qp->ctx, j->buf_ctx, j->data, res);
+        /* Acquire, all three: what the runs wrote is visible to a caller
+         * that sees the queue idle (pairs with the consumer's releases). */
+        return load_acquire(&w->head) == load_acquire(&w->tail) && !load_acquire(&w->busy);
 }
 
 static void *copy_main(void *arg)
 {
-        struct ntbt_qp *qp = arg;
-        struct copy_thread *ct = qp->ct;
-        int batch = 0;
-        uint64_t ring_off = 0;
+        struct copy_thread *w = arg;
+        alignas(max_align_t) unsigned char job[COPY_JOB_MAX];
+        int ran = 0;
 
-        qp_copy_thread_started(qp);
+        if (w->ops.started)
+                w->ops.started(w->ctx);
         for (;;) {
-                struct tx_job j;
                 uint32_t head;
 
-                if (ct_count(ct) == 0) {
-                        if (batch) {
-                                /* The queue ran dry: ring for what we wrote. */
-                                pthread_mutex_lock(&qp->copy_lock);
-                                if (load_relaxed(&ct->ring_gen) == qp->tx_gen)
-                                        tx_ring_copy_locked(qp, ring_off);
-                                pthread_mutex_unlock(&qp->copy_lock);
-                                batch = 0;
+                if (copy_thread_pending(w) == 0) {
+                        if (ran) {
+                                w->ops.drained(w->ctx);
+                                ran = 0;
                         }
-                        store_release(&ct->busy, 0);
-                        if (load_acquire(&ct->stop))
+                        /* Release: the runs and the drain above happen
+                         * before a copy_thread_idle that sees busy 0. */
+                        store_release(&w->busy, 0);
+                        if (load_acquire(&w->stop))
                                 break;
-                        /* Announce sleep, then look again (see ct_push). */
-                        store_sc(&ct->sleeping, 1);
+                        /* Announce sleep, then look again (see copy_thread_push). */
+                        store_sc(&w->sleeping, 1);
                         smp_mb();
-                        if (ct_count(ct) == 0 && !load_acquire(&ct->stop))
-                                futex_wait_private(&ct->sleeping, 1);
-                        store_sc(&ct->sleeping, 0);
+                        if (copy_thread_pending(w) == 0 && !load_acquire(&w->stop))
+                                futex_wait_private(&w->sleeping, 1);
+                        store_sc(&w->sleeping, 0);
                         continue;
                 }
-                store_release(&ct->busy, 1);
-                head = load_relaxed(&ct->head);
-                j = ct->jobs[head & (ct->cap - 1)];
+                /* Release: pairs with copy_thread_idle's acquire (set before
+                 * head moves, so idle never sees the queue empty and the
+                 * job not yet marked). */
+                store_release(&w->busy, 1);
+                /* Our own index: relaxed reads our own last store. */
+                head = load_relaxed(&w->head);
+                memcpy(job, slot(w, head), w->job_size);
                 /* Release: the slot may be reused only after we copied the job out. */
-                store_release(&ct->head, head + 1);
-
-                /* A reset or close waiting for copy_lock goes first (see
-                 * copy_lock_urgent); seq_cst pairs with its increment. */
-                while (load_sc(&qp->copy_urgent))
-                        sched_yield();
-                pthread_mutex_lock(&qp->copy_lock);
-                /* The session check under copy_lock: transport_down's fence
-                 * takes it after changing the epoch, so no frame reserved in
-                 * an old session is written once the next one can start.  A
-                 * poll-mode QP nobody polls keeps its tx_gen across a link
-                 * reset; only the epoch tells. */
-                if (j.gen != qp->tx_gen || !tx_session_current(qp, j.epoch)) {
-                        /* The link went down after this was queued: not sent. */
-                        pthread_mutex_unlock(&qp->copy_lock);
-                        complete(qp, &j, -ENOLINK);
-                        continue;
-                }
-                ring_off = tx_write_frame_copy_locked(qp, &j);
-                store_relaxed(&ct->ring_gen, j.gen);
-                if (++batch >= RING_EVERY || ct_count(ct) == 0) {
-                        tx_ring_copy_locked(qp, ring_off);
-                        batch = 0;
-                }
-                pthread_mutex_unlock(&qp->copy_lock);
-                complete(qp, &j, (int)j.len);
+                store_release(&w->head, head + 1);
+                w->ops.run(w->ctx, job);
+                ran = 1;
         }
         return NULL;
 }
 
-int copy_thread_start(struct ntbt_qp *qp, uint32_t cap)
+int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
+                      const struct copy_thread_ops *ops, void *ctx)
 {
-        struct copy_thread *ct;
+        struct copy_thread *w;
         uint32_t c = 1;
         int ret;
 
+        if (!job_size || job_size > COPY_JOB_MAX || !ops->run || !ops->drained || !ops->cancel)
+                return -EINVAL;
         while (c < cap)
                 c <<= 1;
-        ct = calloc(1, sizeof(*ct));
-        if (!ct)
+        /* Aligned as its type asks: the producer's and consumer's fields must
+         * really start cache lines.  sizeof is a multiple of the alignment,
+         * as aligned_alloc wants. */
+        w = aligned_alloc(_Alignof(struct copy_thread), sizeof(*w));
+        if (!w)
                 return -ENOMEM;
-        ct->cap = c;
-        ct->jobs = calloc(c, sizeof(*ct->jobs));
-        if (!ct->jobs) {
-                free(ct);
+        memset(w, 0, sizeof(*w));
+        w->ops = *ops;
+        w->ctx = ctx;
+        w->cap = c;
+        w->job_size = (uint32_t)job_size;
+        w->jobs = calloc(c, job_size);
+        if (!w->jobs) {
+                free(w);
                 return -ENOMEM;
         }
-        qp->ct = ct;
-        ret = load_sc(&fault_create) ? -EAGAIN : -pthread_create(&ct->thread, NULL, copy_main, qp);
+        ret = load_sc(&fault_create) ? -EAGAIN : -pthread_create(&w->thread, NULL, copy_main, w);
         if (ret) {
-                qp->ct = NULL;
-                free(ct->jobs);
-                free(ct);
+                free(w->jobs);
+                free(w);
                 return ret;
         }
+        *out = w;
         return 0;
 }
 
-void copy_thread_stop(struct ntbt_qp *qp)
+void copy_thread_stop(struct copy_thread *w)
 {
-        struct copy_thread *ct = qp->ct;
-        struct tx_job j;
+        alignas(max_align_t) unsigned char job[COPY_JOB_MAX];
 
-        if (!ct)
+        if (!w)
                 return;
-        store_sc(&ct->stop, 1);
-        store_sc(&ct->sleeping, 0);
-        futex_wake_private(&ct->sleeping);
-        pthread_join(ct->thread, NULL);
-        /* Whatever it did not take is completed here, with an error. */
-        while (ct_count(ct)) {
-                uint32_t head = load_relaxed(&ct->head);
+        store_sc(&w->stop, 1);
+        store_sc(&w->sleeping, 0);
+        futex_wake_private(&w->sleeping);
+        pthread_join(w->thread, NULL);
+        /* Whatever it did not take is cancelled here (after the join we are
+         * the only consumer). */
+        while (copy_thread_pending(w)) {
+                uint32_t head = load_relaxed(&w->head); /* ours now: see above */
 
-                j = ct->jobs[head & (ct->cap - 1)];
-                store_release(&ct->head, head + 1);
-                complete(qp, &j, -ECANCELED);
+                memcpy(job, slot(w, head), w->job_size);
+                store_release(&w->head, head + 1);
+                w->ops.cancel(w->ctx, job);
         }
-        qp->ct = NULL;
-        free(ct->jobs);
-        free(ct);
+        free(w->jobs);
+        free(w);
 }

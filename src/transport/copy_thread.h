@@ -1,47 +1,42 @@
 /* SPDX-License-Identifier: MIT */
-/* The per-QP TX copy thread (tx_memcpy_offload): see copy_thread.c. */
+/*
+ * A job queue with a thread of its own (copy_thread.c): the caller pushes
+ * jobs, the thread runs the function it was given on each, in FIFO order.
+ * It knows nothing of what a job is; the queue pair (qp.c) gives it the
+ * transmit ring's frame writer, the kernel's tx_memcpy_offload.
+ */
 #ifndef NTBT_TRANSPORT_COPY_THREAD_H
 #define NTBT_TRANSPORT_COPY_THREAD_H
 
-#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
-struct ntbt_qp;
+/* The largest job, in bytes: a job is copied into the queue and out again. */
+#define COPY_JOB_MAX 64
 
-/* A reserved slot waiting for its copy. */
-struct tx_job {
-        uint32_t slot, ver, len, flags;
-        uint32_t gen;   /* qp->tx_gen when queued: a later link-down voids it */
-        uint32_t epoch; /* the transport session it was reserved in (qp->up_epoch) */
-        void *buf_ctx;
-        const void *data;
+struct copy_thread;
+
+/* The caller's functions; ctx is theirs.  Each runs on the thread, except
+ * cancel, which runs in copy_thread_stop. */
+struct copy_thread_ops {
+        void (*started)(void *ctx);           /* once, before the first job; may be NULL */
+        void (*run)(void *ctx, void *job);    /* one job, a copy the thread owns */
+        void (*drained)(void *ctx);           /* the queue ran dry after one or more runs */
+        void (*cancel)(void *ctx, void *job); /* a job the thread never took */
 };
 
-struct copy_thread {
-        pthread_t thread;
-        struct tx_job *jobs;
-        uint32_t cap; /* a power of two */
-        /* Producer and consumer indices on their own cache lines. */
-        _Alignas(64) uint32_t tail;
-        _Alignas(64) uint32_t head;
-        uint32_t busy;                  /* a popped job is not finished yet */
-        uint32_t ring_gen;              /* gen of the frames written since the last doorbell */
-        _Alignas(64) uint32_t sleeping; /* futex word: 1 while the thread sleeps */
-        int stop;
-};
-
-int copy_thread_start(struct ntbt_qp *qp, uint32_t cap);
-/* Stop and join; jobs never taken complete with -ECANCELED. */
-void copy_thread_stop(struct ntbt_qp *qp);
-/* Producer side (under tx_lock): -EAGAIN if full. */
-int ct_push(struct copy_thread *ct, const struct tx_job *job);
-/* 1 when every queued job is written and rung. */
-int ct_idle(struct copy_thread *ct);
+/* Start a thread for a queue of at least cap jobs of job_size bytes. */
+int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
+                      const struct copy_thread_ops *ops, void *ctx);
+/* Stop and join; jobs never taken go to ops->cancel.  NULL is a no-op. */
+void copy_thread_stop(struct copy_thread *w);
+/* Producer side (one producer at a time, the caller serialises): -EAGAIN if full. */
+int copy_thread_push(struct copy_thread *w, const void *job);
+/* Consumer side, from ops->run: jobs queued and not yet taken. */
+uint32_t copy_thread_pending(struct copy_thread *w);
+/* 1 when every pushed job has been run (and drained, if it was the last). */
+int copy_thread_idle(struct copy_thread *w);
 /* Test hook: make copy_thread_start fail (to test the inline fallback). */
 void copy_thread_fault_inject(int on);
-
-/* tx.c, called by the thread with copy_lock held. */
-uint64_t tx_write_frame_copy_locked(struct ntbt_qp *qp, const struct tx_job *j);
-void tx_ring_copy_locked(struct ntbt_qp *qp, uint64_t done_off);
 
 #endif

@@ -33,4 +33,14 @@ void geom_counts(uint64_t db_valid_mask, uint32_t dev_mw_count, uint32_t spad_co
 int geom_qp(uint64_t size, uint32_t qp_count, uint32_t mw_count, uint32_t q, uint32_t transport_mtu,
             struct qp_geom *g);
 
+/*
+ * Where slot's frame header (struct ntb_payload_header, wire.h) starts, from
+ * the window's start: after the frame's payload.  The one formula for it;
+ * add NTB_HDR_*_OFF for a field.  slot < g->entries.
+ */
+static inline uint64_t geom_hdr_off(const struct qp_geom *g, uint32_t slot)
+{
+        return g->offset + (uint64_t)slot * g->frame + g->payload;
+}
+
 #endif

@@ -27,25 +27,6 @@
  * each time the rings go quiet. */
 #define RX_SPIN_NS (20 * 1000)
 
-void transport_kick(struct ntbt_transport *t)
-{
-        /* Wakes the event thread's doorbell wait so it looks at requests now. */
-        ntbt_dev_db_wait_interrupt(t->dev);
-}
-
-void transport_qp_links(struct ntbt_transport *t, unsigned q, int set)
-{
-        /* Several owners (event thread, pollers) update one register: the
-         * lock makes each whole-value write carry every current bit. */
-        pthread_mutex_lock(&t->spad_lock);
-        if (set)
-                t->qp_links |= 1u << q;
-        else
-                t->qp_links &= ~(1u << q);
-        ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_QP_LINKS, t->qp_links);
-        pthread_mutex_unlock(&t->spad_lock);
-}
-
 static void mismatch(struct ntbt_transport *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -123,12 +104,10 @@ static void transport_down(struct ntbt_transport *t)
                 if (t->qps[i])
                         tx_session_fence(t->qps[i]);
         pthread_mutex_unlock(&t->lock);
-        stats_transport_up(t, 0);
+        stats_file_transport_up(t->stats, 0);
         for (i = 0; i < t->mw_count; i++)
                 ntbt_dev_mw_clear_trans(t->dev, (int)i);
-        pthread_mutex_lock(&t->spad_lock);
-        t->qp_links = 0;
-        pthread_mutex_unlock(&t->spad_lock);
+        qp_links_clear(t);
         log_info("%s: transport link down", ntbt_dev_spec(t->dev));
 }
 
@@ -237,7 +216,7 @@ static void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
         t->up_link_seq = link_seq;
         /* Odd epoch, release: publishes in_size[] to the QP owners. */
         store_release(&t->epoch, t->epoch + 1);
-        stats_transport_up(t, 1);
+        stats_file_transport_up(t->stats, 1);
         log_info("%s: transport link up: %u queue pairs over %u windows", ntbt_dev_spec(t->dev),
                  t->qp_count, t->mw_count);
         transport_kick(t); /* poll-mode owners and waiters look again */
@@ -280,12 +259,12 @@ static void *event_thread(void *arg)
         while (!load_acquire(&t->stop)) {
                 struct ntbt_qp *qps[NTBT_MAX_QPS];
                 int64_t now = now_ns(), timeout;
-                int i, n = 0, busy = 0, hs = 0;
+                int i, n = 0, busy = 0, handshaking = 0;
                 uint64_t bits = 0;
 
                 transport_service(t, now);
                 if (!transport_epoch_up(t->epoch) && t->link_was_up)
-                        hs = 1;
+                        handshaking = 1;
                 /* Event-mode QPs cannot disappear under us: their frees
                  * pass through this thread (qp_release_from_owner); one we
                  * let go already (freed) is being finished by its client. */
@@ -304,7 +283,7 @@ static void *event_thread(void *arg)
                          * FREE_REQ_WAIT); no handler runs meanwhile. */
                         if (load_sc(&qps[i]->dying))
                                 continue;
-                        qp_service(qps[i], RX_BUDGET, &busy, &hs);
+                        qp_service(qps[i], RX_BUDGET, &busy, &handshaking);
                         if (load_sc(&qps[i]->free_req)) {
                                 qp_release_from_owner(qps[i]);
                                 continue;
@@ -327,7 +306,7 @@ static void *event_thread(void *arg)
                         if (rang)
                                 continue;
                 }
-                timeout = hs ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS;
+                timeout = handshaking ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS;
                 ntbt_dev_db_wait(t->dev, bits, timeout);
         }
         return NULL;
@@ -430,12 +409,12 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
         pthread_cond_init(&t->cond, &ca);
         pthread_condattr_destroy(&ca);
 
-        stats_open(t);
+        t->stats = stats_file_open(dev, t->qp_count);
         ret = ntbt_dev_link_enable(dev);
         if (!ret)
                 ret = -pthread_create(&t->thread, NULL, event_thread, t);
         if (ret) {
-                stats_close(t);
+                stats_file_close(t->stats);
                 pthread_cond_destroy(&t->cond);
                 pthread_mutex_destroy(&t->lock);
                 pthread_mutex_destroy(&t->spad_lock);
@@ -525,7 +504,7 @@ void ntbt_transport_close(struct ntbt_transport *t)
         store_release(&t->stop, 1);
         transport_kick(t);
         pthread_join(t->thread, NULL);
-        stats_close(t);
+        stats_file_close(t->stats);
         n = ntbt_dev_spad_count(t->dev);
         for (i = 0; i < n; i++)
                 ntbt_dev_spad_write(t->dev, i, 0);

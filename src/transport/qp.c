@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Queue pairs: creation and freeing, the QP-level handshake (spec section
- * 4), link down (section 7), and the client calls that are neither TX nor RX.
+ * Queue pairs, on top of the rings (tx.c, rx.c): creation and freeing, the
+ * QP-level handshake (spec section 4), link down (section 7), what a bad
+ * frame does to the QP, the copy thread's jobs, live statistics, and the
+ * client calls of <ntbt/transport.h> on a QP, which run its handlers.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,6 +21,28 @@
 /* How long a QP that sent LINK_DOWN waits for the peer to re-request the
  * link before it prepares its ring anyway (see QP_WAIT_PEER). */
 #define WAIT_PEER_NS (200 * NS_PER_MS)
+/* How often a QP's live statistics are published while nothing changes. */
+#define STATS_EVERY_NS (100 * NS_PER_MS)
+/* Jobs the copy thread may hold (more: -EAGAIN, as a full ring). */
+#define COPY_QUEUE_CAP 1024
+
+/*
+ * A library call that may run the QP's handlers on this thread (poll,
+ * waits, inline enqueue): kept on a per-thread stack so that a free from
+ * a handler is deferred to the outermost such call.
+ */
+struct qp_call {
+        struct ntbt_qp *qp;
+        struct qp_call *up;
+        int free; /* ntbt_qp_free was called inside this (outermost) call */
+};
+
+static void qp_call_enter(struct qp_call *c, struct ntbt_qp *qp);
+/* Leave the call; if a free was requested inside it (or, for an owner call
+ * of a poll-mode QP, handed over by the copy thread) release the QP now and
+ * return -ESHUTDOWN; -ESHUTDOWN also once the QP is dying; else ret. */
+static int qp_call_leave(struct qp_call *c, int ret, int owner);
+static void qp_destroy(struct ntbt_qp *qp);
 
 static void broadcast(struct ntbt_transport *t)
 {
@@ -37,6 +61,28 @@ static void call_event(struct ntbt_qp *qp, int up, int reason)
         qp->in_handler--;
 }
 
+/* Our QP_LINKS value, written whole to the peer's spad[1]: bit q while QP q
+ * requests the link. */
+static void qp_links_write(struct ntbt_transport *t, unsigned q, int set)
+{
+        /* Several owners (event thread, pollers) update one register: the
+         * lock makes each whole-value write carry every current bit. */
+        pthread_mutex_lock(&t->spad_lock);
+        if (set)
+                t->qp_links |= 1u << q;
+        else
+                t->qp_links &= ~(1u << q);
+        ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_QP_LINKS, t->qp_links);
+        pthread_mutex_unlock(&t->spad_lock);
+}
+
+void qp_links_clear(struct ntbt_transport *t)
+{
+        pthread_mutex_lock(&t->spad_lock);
+        t->qp_links = 0;
+        pthread_mutex_unlock(&t->spad_lock);
+}
+
 static int peer_requested(struct ntbt_qp *qp)
 {
         uint32_t v = 0;
@@ -53,8 +99,7 @@ static int peer_requested(struct ntbt_qp *qp)
  */
 static int peer_frame_waiting(struct ntbt_qp *qp)
 {
-        uint8_t *hdr = qp->rx_win + qp->rx_g.offset + (uint64_t)qp->rx_index * qp->rx_g.frame +
-                       qp->rx_g.payload;
+        uint8_t *hdr = qp->rx_win + geom_hdr_off(&qp->rx_g, qp->rx_index);
 
         /* Acquire, as rx_process reads it. */
         return load_acquire_u32(hdr + NTB_HDR_FLAGS_OFF) & NTB_DESC_DONE_FLAG;
@@ -70,27 +115,29 @@ static void forget_peer_request(struct ntbt_qp *qp)
         ntbt_dev_spad_write(qp->t->dev, NTB_SPAD_QP_LINKS, v & ~(1u << qp->num));
 }
 
-void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
+static void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
 {
         struct ntbt_transport *t = qp->t;
         int was = qp->state;
         uint32_t epoch = load_acquire(&t->epoch);
-        int tup = transport_epoch_up(epoch);
+        int transport_up = transport_epoch_up(epoch);
         /* The peer is told only within the session the QP came up in: a
          * poller that missed a link reset would otherwise clear the new
          * peer's request and send it an old session's LINK_DOWN. */
-        int tell = tup && send_link_down && was == QP_UP && epoch == qp->seen_epoch;
+        int tell = transport_up && send_link_down && was == QP_UP && epoch == qp->seen_epoch;
 
-        if (tup && (was == QP_HANDSHAKE || was == QP_UP))
-                transport_qp_links(t, qp->num, 0);
+        if (transport_up && (was == QP_HANDSHAKE || was == QP_UP))
+                qp_links_write(t, qp->num, 0);
         if (tell)
                 forget_peer_request(qp);
         pthread_mutex_lock(&qp->tx_lock);
         tx_rollback_locked(qp);
         /* Spec section 7: the LINK_DOWN frame goes out after our bit is
          * cleared, so the peer cannot re-link with our old self. */
-        if (tell && qp->tx_up)
-                tx_send_link_down_locked(qp);
+        if (tell && qp->tx_up && tx_send_link_down_locked(qp))
+                /* seq_cst: read by ntbt_transport_close on another thread;
+                 * nothing else is published through it. */
+                fetch_or_sc(&t->lingering, 1u << qp->num);
         tx_reset_locked(qp);
         qp->tx_closing = 0;
         pthread_mutex_unlock(&qp->tx_lock);
@@ -106,7 +153,10 @@ void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
         }
 }
 
-void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
+static void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
 {
         char buf[200];
         va_list ap;
@@ -135,12 +185,11 @@ static void qp_prepare(struct ntbt_qp *qp)
                 t->o.transport_mtu, &tx);
         win = t->in_base[rx.mw];
         for (i = 0; i < rx.entries; i++) {
-                uint8_t *hdr = win + rx.offset + (uint64_t)(i + 1) * rx.frame -
-                               sizeof(struct ntb_payload_header);
+                uint8_t *hdr = win + geom_hdr_off(&rx, i);
 
                 /* Our own inbound memory, which the peer does not write while
                  * we are not requesting the link; relaxed, published by the
-                 * seq_cst spad write in transport_qp_links below. */
+                 * seq_cst spad write in qp_links_write below. */
                 store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
                 store_relaxed_u32(hdr + NTB_HDR_LEN_OFF, 0u);
                 store_relaxed_u32(hdr + NTB_HDR_VER_OFF, 0u);
@@ -153,15 +202,18 @@ static void qp_prepare(struct ntbt_qp *qp)
         qp->rx_info_every = rx.entries >= 8 ? rx.entries / 4 : 1;
         qp->tx_g = tx;
         qp->remote_rx_info = win + rx.rx_info_off;
-        /* The sender-side copy of the peer's rx_info: all slots but one free. */
+        /* The sender-side copy of the peer's rx_info: all slots but one free.
+         * Relaxed: our own inbound memory, read by senders under tx_lock,
+         * held; the peer writes it only after our QP_LINKS bit (seq_cst,
+         * qp_links_write below). */
         store_relaxed_u32(qp->remote_rx_info, tx.entries - 1);
         tx_reset_locked(qp);
         pthread_mutex_unlock(&qp->tx_lock);
         store_sc(&qp->max_payload, tx.payload < rx.payload ? tx.payload : rx.payload);
-        transport_qp_links(t, qp->num, 1);
+        qp_links_write(t, qp->num, 1);
         qp->state = QP_HANDSHAKE;
         qp->next_try = 0;
-        qp->hs_since = now_ns();
+        qp->handshake_since = now_ns();
         qp->hinted = 0;
 }
 
@@ -174,7 +226,7 @@ static void qp_hint_peer_qps(struct ntbt_qp *qp, int64_t now)
 {
         uint32_t v = 0, others;
 
-        if (qp->hinted || now - qp->hs_since < NS_PER_SEC)
+        if (qp->hinted || now - qp->handshake_since < NS_PER_SEC)
                 return;
         ntbt_dev_spad_read(qp->t->dev, NTB_SPAD_QP_LINKS, &v);
         others = v & ~(1u << qp->num);
@@ -201,8 +253,9 @@ static void qp_come_up(struct ntbt_qp *qp)
 {
         pthread_mutex_lock(&qp->tx_lock);
         /* The session whose ring we prepared; enqueue refuses once the
-         * transport's epoch moves on.  Before link_up's seq_cst store, so a
-         * reader that sees link_up sees it too. */
+         * transport's epoch moves on.  Relaxed: readers hold tx_lock, or
+         * (ntbt_qp_link_is_up) load link_up first, whose seq_cst store
+         * below orders this one before it. */
         store_relaxed(&qp->up_epoch, qp->seen_epoch);
         qp->tx_up = 1;
         pthread_mutex_unlock(&qp->tx_lock);
@@ -212,6 +265,31 @@ static void qp_come_up(struct ntbt_qp *qp)
                  qp->tx_g.frame, qp->tx_g.entries);
         broadcast(qp->t);
         call_event(qp, 1, NTBT_QP_UP);
+}
+
+/* The owner, with the QP up: walk the receive ring, then act on why it
+ * stopped (the peer's LINK_DOWN, a frame that breaks the protocol). */
+static int qp_receive(struct ntbt_qp *qp, int budget)
+{
+        struct rx_stop stop;
+        int n = rx_process(qp, budget, &stop);
+
+        switch (stop.why) {
+        case RX_STOP_NONE:
+                break;
+        case RX_STOP_LINK_DOWN:
+                qp_go_down(qp, 0, NTBT_QP_DOWN_PEER);
+                break;
+        case RX_STOP_BAD_FLAGS:
+                qp_protocol_reset(qp, "frame %u has undefined flag bits 0x%x", stop.slot,
+                                  stop.value);
+                break;
+        case RX_STOP_BAD_VER:
+                qp_protocol_reset(qp, "frame %u has ver %u, expected %u", stop.slot, stop.value,
+                                  stop.want);
+                break;
+        }
+        return n;
 }
 
 static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
@@ -227,7 +305,7 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
                 if (qp->state == QP_HANDSHAKE && peer_frame_waiting(qp))
                         qp_come_up(qp);
                 if (qp->state == QP_UP)
-                        rx_process(qp, (int)qp->rx_g.entries);
+                        qp_receive(qp, (int)qp->rx_g.entries);
                 if (qp->state != QP_DOWN)
                         qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
                 qp->seen_epoch = epoch;
@@ -274,7 +352,7 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
                         break;
                 qp->next_try = now + NTB_HANDSHAKE_RETRY_NS;
                 /* Rewrite our bit (the peer may have zeroed its scratchpads). */
-                transport_qp_links(t, qp->num, 1);
+                qp_links_write(t, qp->num, 1);
                 if (peer_requested(qp))
                         qp_come_up(qp);
                 else
@@ -287,7 +365,7 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
                  * rings again, so none is missed. */
                 if (budget > 0 && (ntbt_dev_db_read(t->dev) & bit))
                         ntbt_dev_db_clear(t->dev, bit);
-                n = rx_process(qp, budget);
+                n = qp_receive(qp, budget);
                 if (n >= budget)
                         *busy = 1;
                 break;
@@ -296,7 +374,52 @@ static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *hands
         return n;
 }
 
-/* ---- creation and freeing ---- */
+/* ---- live statistics (the file: stats_file.c) ---- */
+
+/*
+ * Publish the QP's record.  owner: called by the QP's owner, which alone
+ * knows its state; a sender keeps the state the owner last published.
+ *
+ * stats_next is a relaxed atomic: the owner and senders each read and move
+ * it, and a race costs one publish too many or one 100 ms late; it orders
+ * nothing (the record's own sequence count does that).
+ */
+static void qp_stats_publish(struct ntbt_qp *qp, int64_t now, int owner)
+{
+        struct ntbt_qp_stats st = {.size = sizeof(st)};
+        struct stats_rec v = {0};
+        int i = 0;
+
+        store_relaxed(&qp->stats_next, now + STATS_EVERY_NS);
+        if (ntbt_qp_stats(qp, &st))
+                return;
+        v.present = 1;
+        v.state = owner ? (uint32_t)qp->state : 0;
+        v.tx_mode = (uint32_t)ntbt_qp_tx_mode(qp);
+        v.poll_mode = (uint32_t)qp->poll_mode;
+        v.update_ns = now;
+        /* In the order of NTBT_QP_COUNTERS, as the reader names them. */
+#define COUNTER_PUT(name, source, description) v.c[i++] = st.name;
+        NTBT_QP_COUNTERS(COUNTER_PUT)
+#undef COUNTER_PUT
+        if (stats_file_write(qp->t->stats, qp->num, &v, !owner) && owner)
+                qp->stats_state = qp->state;
+}
+
+/* After every 64th frame sent (tx_send counts them under tx_lock): a sender
+ * that never polls (a poll-mode QP that only transmits) still shows its
+ * counters. */
+static void qp_stats_tick(struct ntbt_qp *qp)
+{
+        int64_t now;
+
+        if (!qp->t->stats)
+                return;
+        now = now_coarse_ns(); /* a 100 ms cadence needs no finer clock */
+        /* Relaxed: a hint for when to publish (see qp_stats_publish). */
+        if (now >= load_relaxed(&qp->stats_next))
+                qp_stats_publish(qp, now, 0);
+}
 
 /* The owner's work on one QP, then its live statistics when due (every
  * 100 ms and on a state change).  The clock is read only when the ring was
@@ -309,11 +432,100 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
         if (qp->t->stats && (qp->state != qp->stats_state || n == 0 || !(++qp->stats_svc & 63))) {
                 int64_t now = now_coarse_ns();
 
+                /* Relaxed: a hint for when to publish (see qp_stats_publish). */
                 if (now >= load_relaxed(&qp->stats_next) || qp->state != qp->stats_state)
-                        stats_publish(qp, now, 1);
+                        qp_stats_publish(qp, now, 1);
         }
         return n;
 }
+
+/* ---- the copy thread's jobs (copy_thread.c runs them) ---- */
+
+/*
+ * The library calls in progress on this thread that may run a QP's
+ * handlers, innermost first, and on a copy thread its QP.  Thread-local:
+ * only this thread reads or writes them, so they need no ordering.
+ */
+static _Thread_local struct qp_call *tl_calls;
+static _Thread_local struct ntbt_qp *tl_copy_qp;
+
+/* Step 8 for a job: the buffer is the client's again. */
+static void copier_complete(struct ntbt_qp *qp, const struct tx_job *j, int res)
+{
+        if (qp->h.tx)
+                qp->h.tx(qp, qp->ctx, j->buf_ctx, j->data, res);
+}
+
+static void copier_started(void *ctx)
+{
+        /* Frees from this thread's handlers go to the owner (qp_release). */
+        tl_copy_qp = ctx;
+}
+
+static void copier_run(void *ctx, void *job)
+{
+        struct ntbt_qp *qp = ctx;
+        const struct tx_job *j = job;
+
+        copier_complete(qp, j, tx_job_write(qp, j));
+}
+
+static void copier_drained(void *ctx)
+{
+        tx_job_drained(ctx);
+}
+
+static void copier_cancel(void *ctx, void *job)
+{
+        copier_complete(ctx, job, -ECANCELED);
+}
+
+static const struct copy_thread_ops copier_ops = {
+    .started = copier_started,
+    .run = copier_run,
+    .drained = copier_drained,
+    .cancel = copier_cancel,
+};
+
+int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
+{
+        int ret;
+
+        if (mode == NTBT_TX_DEFAULT)
+                mode = qp->t->o.tx_mode;
+        if (mode != NTBT_TX_INLINE && mode != NTBT_TX_THREAD)
+                return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        pthread_mutex_lock(&qp->tx_lock);
+        if (mode == NTBT_TX_THREAD && !qp->copier) {
+                /* qp->copier is set under tx_lock: enqueuers read it there. */
+                ret = copy_thread_start(&qp->copier, COPY_QUEUE_CAP, sizeof(struct tx_job),
+                                        &copier_ops, qp);
+                if (ret) {
+                        pthread_mutex_unlock(&qp->tx_lock);
+                        log_warn("%s: qp %u: cannot start the copy thread (error %d); "
+                                 "copying inline",
+                                 ntbt_dev_spec(qp->t->dev), qp->num, ret);
+                        return ret;
+                }
+        }
+        qp->tx_mode = mode;
+        pthread_mutex_unlock(&qp->tx_lock);
+        return 0;
+}
+
+int ntbt_qp_tx_mode(struct ntbt_qp *qp)
+{
+        int m;
+
+        pthread_mutex_lock(&qp->tx_lock);
+        m = qp->tx_mode;
+        pthread_mutex_unlock(&qp->tx_lock);
+        return m;
+}
+
+/* ---- creation and freeing ---- */
 
 int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                    const struct ntbt_qp_handlers *h, void *qp_ctx, struct ntbt_qp **out)
@@ -349,7 +561,7 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         qp->seen_epoch = 0;                    /* down; the first service looks at the real epoch */
         qp->stats_state = (enum qp_state) - 1; /* the first service publishes */
         pthread_mutex_init(&qp->tx_lock, NULL);
-        pthread_mutex_init(&qp->copy_lock, NULL);
+        pthread_mutex_init(&qp->frame_lock, NULL);
         qp->tx_mode = NTBT_TX_INLINE;
         rxq_init(&qp->rxq);
 
@@ -379,11 +591,11 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         return 0;
 }
 
-void qp_destroy(struct ntbt_qp *qp)
+static void qp_destroy(struct ntbt_qp *qp)
 {
-        copy_thread_stop(qp);
+        copy_thread_stop(qp->copier);
         rxq_destroy(&qp->rxq);
-        pthread_mutex_destroy(&qp->copy_lock);
+        pthread_mutex_destroy(&qp->frame_lock);
         pthread_mutex_destroy(&qp->tx_lock);
         free(qp);
 }
@@ -424,20 +636,12 @@ static void qp_close_owner(struct ntbt_qp *qp)
                 qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
         else if (qp->state != QP_DOWN)
                 qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
-        stats_qp_gone(t, qp->num); /* before the number can be reused */
+        stats_file_qp_gone(t->stats, qp->num); /* before the number can be reused */
 }
 
 /* ---- lifetime (the rule: include/ntbt/transport.h, ntbt_qp_free) ---- */
 
-/*
- * The library calls in progress on this thread that may run a QP's
- * handlers, innermost first, and on a copy thread its QP.  Thread-local:
- * only this thread reads or writes them, so they need no ordering.
- */
-static _Thread_local struct qp_call *tl_calls;
-static _Thread_local struct ntbt_qp *tl_copy_qp;
-
-void qp_call_enter(struct qp_call *c, struct ntbt_qp *qp)
+static void qp_call_enter(struct qp_call *c, struct ntbt_qp *qp)
 {
         c->qp = qp;
         c->up = tl_calls;
@@ -456,11 +660,6 @@ static struct qp_call *outer_call(struct ntbt_qp *qp)
         return found;
 }
 
-void qp_copy_thread_started(struct ntbt_qp *qp)
-{
-        tl_copy_qp = qp;
-}
-
 /*
  * The end of every free, after the owner let go: posted buffers back
  * (-ECANCELED), the copy thread joined (what it never took completes with
@@ -476,7 +675,8 @@ static void qp_finish(struct ntbt_qp *qp)
         store_sc(&qp->dying, 1);
         qp_call_enter(&c, qp);
         cancel_rx_buffers(qp);
-        copy_thread_stop(qp);
+        copy_thread_stop(qp->copier);
+        qp->copier = NULL;
         tl_calls = c.up;
         unregister(qp);
         qp_destroy(qp);
@@ -567,7 +767,7 @@ static void qp_release(struct ntbt_qp *qp)
         pthread_mutex_unlock(&t->lock);
 }
 
-int qp_call_leave(struct qp_call *c, int ret, int owner)
+static int qp_call_leave(struct qp_call *c, int ret, int owner)
 {
         struct ntbt_qp *qp = c->qp;
 
@@ -640,7 +840,8 @@ int ntbt_qp_link_down(struct ntbt_qp *qp)
 int ntbt_qp_link_is_up(struct ntbt_qp *qp)
 {
         /* link_up first (seq_cst): up_epoch, stored before it, is then
-         * visible, so the relaxed load below reads the session it came up in. */
+         * visible, so the relaxed load below reads the session it came up in
+         * (or a later one: either way the comparison is the answer). */
         if (!load_sc(&qp->link_up) || load_sc(&qp->dying))
                 return 0;
         /* Up in a session the transport has left: a poll-mode QP that was
@@ -661,7 +862,7 @@ uint32_t ntbt_qp_max_payload(struct ntbt_qp *qp)
 int ntbt_qp_poll(struct ntbt_qp *qp, int budget)
 {
         struct qp_call call;
-        int busy = 0, hs = 0, n = -ESHUTDOWN;
+        int busy = 0, handshaking = 0, n = -ESHUTDOWN;
 
         if (!qp->poll_mode || budget < 0)
                 return -EINVAL;
@@ -669,7 +870,7 @@ int ntbt_qp_poll(struct ntbt_qp *qp, int budget)
          * the outermost call of this thread on the QP (qp_call_leave). */
         qp_call_enter(&call, qp);
         if (!load_sc(&qp->dying)) {
-                n = qp_service(qp, budget, &busy, &hs);
+                n = qp_service(qp, budget, &busy, &handshaking);
                 if (!load_sc(&qp->dying) && load_sc(&qp->down_req)) {
                         store_sc(&qp->down_req, 0);
                         qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
@@ -766,7 +967,7 @@ static int wait_tx_body(struct ntbt_qp *qp, int want, int64_t timeout_ns)
                 return 0;
         /* Waiting for the peer to consume: it must have been rung for
          * everything sent, NTBT_TX_MORE frames included. */
-        tx_ring_pending(qp);
+        tx_doorbell_pending(qp);
         for (;;) {
                 if (ntbt_qp_tx_free(qp) >= want)
                         return 0;
@@ -800,6 +1001,88 @@ int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns)
         /* Poll mode: handlers run in the polls inside (see ntbt_qp_poll). */
         qp_call_enter(&call, qp);
         return qp_call_leave(&call, wait_tx_body(qp, want, timeout_ns), qp->poll_mode);
+}
+
+/* ---- sending and receiving (the rings: tx.c, rx.c) ---- */
+
+int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n,
+                             unsigned flags)
+{
+        struct qp_call call;
+        int queued, tick, k;
+        unsigned i;
+
+        if (!v || !n)
+                return -EINVAL;
+        for (i = 0; i < n; i++)
+                if (!v[i].len || !v[i].data)
+                        return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        k = tx_send(qp, v, n, flags, &queued, &tick);
+        if (k < 0 || queued) {
+                /* The copy thread completes what it was given. */
+                if (tick)
+                        qp_stats_tick(qp);
+                return k;
+        }
+        /* Step 8, outside the ring's locks so the handler may enqueue again.
+         * A handler may free the QP: the free waits for the end of this call
+         * (qp_call_leave), and every buffer still gets its completion. */
+        qp_call_enter(&call, qp);
+        if (qp->h.tx)
+                for (i = 0; i < (unsigned)k; i++)
+                        qp->h.tx(qp, qp->ctx, v[i].buf_ctx, v[i].data, (int)v[i].len);
+        if (tick)
+                qp_stats_tick(qp);
+        return qp_call_leave(&call, k, 0);
+}
+
+int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
+                       unsigned flags)
+{
+        struct ntbt_tx_buf b = {.buf_ctx = buf_ctx, .data = data, .len = len};
+        int ret = ntbt_qp_tx_enqueue_burst(qp, &b, 1, flags);
+
+        return ret < 0 ? ret : 0;
+}
+
+int ntbt_qp_tx_free(struct ntbt_qp *qp)
+{
+        if (load_sc(&qp->dying))
+                return 0;
+        return (int)tx_free(qp);
+}
+
+int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t len)
+{
+        struct rx_buf b = {buf_ctx, data, len};
+
+        if (!data || !len)
+                return -EINVAL;
+        /* After a free nothing is posted (it would never come back). */
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        return rxq_push(&qp->rxq, &b);
+}
+
+int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len)
+{
+        struct rx_buf b;
+
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        if (ntbt_qp_link_is_up(qp))
+                return -EBUSY;
+        if (rxq_pop(&qp->rxq, &b))
+                return -ENOENT;
+        if (buf_ctx)
+                *buf_ctx = b.ctx;
+        if (data)
+                *data = b.data;
+        if (len)
+                *len = b.len;
+        return 0;
 }
 
 int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)

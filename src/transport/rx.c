@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Receiving frames (spec section 6).  Every value the peer writes into our
- * ring (flags, ver, len) is read once, checked, and only then used.
+ * The receive ring (spec section 6): poll for DONE, consume the frame into a
+ * posted buffer, report the slot back through rx_info.  Every value the peer
+ * writes into our ring (flags, ver, len) is read once, checked, and only
+ * then used.  What a bad frame or a LINK_DOWN means for the queue pair is
+ * the caller's to decide (qp.c): the walk stops and says why.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -66,37 +69,6 @@ int rxq_pop(struct rxq *q, struct rx_buf *b)
         return ret;
 }
 
-int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t len)
-{
-        struct rx_buf b = {buf_ctx, data, len};
-
-        if (!data || !len)
-                return -EINVAL;
-        /* After a free nothing is posted (it would never come back). */
-        if (load_sc(&qp->dying))
-                return -ESHUTDOWN;
-        return rxq_push(&qp->rxq, &b);
-}
-
-int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len)
-{
-        struct rx_buf b;
-
-        if (load_sc(&qp->dying))
-                return -ESHUTDOWN;
-        if (ntbt_qp_link_is_up(qp))
-                return -EBUSY;
-        if (rxq_pop(&qp->rxq, &b))
-                return -ENOENT;
-        if (buf_ctx)
-                *buf_ctx = b.ctx;
-        if (data)
-                *data = b.data;
-        if (len)
-                *len = b.len;
-        return 0;
-}
-
 /*
  * rx_info is written once per walk, not once per frame: the sender reads the
  * newest value only, and every write is a cache line (or a posted write)
@@ -115,20 +87,21 @@ static void rx_info_flush(struct ntbt_qp *qp, uint32_t *pending)
         *pending = UINT32_MAX;
 }
 
-int rx_process(struct ntbt_qp *qp, int budget)
+int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop)
 {
         const struct qp_geom *g = &qp->rx_g;
         struct ntbt_dev *dev = qp->t->dev;
         uint32_t pending = UINT32_MAX;
         int n = 0;
 
-        /* A freed QP delivers nothing more (seq_cst: the free may come
+        stop->why = RX_STOP_NONE;
+        /* Called with the QP up; a handler may change that (a nested poll)
+         * and a freed QP delivers nothing more (seq_cst: the free may come
          * from the copy thread). */
         while (n < budget && qp->state == QP_UP && !load_sc(&qp->dying)) {
                 /* rx_index < entries always (we alone advance it, modulo
                  * entries), and the geometry was checked to fit the window. */
-                uint8_t *frame = qp->rx_win + g->offset + (uint64_t)qp->rx_index * g->frame;
-                uint8_t *hdr = frame + g->payload;
+                uint8_t *hdr = qp->rx_win + geom_hdr_off(g, qp->rx_index);
                 uint32_t flags, ver, len, consumed;
                 struct rx_buf b;
                 int res;
@@ -142,26 +115,24 @@ int rx_process(struct ntbt_qp *qp, int budget)
                         break;
                 }
                 if (flags & ~NTB_FLAGS_VALID) {
-                        rx_info_flush(qp, &pending);
                         STAT_ADD(qp, rx_err_flags, 1);
-                        qp_protocol_reset(qp, "frame %u has undefined flag bits 0x%x", qp->rx_index,
-                                          flags);
+                        *stop = (struct rx_stop){RX_STOP_BAD_FLAGS, qp->rx_index, flags, 0};
                         break;
                 }
                 if (flags & NTB_LINK_DOWN_FLAG) {
-                        rx_info_flush(qp, &pending);
+                        /* Relaxed: our own ring's word, which the sender does
+                         * not write again before our rx_info (a release
+                         * store, rx_info_flush) hands the slot back. */
                         store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
-                        qp_go_down(qp, 0, NTBT_QP_DOWN_PEER);
+                        stop->why = RX_STOP_LINK_DOWN;
                         break;
                 }
                 /* Relaxed: ordered after the acquire of flags above. */
                 ver = load_relaxed_u32(hdr + NTB_HDR_VER_OFF);
                 len = load_relaxed_u32(hdr + NTB_HDR_LEN_OFF);
                 if (ver != qp->rx_pkts) {
-                        rx_info_flush(qp, &pending);
                         STAT_ADD(qp, rx_err_ver, 1);
-                        qp_protocol_reset(qp, "frame %u has ver %u, expected %u", qp->rx_index, ver,
-                                          qp->rx_pkts);
+                        *stop = (struct rx_stop){RX_STOP_BAD_VER, qp->rx_index, ver, qp->rx_pkts};
                         break;
                 }
                 if (rxq_pop(&qp->rxq, &b)) {
@@ -173,11 +144,14 @@ int rx_process(struct ntbt_qp *qp, int budget)
                         STAT_ADD(qp, rx_err_oflow, 1);
                         res = -EMSGSIZE;
                 } else {
-                        memcpy(b.data, frame, len);
+                        /* The payload ends where the header starts. */
+                        memcpy(b.data, hdr - g->payload, len);
                         STAT_ADD(qp, rx_bytes, len);
                         STAT_ADD(qp, rx_memcpy, 1);
                         res = (int)len;
                 }
+                /* Relaxed, as for LINK_DOWN above: rx_info's release store
+                 * orders it before the sender may reuse the slot. */
                 store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
                 consumed = qp->rx_index;
                 qp->rx_index = (qp->rx_index + 1) % g->entries;
@@ -198,8 +172,9 @@ int rx_process(struct ntbt_qp *qp, int budget)
                 if (load_sc(&qp->down_req))
                         break;
         }
-        /* A handler's link_down or free is acted on by the owner after this
-         * walk, so the QP is still in this session here. */
+        /* Before anything that ends the session (a LINK_DOWN, a reset, which
+         * the caller does after this): a handler's link_down or free is acted
+         * on by the owner after the walk, so the QP is still in this session. */
         if (qp->state == QP_UP)
                 rx_info_flush(qp, &pending);
         /* Push the rx_info store out of a write-combining window now

@@ -1,6 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal state of the transport and its queue pairs.
+ * Internal state of the transport and its queue pairs, and the calls
+ * between the files of src/transport.  The files are layers, each calling
+ * only the ones below it (docs/design.md section 1; tests/layers.py checks):
+ *
+ *   stats.c        the statistics file's reader (another process)
+ *   link.c         the transport: open/close, handshake, the event thread
+ *   qp.c           queue pairs: state machine, lifetime, the client calls
+ *   tx.c  rx.c     the transmit and receive rings
+ *   stats_file.c   the statistics file's writer, handed whole records
+ *   copy_thread.c  a job queue with its own thread
+ *   geometry.c     the ring layout (wire.h: the frame header)
+ *
+ * A lower layer reports up by return value, or through a function pointer
+ * the higher one gave it (the copy thread's jobs, the client's handlers).
  *
  * Ownership, the rule everything else follows:
  *  - transport-level state (handshake, window sizes, epoch) belongs to the
@@ -22,6 +35,7 @@
 #include "../util/barrier.h"
 #include "copy_thread.h"
 #include "geometry.h"
+#include "stats_file.h"
 
 /* NTBT_MAX_QPS: <ntbt/transport.h>. */
 #define NTBT_MAX_MWS 8
@@ -62,7 +76,7 @@ struct rxq {
 /*
  * Each counter has one writer at a time: the QP's owner for the RX ones;
  * for the TX ones the holder of tx_lock (tx_ring_full, tx_err_rri) or of
- * copy_lock (the frame writer: tx_pkts, tx_bytes, tx_memcpy), whose mutex
+ * frame_lock (the frame writer: tx_pkts, tx_bytes, tx_memcpy), whose mutex
  * orders one writer after the next.  Other threads only read them
  * (ntbt_qp_stats, for itself or for the statistics file).
  *
@@ -93,13 +107,24 @@ struct qp_counters {
 #define STAT_SET(qp, field, v) store_relaxed(&(qp)->c.field, (v))
 #define STAT_GET(qp, field)    load_relaxed(&(qp)->c.field)
 
+/* A transmit job for the copy thread: a slot reserved under tx_lock. */
+struct tx_job {
+        uint32_t slot, ver, len;
+        uint32_t gen;   /* qp->tx_gen when queued: a later link-down voids it */
+        uint32_t epoch; /* the transport session it was reserved in (qp->up_epoch) */
+        void *buf_ctx;
+        const void *data;
+};
+
+/*
+ * The groups that different threads write start cache lines of their own
+ * (the QP is allocated aligned for it, qp.c): the owner's receive side, the
+ * senders' transmit side, each counter group (struct qp_counters).
+ */
 struct ntbt_qp {
+        /* Set at creation, then read-only (h.event: cleared by the owner on free). */
         struct ntbt_transport *t;
         unsigned num;
-        /* Owner only: when the handshake began, and whether the --qp hint
-         * was given (qp_hint_peer_qps). */
-        int64_t hs_since;
-        int hinted;
         int poll_mode;
         struct ntbt_qp_handlers h;
         void *ctx;
@@ -113,38 +138,43 @@ struct ntbt_qp {
                         * seq_cst, read at the start of every call and ordered
                         * after free_req where both are set (qp.c) */
 
-        /* Owner-only. */
-        enum qp_state state;
-        /* Live statistics (stats.c).  stats_state and stats_svc: owner
-         * only, the state last published and a count of service calls.
-         * stats_next: a relaxed atomic, as senders publish too. */
-        enum qp_state stats_state;
-        unsigned stats_svc;
-        int64_t stats_next;
+        /* Published for queries from any thread (atomics). */
+        int link_up;
+        uint32_t max_payload;
+
+        /* Owner-only: the state machine and the receive ring. */
+        _Alignas(64) enum qp_state state;
+        /* When the handshake began, and whether the --qp hint was given
+         * (qp_hint_peer_qps). */
+        int64_t handshake_since;
+        int hinted;
         uint32_t seen_epoch;
-        /* The epoch whose session the QP last came up in: set by the owner
-         * under tx_lock before tx_up; a relaxed atomic, as link_is_up reads
-         * it without the lock (after its seq_cst load of link_up). */
-        uint32_t up_epoch;
         int initiator; /* we sent LINK_DOWN last: see QP_WAIT_PEER */
         int in_handler;
         int64_t next_try, wait_deadline;
+        /* Live statistics (qp.c, stats_file.c): the state last published
+         * and a count of service calls. */
+        enum qp_state stats_state;
+        unsigned stats_svc;
         struct qp_geom rx_g;
-        uint32_t rx_info_every; /* owner: frames between rx_info writes in a walk */
-        int copy_urgent;        /* atomic: closers waiting for copy_lock (tx.c) */
+        uint32_t rx_info_every; /* frames between rx_info writes in a walk */
         uint8_t *rx_win;        /* our inbound window holding the RX ring */
         uint32_t rx_index, rx_pkts;
+        /* When the statistics are next due: a relaxed atomic, as senders
+         * publish too (qp_stats_publish says why relaxed is enough). */
+        int64_t stats_next;
+
+        /* Posted receive buffers: clients and the owner, under its lock. */
+        _Alignas(64) struct rxq rxq;
 
         /* Transmit side, under tx_lock. */
-        pthread_mutex_t tx_lock;
-        int tx_mode;            /* NTBT_TX_INLINE or NTBT_TX_THREAD */
-        struct copy_thread *ct; /* set while the QP has a copy thread */
-        /* Under copy_lock (taken after tx_lock, never before it): the frame
-         * writer's state.  tx_gen moves on every link reset and voids jobs
-         * queued before it; written_* is the next slot and ver not yet
-         * written, where a LINK_DOWN frame must go. */
-        pthread_mutex_t copy_lock;
-        uint32_t tx_gen, written_index, written_pkts;
+        _Alignas(64) pthread_mutex_t tx_lock;
+        int tx_mode;                /* NTBT_TX_INLINE or NTBT_TX_THREAD */
+        struct copy_thread *copier; /* set while the QP has a copy thread */
+        /* The epoch whose session the QP last came up in: set by the owner
+         * under tx_lock before tx_up; an atomic, as link_is_up reads it
+         * without the lock (after its seq_cst load of link_up). */
+        uint32_t up_epoch;
         int tx_up;      /* frames may be sent */
         int tx_closing; /* link_down called: nothing but LINK_DOWN goes out */
         int db_pending; /* frames sent with NTBT_TX_MORE and no doorbell yet */
@@ -154,12 +184,18 @@ struct ntbt_qp {
         uint32_t tx_ticks;      /* frames accepted; a sender publishes stats every 64th */
         uint32_t tx_known_free; /* free slots as of the last rx_info read, less those taken since */
         uint8_t *remote_rx_info; /* in our inbound memory, any alignment; the peer writes it */
+        int frame_urgent;        /* atomic: resets and closes waiting for frame_lock (tx.c) */
+        /* Under frame_lock (taken after tx_lock, never before it): the frame
+         * writer's state, in both modes.  tx_gen moves on every link reset
+         * and voids jobs queued before it; written_* is the next slot and
+         * ver not yet written, where a LINK_DOWN frame must go. */
+        pthread_mutex_t frame_lock;
+        uint32_t tx_gen, written_index, written_pkts;
+        /* The copy thread's alone: frames written since its last doorbell,
+         * the last one's DONE word and the tx_gen it was written in. */
+        uint32_t job_unrung, job_gen;
+        uint64_t job_done_off;
 
-        /* Published for queries from any thread (atomics). */
-        int link_up;
-        uint32_t max_payload;
-
-        struct rxq rxq;
         struct qp_counters c;
 };
 
@@ -203,16 +239,22 @@ struct ntbt_transport {
          * until the peer has seen each (see transport_linger). */
         uint32_t lingering;
 
-        /* Live statistics file (stats.c); NULL if it could not be made. */
-        void *stats;
-        size_t stats_size;
-        char stats_path[4200];
+        /* Live statistics file (stats_file.c); NULL if it could not be made. */
+        struct stats_file *stats;
 };
 
 static inline int transport_epoch_up(uint32_t epoch)
 {
         return epoch & 1;
 }
+
+static inline void transport_kick(struct ntbt_transport *t)
+{
+        /* Wakes the event thread's doorbell wait so it looks at requests now. */
+        ntbt_dev_db_wait_interrupt(t->dev);
+}
+
+/* ---- qp.c: queue pairs (called by link.c) ---- */
 
 /* free_req values. */
 enum {
@@ -221,69 +263,62 @@ enum {
         FREE_REQ_OWNER = 2, /* the owner finishes the free alone (after a handler's free) */
 };
 
-/*
- * A library call that may run the QP's handlers on this thread (poll,
- * waits, inline enqueue): kept on a per-thread stack so that a free from
- * a handler is deferred to the outermost such call (qp.c).
- */
-struct qp_call {
-        struct ntbt_qp *qp;
-        struct qp_call *up;
-        int free; /* ntbt_qp_free was called inside this (outermost) call */
-};
-
-void qp_call_enter(struct qp_call *c, struct ntbt_qp *qp);
-/* Leave the call; if a free was requested inside it (or, for an owner call
- * of a poll-mode QP, handed over by the copy thread) release the QP now and
- * return -ESHUTDOWN; -ESHUTDOWN also once the QP is dying; else ret. */
-int qp_call_leave(struct qp_call *c, int ret, int owner);
-/* Called once by a copy thread: frees from its handlers go to the owner. */
-void qp_copy_thread_started(struct ntbt_qp *qp);
+/* The owner's work on one QP; returns frames received, sets *busy if more
+ * are waiting, *handshaking if the QP waits for a timer. */
+int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking);
+/* Event thread: finish a free requested by another thread or a handler. */
+void qp_release_from_owner(struct ntbt_qp *qp);
 /* ntbt_transport_close, under t->lock: claim an event-mode QP's free (0 if
  * the event thread finishes it alone); then, unlocked, finish it. */
 int qp_free_claim(struct ntbt_qp *qp);
 void qp_free_claimed(struct ntbt_qp *qp);
+/* transport_down: every QP_LINKS bit is gone with the session. */
+void qp_links_clear(struct ntbt_transport *t);
 
-/* link.c */
-void transport_kick(struct ntbt_transport *t);
-void transport_qp_links(struct ntbt_transport *t, unsigned q, int set);
+/* ---- tx.c: the transmit ring (called by qp.c; tx_session_fence by link.c) ---- */
 
-/* qp.c: the owner's work on one QP; returns frames received, sets *busy if
- * more are waiting, *handshaking if the QP waits for a timer. */
-int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking);
-void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason);
-void qp_protocol_reset(struct ntbt_qp *qp, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Event thread: finish a free requested by another thread or a handler. */
-void qp_release_from_owner(struct ntbt_qp *qp);
-void qp_destroy(struct ntbt_qp *qp);
-
-/* tx.c */
-void tx_ring_pending(struct ntbt_qp *qp);
-/* 1 while epoch is the transport's epoch now: frames of that session may go out. */
-int tx_session_current(struct ntbt_qp *qp, uint32_t epoch);
+/* Steps 2-7 for up to n frames: returns how many were taken, or -ENOLINK,
+ * -EMSGSIZE (v[0] too long), -EAGAIN (no slot).  *queued: they went to the
+ * copy thread, which completes them; else they are written and the caller
+ * completes them.  *tick: a 64-frame mark was passed (statistics are due). */
+int tx_send(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n, unsigned flags,
+            int *queued, int *tick);
+/* Copy thread: steps 3-7 for a queued job; returns its result (len, or
+ * -ENOLINK if a link reset voided it).  tx_job_drained: the queue ran dry. */
+int tx_job_write(struct ntbt_qp *qp, const struct tx_job *j);
+void tx_job_drained(struct ntbt_qp *qp);
+/* Free slots now (0 unless frames may be sent). */
+uint32_t tx_free(struct ntbt_qp *qp);
+/* Ring for frames sent with NTBT_TX_MORE whose doorbell is still owed. */
+void tx_doorbell_pending(struct ntbt_qp *qp);
 /* Wait for every frame writer that read an old epoch (see transport_down). */
 void tx_session_fence(struct ntbt_qp *qp);
+/* Under tx_lock. */
+uint32_t tx_free_locked(struct ntbt_qp *qp);
+/* The LINK_DOWN frame; 1 if it went out. */
+int tx_send_link_down_locked(struct ntbt_qp *qp);
+void tx_reset_locked(struct ntbt_qp *qp);
+void tx_rollback_locked(struct ntbt_qp *qp);
 
-/* stats.c */
-void stats_open(struct ntbt_transport *t);
-void stats_close(struct ntbt_transport *t);
-void stats_transport_up(struct ntbt_transport *t, int up);
-int stats_publish(struct ntbt_qp *qp, int64_t now, int owner);
-void stats_tx_tick(struct ntbt_qp *qp);
-void stats_qp_gone(struct ntbt_transport *t, unsigned num);
+/* ---- rx.c: the receive ring (called by qp.c) ---- */
 
-/* rx.c */
-int rx_process(struct ntbt_qp *qp, int budget);
+/* Why a walk stopped early, for the caller to act on (qp.c). */
+struct rx_stop {
+        enum {
+                RX_STOP_NONE,      /* budget, empty ring, no buffer, or a request */
+                RX_STOP_LINK_DOWN, /* the peer's LINK_DOWN frame (consumed) */
+                RX_STOP_BAD_FLAGS, /* slot's flags has undefined bits (value) */
+                RX_STOP_BAD_VER,   /* slot's ver is value, expected want */
+        } why;
+        uint32_t slot, value, want;
+};
+
+/* The owner, with the QP up: walk the ring, up to budget frames, each to a
+ * posted buffer and the rx handler; returns frames delivered. */
+int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop);
 void rxq_init(struct rxq *q);
 void rxq_destroy(struct rxq *q);
 int rxq_push(struct rxq *q, const struct rx_buf *b);
 int rxq_pop(struct rxq *q, struct rx_buf *b);
-
-/* tx.c */
-uint32_t tx_free_locked(struct ntbt_qp *qp);
-void tx_send_link_down_locked(struct ntbt_qp *qp);
-void tx_reset_locked(struct ntbt_qp *qp);
-void tx_rollback_locked(struct ntbt_qp *qp);
 
 #endif

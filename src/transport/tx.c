@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sending frames (spec section 5).  Step 2 (reserve the slot, and its ver
- * value) happens under tx_lock on the caller's thread; steps 3-8 either
- * follow at once on that thread (inline) or run on the QP's copy thread
- * (copy_thread.c).  One frame writer serves both, under copy_lock.
+ * The transmit ring (spec section 5): reserve a slot and its ver value
+ * (step 2, under tx_lock), write the frame (steps 3-5), ring the doorbell
+ * (steps 6-7).  One frame writer, under frame_lock, serves both ways of
+ * sending: inline on the caller's thread, or as a job the queue pair hands
+ * to its copy thread.  Completions (step 8) are the queue pair's (qp.c):
+ * this file calls no handler and knows nothing of a QP's lifetime.
  */
 #include <errno.h>
 #include <sched.h>
@@ -17,28 +19,32 @@
 #include "wire.h"
 
 #define LINK_DOWN_WAIT_NS (1000 * NS_PER_MS)
-#define COPY_QUEUE_CAP    1024
+/* On the copy thread, ring the doorbell at least this often while jobs keep coming. */
+#define DOORBELL_EVERY 16
+
+_Static_assert(sizeof(struct tx_job) <= COPY_JOB_MAX, "a tx_job fits the copy thread's queue");
 
 /*
- * copy_lock for a link reset or close, ahead of the copy thread: the thread
+ * frame_lock for a link reset or close, ahead of the copy thread: the thread
  * drops and retakes the lock between jobs, and a plain mutex lets it win
  * every time, so without this a close would wait for the whole job queue
  * to be copied (over a slow link, seconds) instead of voiding it.
  */
-static void copy_lock_urgent(struct ntbt_qp *qp)
+static void frame_lock_urgent(struct ntbt_qp *qp)
 {
-        fetch_add_sc(&qp->copy_urgent, 1);
-        pthread_mutex_lock(&qp->copy_lock);
-        fetch_sub_sc(&qp->copy_urgent, 1);
+        /* seq_cst: pairs with the copy thread's load before it takes the lock. */
+        fetch_add_sc(&qp->frame_urgent, 1);
+        pthread_mutex_lock(&qp->frame_lock);
+        fetch_sub_sc(&qp->frame_urgent, 1);
 }
 
 void tx_reset_locked(struct ntbt_qp *qp)
 {
-        copy_lock_urgent(qp);
+        frame_lock_urgent(qp);
         qp->tx_gen++; /* jobs queued before this point are void */
         qp->written_index = 0;
         qp->written_pkts = 0;
-        pthread_mutex_unlock(&qp->copy_lock);
+        pthread_mutex_unlock(&qp->frame_lock);
         qp->tx_up = 0;
         qp->tx_index = 0;
         qp->tx_pkts = 0;
@@ -55,10 +61,10 @@ void tx_reset_locked(struct ntbt_qp *qp)
  * transport's: otherwise a frame with an old slot and ver would land in the
  * ring of the peer's next session (spec section 7; docs/transport.md).
  */
-int tx_session_current(struct ntbt_qp *qp, uint32_t epoch)
+static int tx_session_current(struct ntbt_qp *qp, uint32_t epoch)
 {
         /* Acquire pairs with the event thread's release of a new epoch.  The
-         * check is made under tx_lock or copy_lock, which tx_session_fence
+         * check is made under tx_lock or frame_lock, which tx_session_fence
          * takes after that store: a writer that still reads the old value
          * finishes its frame before the fence returns. */
         return load_acquire(&qp->t->epoch) == epoch;
@@ -68,22 +74,29 @@ void tx_session_fence(struct ntbt_qp *qp)
 {
         /* Called by the event thread right after it made the epoch even.
          * Taking both locks waits out every enqueue (tx_lock, then
-         * copy_lock) and copy-thread write (copy_lock) that passed the
+         * frame_lock) and copy-thread write (frame_lock) that passed the
          * session check before the change; the unlock/lock pairs order the
          * epoch store before every later check.  So all frames of the old
          * session are written before the transport advertises itself again,
          * which the peer needs before it zeroes and requests a new ring. */
         pthread_mutex_lock(&qp->tx_lock);
-        copy_lock_urgent(qp);
-        pthread_mutex_unlock(&qp->copy_lock);
+        frame_lock_urgent(qp);
+        pthread_mutex_unlock(&qp->frame_lock);
         pthread_mutex_unlock(&qp->tx_lock);
+}
+
+/* Under tx_lock: the session the ring came up in (up_epoch).  Written under
+ * tx_lock, which we hold, so relaxed reads the last value; it is an atomic
+ * only for ntbt_qp_link_is_up, which reads it without the lock. */
+static uint32_t tx_up_epoch_locked(struct ntbt_qp *qp)
+{
+        return load_relaxed(&qp->up_epoch);
 }
 
 /* Under tx_lock: frames may be sent now. */
 static int tx_live_locked(struct ntbt_qp *qp)
 {
-        /* up_epoch: written under tx_lock, which we hold; relaxed is enough. */
-        return qp->tx_up && !qp->tx_closing && tx_session_current(qp, load_relaxed(&qp->up_epoch));
+        return qp->tx_up && !qp->tx_closing && tx_session_current(qp, tx_up_epoch_locked(qp));
 }
 
 uint32_t tx_free_locked(struct ntbt_qp *qp)
@@ -130,17 +143,15 @@ static void tx_take_slot(struct ntbt_qp *qp)
         qp->tx_known_free--;
 }
 
-int ntbt_qp_tx_free(struct ntbt_qp *qp)
+uint32_t tx_free(struct ntbt_qp *qp)
 {
         uint32_t n = 0;
 
-        if (load_sc(&qp->dying))
-                return 0;
         pthread_mutex_lock(&qp->tx_lock);
         if (tx_live_locked(qp))
                 n = tx_free_locked(qp);
         pthread_mutex_unlock(&qp->tx_lock);
-        return (int)n;
+        return n;
 }
 
 int ntbt_qp_tx_entries(struct ntbt_qp *qp)
@@ -148,15 +159,15 @@ int ntbt_qp_tx_entries(struct ntbt_qp *qp)
         int n = 0;
 
         pthread_mutex_lock(&qp->tx_lock);
-        /* up_epoch: written under tx_lock, which we hold. */
-        if (qp->tx_up && tx_session_current(qp, load_relaxed(&qp->up_epoch)))
+        if (qp->tx_up && tx_session_current(qp, tx_up_epoch_locked(qp)))
                 n = (int)qp->tx_g.entries;
         pthread_mutex_unlock(&qp->tx_lock);
         return n;
 }
 
-/* Steps 6-7: ring the peer after every earlier window store is visible. */
-void tx_ring_copy_locked(struct ntbt_qp *qp, uint64_t done_off)
+/* Steps 6-7, under frame_lock: ring the peer after every earlier window
+ * store is visible.  done_off: the DONE word of the last frame written. */
+static void tx_doorbell_locked(struct ntbt_qp *qp, uint64_t done_off)
 {
         struct ntbt_dev *dev = qp->t->dev;
 
@@ -168,39 +179,48 @@ void tx_ring_copy_locked(struct ntbt_qp *qp, uint64_t done_off)
         ntbt_dev_peer_db_set(dev, 1ull << qp->num);
 }
 
-/* Ring for frames sent with NTBT_TX_MORE whose doorbell is still owed. */
-void tx_ring_pending(struct ntbt_qp *qp)
+/* Under tx_lock: the DONE word of the last slot reserved (db_pending: it
+ * was written, and its doorbell is owed). */
+static uint64_t tx_last_done_off(struct ntbt_qp *qp)
 {
-        pthread_mutex_lock(&qp->tx_lock);
+        uint32_t last = (qp->tx_index + qp->tx_g.entries - 1) % qp->tx_g.entries;
+
+        return geom_hdr_off(&qp->tx_g, last) + NTB_HDR_FLAGS_OFF;
+}
+
+/* Under tx_lock: ring for frames sent with NTBT_TX_MORE, if any. */
+static void tx_doorbell_pending_locked(struct ntbt_qp *qp)
+{
         if (qp->db_pending && tx_live_locked(qp)) {
-                pthread_mutex_lock(&qp->copy_lock);
-                tx_ring_copy_locked(
-                    qp, qp->tx_g.offset +
-                            (uint64_t)((qp->tx_index + qp->tx_g.entries - 1) % qp->tx_g.entries) *
-                                qp->tx_g.frame +
-                            qp->tx_g.payload + NTB_HDR_FLAGS_OFF);
-                pthread_mutex_unlock(&qp->copy_lock);
+                pthread_mutex_lock(&qp->frame_lock);
+                tx_doorbell_locked(qp, tx_last_done_off(qp));
+                pthread_mutex_unlock(&qp->frame_lock);
         }
         qp->db_pending = 0;
+}
+
+void tx_doorbell_pending(struct ntbt_qp *qp)
+{
+        pthread_mutex_lock(&qp->tx_lock);
+        tx_doorbell_pending_locked(qp);
         pthread_mutex_unlock(&qp->tx_lock);
 }
 
-/* Steps 3-5 for one reserved slot; returns the DONE word's offset. */
+/* Steps 3-5 for one reserved slot, under frame_lock; returns the DONE word's offset. */
 static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t ver,
                                    const void *data, uint32_t len, uint32_t flags)
 {
         const struct qp_geom *g = &qp->tx_g;
         struct ntbt_dev *dev = qp->t->dev;
         int mw = (int)g->mw;
-        uint64_t frame = g->offset + (uint64_t)slot * g->frame;
-        uint64_t hdr = frame + g->payload;
+        uint64_t hdr = geom_hdr_off(g, slot);
 
         /* Step 3: len, then ver. */
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_LEN_OFF, len);
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_VER_OFF, ver);
-        /* Step 4. */
+        /* Step 4: the payload, which ends where the header starts. */
         if (len)
-                ntbt_dev_peer_mw_write(dev, mw, frame, data, len);
+                ntbt_dev_peer_mw_write(dev, mw, hdr - g->payload, data, len);
         /* Step 5: store barrier, then DONE (a release store on its own). */
         ntbt_dev_peer_mw_wmb(dev, mw);
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_FLAGS_OFF, flags);
@@ -214,32 +234,62 @@ static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t v
         return hdr + NTB_HDR_FLAGS_OFF;
 }
 
-uint64_t tx_write_frame_copy_locked(struct ntbt_qp *qp, const struct tx_job *j)
+int tx_job_write(struct ntbt_qp *qp, const struct tx_job *j)
 {
-        return write_frame_locked(qp, j->slot, j->ver, j->data, j->len, NTB_DESC_DONE_FLAG);
+        /* A reset or close waiting for frame_lock goes first (see
+         * frame_lock_urgent); seq_cst pairs with its increment. */
+        while (load_sc(&qp->frame_urgent))
+                sched_yield();
+        pthread_mutex_lock(&qp->frame_lock);
+        /* The session check under frame_lock: transport_down's fence
+         * takes it after changing the epoch, so no frame reserved in
+         * an old session is written once the next one can start.  A
+         * poll-mode QP nobody polls keeps its tx_gen across a link
+         * reset; only the epoch tells. */
+        if (j->gen != qp->tx_gen || !tx_session_current(qp, j->epoch)) {
+                /* The link went down after this was queued: not sent. */
+                pthread_mutex_unlock(&qp->frame_lock);
+                return -ENOLINK;
+        }
+        qp->job_done_off =
+            write_frame_locked(qp, j->slot, j->ver, j->data, j->len, NTB_DESC_DONE_FLAG);
+        qp->job_gen = j->gen;
+        /* copy_thread_pending after the write, as a job pushed meanwhile
+         * may take the doorbell along. */
+        if (++qp->job_unrung >= DOORBELL_EVERY || copy_thread_pending(qp->copier) == 0) {
+                tx_doorbell_locked(qp, qp->job_done_off);
+                qp->job_unrung = 0;
+        }
+        pthread_mutex_unlock(&qp->frame_lock);
+        return (int)j->len;
+}
+
+void tx_job_drained(struct ntbt_qp *qp)
+{
+        if (!qp->job_unrung)
+                return;
+        /* The queue ran dry: ring for what we wrote, unless a reset voided it. */
+        pthread_mutex_lock(&qp->frame_lock);
+        if (qp->job_gen == qp->tx_gen)
+                tx_doorbell_locked(qp, qp->job_done_off);
+        pthread_mutex_unlock(&qp->frame_lock);
+        qp->job_unrung = 0;
 }
 
 /*
- * A burst: one tx_lock and one copy_lock for every frame of it, and one
+ * A burst: one tx_lock and one frame_lock for every frame of it, and one
  * doorbell after the last.  Locked instructions drain the store buffer; one
  * pair per frame made the sender wait for each frame's cache lines to cross
  * to the receiver's core before it could write the next (see bench/README).
  */
-int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n,
-                             unsigned flags)
+int tx_send(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n, unsigned flags,
+            int *queued, int *tick)
 {
-        struct qp_call call;
         uint32_t free, k, i;
         uint64_t done_off = 0;
-        int tick = 0;
 
-        if (!v || !n)
-                return -EINVAL;
-        for (i = 0; i < n; i++)
-                if (!v[i].len || !v[i].data)
-                        return -EINVAL;
-        if (load_sc(&qp->dying))
-                return -ESHUTDOWN;
+        *queued = 0;
+        *tick = 0;
 retry:
         pthread_mutex_lock(&qp->tx_lock);
         if (!tx_live_locked(qp)) {
@@ -250,12 +300,12 @@ retry:
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
         }
-        if (qp->tx_mode == NTBT_TX_INLINE && qp->ct && !ct_idle(qp->ct)) {
+        if (qp->tx_mode == NTBT_TX_INLINE && qp->copier && !copy_thread_idle(qp->copier)) {
                 /* Just switched from thread mode: let the thread finish what
                  * it holds, so frames and completions stay in order.  Not
                  * under tx_lock: its completions may enqueue. */
                 pthread_mutex_unlock(&qp->tx_lock);
-                while (!ct_idle(qp->ct))
+                while (!copy_thread_idle(qp->copier))
                         sched_yield();
                 goto retry;
         }
@@ -263,14 +313,8 @@ retry:
         if (free == 0) {
                 STAT_ADD(qp, tx_ring_full, 1);
                 /* Frames sent with MORE must be rung now, or the peer never
-                 * frees the slots we wait for. */
-                if (qp->db_pending) {
-                        pthread_mutex_lock(&qp->copy_lock);
-                        tx_ring_copy_locked(qp,
-                                            qp->tx_g.offset + qp->tx_g.payload + NTB_HDR_FLAGS_OFF);
-                        pthread_mutex_unlock(&qp->copy_lock);
-                        qp->db_pending = 0; /* under tx_lock, like every access */
-                }
+                 * frees the slots we wait for (the ring is live: checked above). */
+                tx_doorbell_pending_locked(qp);
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EAGAIN;
         }
@@ -279,32 +323,29 @@ retry:
         for (k = 0; k < n && k < free && v[k].len <= qp->tx_g.payload; k++)
                 ;
         qp->tx_ticks += k;
-        tick = (qp->tx_ticks & ~63u) != ((qp->tx_ticks - k) & ~63u);
-        if (qp->tx_mode == NTBT_TX_THREAD && qp->ct) {
+        *tick = (qp->tx_ticks & ~63u) != ((qp->tx_ticks - k) & ~63u);
+        if (qp->tx_mode == NTBT_TX_THREAD && qp->copier) {
+                *queued = 1;
                 for (i = 0; i < k; i++) {
                         /* Step 2: reserve the slot and its ver value before any copy. */
                         struct tx_job j = {.slot = qp->tx_index,
                                            .ver = qp->tx_pkts,
                                            .len = v[i].len,
-                                           .flags = flags,
                                            .gen = qp->tx_gen, /* written under both locks */
-                                           /* written under tx_lock, held */
-                                           .epoch = load_relaxed(&qp->up_epoch),
+                                           .epoch = tx_up_epoch_locked(qp),
                                            .buf_ctx = v[i].buf_ctx,
                                            .data = v[i].data};
 
-                        if (ct_push(qp->ct, &j))
+                        if (copy_thread_push(qp->copier, &j))
                                 break; /* the job queue is full: as a full ring */
                         tx_take_slot(qp);
                 }
                 if (i == 0)
                         STAT_ADD(qp, tx_ring_full, 1);
                 pthread_mutex_unlock(&qp->tx_lock);
-                if (tick)
-                        stats_tx_tick(qp);
                 return i ? (int)i : -EAGAIN;
         }
-        pthread_mutex_lock(&qp->copy_lock);
+        pthread_mutex_lock(&qp->frame_lock);
         for (i = 0; i < k; i++) {
                 /* Step 2, then steps 3-5. */
                 uint32_t slot = qp->tx_index, ver = qp->tx_pkts;
@@ -316,30 +357,12 @@ retry:
         if (flags & NTBT_TX_MORE) {
                 qp->db_pending = 1;
         } else {
-                tx_ring_copy_locked(qp, done_off);
+                tx_doorbell_locked(qp, done_off);
                 qp->db_pending = 0;
         }
-        pthread_mutex_unlock(&qp->copy_lock);
+        pthread_mutex_unlock(&qp->frame_lock);
         pthread_mutex_unlock(&qp->tx_lock);
-        /* Step 8, outside the locks so the handler may enqueue again.  A
-         * handler may free the QP: the free waits for the end of this call
-         * (qp_call_leave), and every buffer still gets its completion. */
-        qp_call_enter(&call, qp);
-        if (qp->h.tx)
-                for (i = 0; i < k; i++)
-                        qp->h.tx(qp, qp->ctx, v[i].buf_ctx, v[i].data, (int)v[i].len);
-        if (tick)
-                stats_tx_tick(qp);
-        return qp_call_leave(&call, (int)k, 0);
-}
-
-int ntbt_qp_tx_enqueue(struct ntbt_qp *qp, void *buf_ctx, const void *data, uint32_t len,
-                       unsigned flags)
-{
-        struct ntbt_tx_buf b = {.buf_ctx = buf_ctx, .data = data, .len = len};
-        int ret = ntbt_qp_tx_enqueue_burst(qp, &b, 1, flags);
-
-        return ret < 0 ? ret : 0;
+        return (int)k;
 }
 
 void tx_rollback_locked(struct ntbt_qp *qp)
@@ -348,36 +371,35 @@ void tx_rollback_locked(struct ntbt_qp *qp)
          * back, so a LINK_DOWN frame follows the last written frame with no
          * hole before it; bumping tx_gen voids those jobs (they complete
          * with -ENOLINK). */
-        copy_lock_urgent(qp);
+        frame_lock_urgent(qp);
         qp->tx_index = qp->written_index;
         qp->tx_pkts = qp->written_pkts;
         qp->tx_known_free = 0; /* slots came back: read rx_info again */
         qp->tx_gen++;
-        pthread_mutex_unlock(&qp->copy_lock);
+        pthread_mutex_unlock(&qp->frame_lock);
 }
 
-void tx_send_link_down_locked(struct ntbt_qp *qp)
+int tx_send_link_down_locked(struct ntbt_qp *qp)
 {
         int64_t deadline = now_ns() + LINK_DOWN_WAIT_NS;
         uint32_t slot, ver;
 
         /* The peer of an ended session is not told: the frame would land in
          * its next ring.  Checked in the wait too, so transport_down's fence,
-         * which waits for tx_lock, waits 100 us at most.  (up_epoch: written
-         * under tx_lock, which we hold.) */
-        if (!tx_session_current(qp, load_relaxed(&qp->up_epoch)))
-                return;
+         * which waits for tx_lock, waits 100 us at most. */
+        if (!tx_session_current(qp, tx_up_epoch_locked(qp)))
+                return 0;
         /* Wait for a slot while the peer drains (the kernel gives up after
          * about 100 ms; a peer that then never hears of the close cannot
          * re-link, so we wait longer, and say so if it still fails). */
         while (tx_free_locked(qp) == 0) {
-                if (!tx_session_current(qp, load_relaxed(&qp->up_epoch)))
-                        return;
+                if (!tx_session_current(qp, tx_up_epoch_locked(qp)))
+                        return 0;
                 if (now_ns() >= deadline || !ntbt_dev_link_is_up(qp->t->dev)) {
                         log_warn("%s: qp %u: no free slot for the LINK_DOWN frame: "
                                  "the peer is not told of the close",
                                  ntbt_dev_spec(qp->t->dev), qp->num);
-                        return;
+                        return 0;
                 }
                 nanosleep(&(struct timespec){0, 100000}, NULL);
         }
@@ -385,49 +407,10 @@ void tx_send_link_down_locked(struct ntbt_qp *qp)
         ver = qp->tx_pkts;
         tx_take_slot(qp);
         /* A zero-length frame; it consumes a ver value (spec section 7). */
-        copy_lock_urgent(qp);
-        tx_ring_copy_locked(qp, write_frame_locked(qp, slot, ver, NULL, 0,
-                                                   NTB_DESC_DONE_FLAG | NTB_LINK_DOWN_FLAG));
-        pthread_mutex_unlock(&qp->copy_lock);
+        frame_lock_urgent(qp);
+        tx_doorbell_locked(qp, write_frame_locked(qp, slot, ver, NULL, 0,
+                                                  NTB_DESC_DONE_FLAG | NTB_LINK_DOWN_FLAG));
+        pthread_mutex_unlock(&qp->frame_lock);
         qp->db_pending = 0;
-        /* seq_cst: read by ntbt_transport_close on another thread; nothing
-         * else is published through it. */
-        fetch_or_sc(&qp->t->lingering, 1u << qp->num);
-}
-
-int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
-{
-        int ret;
-
-        if (mode == NTBT_TX_DEFAULT)
-                mode = qp->t->o.tx_mode;
-        if (mode != NTBT_TX_INLINE && mode != NTBT_TX_THREAD)
-                return -EINVAL;
-        if (load_sc(&qp->dying))
-                return -ESHUTDOWN;
-        pthread_mutex_lock(&qp->tx_lock);
-        if (mode == NTBT_TX_THREAD && !qp->ct) {
-                /* qp->ct is set under tx_lock: enqueuers read it there. */
-                ret = copy_thread_start(qp, COPY_QUEUE_CAP);
-                if (ret) {
-                        pthread_mutex_unlock(&qp->tx_lock);
-                        log_warn("%s: qp %u: cannot start the copy thread (error %d); "
-                                 "copying inline",
-                                 ntbt_dev_spec(qp->t->dev), qp->num, ret);
-                        return ret;
-                }
-        }
-        qp->tx_mode = mode;
-        pthread_mutex_unlock(&qp->tx_lock);
-        return 0;
-}
-
-int ntbt_qp_tx_mode(struct ntbt_qp *qp)
-{
-        int m;
-
-        pthread_mutex_lock(&qp->tx_lock);
-        m = qp->tx_mode;
-        pthread_mutex_unlock(&qp->tx_lock);
-        return m;
+        return 1;
 }
