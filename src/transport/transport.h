@@ -214,6 +214,9 @@ void qp_free_claimed(struct ntbt_qp *qp);
 /* link.c */
 void transport_kick(struct ntbt_transport *t);
 void transport_qp_links(struct ntbt_transport *t, unsigned q, int set);
+/* The event thread's handshake attempt: advertise ours, check the peer's
+ * scratchpads; up (odd epoch) only if every value is valid (tests/fuzz). */
+void transport_try_up(struct ntbt_transport *t, uint32_t link_seq);
 
 /* qp.c: the owner's work on one QP; returns frames received, sets *busy if
  * more are waiting, *handshaking if the QP waits for a timer. */
