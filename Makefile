@@ -5,13 +5,14 @@
 #   make demo     the main job
 #   make install  library, headers, ntbt, ntbt.pc, man pages (PREFIX=/usr/local, DESTDIR=)
 #   make uninstall  removes what the last make install put (BUILD/install_manifest.txt; same DESTDIR)
+#   make fuzz     clang libFuzzer builds of tests/fuzz, each run FUZZ_SECONDS (30) from its corpus
 BUILD ?= build
 TEST_BUILD ?= build-test$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 comma := ,
 
-.PHONY: all test check demo install uninstall man-example format format-check clean
+.PHONY: all test check demo install uninstall man-example format format-check clean fuzz
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DBUILD_TESTING=OFF
@@ -27,6 +28,23 @@ check:
 
 demo: all
 	./demo.sh $(BUILD)/ntbt
+
+# tests/fuzz/README.md.  New inputs go to FUZZ_BUILD/corpus/TARGET, crashes
+# to FUZZ_BUILD/crash-TARGET-*; the committed corpus is only read.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= rx_frame rx_info handshake shm_file
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNTBT_FUZZ=ON \
+		-DNTBT_SANITIZE=address,undefined
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t || exit 1; \
+		echo "make fuzz: fuzz_$$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 # After an install or uninstall, the loader's cache must be rebuilt when the
 # library's folder is one the loader searches (/usr/local/lib, ...): ldconfig,

@@ -321,10 +321,78 @@ static uint64_t le64(const uint8_t *p)
 }
 
 /*
- * Open and map a device file.  Every header field is checked against the
- * spec's limits and the file's real size before anything is mapped, so a
- * malformed file never leads to an access outside the mapping.
+ * Every header field is checked against the spec's limits and the file's
+ * real size, so that a malformed file never leads to an access outside the
+ * mapping (shm_regs.h).
  */
+int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_size,
+                  struct shm_geom *g)
+{
+        const char *field = NULL;
+        int ret;
+
+        if (memcmp(raw, SHM_MAGIC, 8) != 0) {
+                if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
+                        log_err("%s: shm device format 1 (an older ntbt); this build reads format "
+                                "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
+                                path);
+                        return -EPROTO;
+                }
+                if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
+                        log_err("%s: wrong magic (not an ntbt shm device)", path);
+                        return -EINVAL;
+                }
+                return -EAGAIN; /* not initialised yet: the creator writes the magic last */
+        }
+        if (n < SHM_HDR_READ || file_size < SHM_HEADER_BYTES) {
+                log_err("%s: truncated (%llu bytes, the header alone is 0x3000)", path,
+                        (unsigned long long)file_size);
+                return -EINVAL;
+        }
+        if (le32(raw + 0x08) != SHM_FORMAT) {
+                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
+                        SHM_FORMAT);
+                return -EPROTO;
+        }
+        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
+                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
+                return -EINVAL;
+        }
+        g->mw_count = le32(raw + 0x10);
+        g->spad_count = le32(raw + 0x14);
+        g->db_valid_mask = le64(raw + 0x18);
+        g->mw_size = le64(raw + 0x20);
+        g->xlat_align = le64(raw + 0x28);
+        g->file_bytes = le64(raw + 0x30);
+        g->heartbeat_ms = le32(raw + 0x3C);
+        g->remote_timeout_ms = le32(raw + 0x40);
+        g->window_offset = le64(raw + 0x48);
+        ret = geom_check(g->mw_count, g->spad_count, g->db_valid_mask, g->mw_size, g->xlat_align,
+                         g->heartbeat_ms, g->remote_timeout_ms, &field);
+        if (ret) {
+                log_err("%s: bad %s", path, field);
+                return ret;
+        }
+        if (g->file_bytes != geom_file_bytes(g->mw_count, g->mw_size)) {
+                log_err("%s: file_bytes %llu, the geometry needs %llu", path,
+                        (unsigned long long)g->file_bytes,
+                        (unsigned long long)geom_file_bytes(g->mw_count, g->mw_size));
+                return -EINVAL;
+        }
+        if (g->window_offset != geom_window_offset(g->mw_size)) {
+                log_err("%s: window_offset 0x%llx, the geometry needs 0x%llx", path,
+                        (unsigned long long)g->window_offset,
+                        (unsigned long long)geom_window_offset(g->mw_size));
+                return -EINVAL;
+        }
+        if (file_size != g->file_bytes) {
+                log_err("%s: size mismatch: file is %llu bytes, header says %llu", path,
+                        (unsigned long long)file_size, (unsigned long long)g->file_bytes);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* Open flags of shm_map_open. */
 #define SHM_OPEN_RW        0x1 /* read-write (a port will be claimed) */
 #define SHM_OPEN_SHARED_OK 0x2 /* shared=1: accept another owner or group/other write */
@@ -356,12 +424,14 @@ static int check_owner(const char *path, const struct stat *st, int flags)
         return 0;
 }
 
+/* Open and map a device file: its header is checked (shm_hdr_parse) before
+ * anything is mapped. */
 static int shm_map_open(const char *name, int flags, struct shm_map *m)
 {
         int writable = flags & SHM_OPEN_RW;
-        uint8_t raw[0x50];
+        uint8_t raw[SHM_HDR_READ];
         char path[PATH_MAX];
-        const char *field = NULL;
+        struct shm_geom g;
         int64_t deadline = now_ns() + NS_PER_SEC;
         struct stat st;
         int fd, ret;
@@ -405,20 +475,9 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                         ret = -errno;
                         goto fail;
                 }
-                if (memcmp(raw, SHM_MAGIC, 8) == 0)
+                ret = shm_hdr_parse(path, raw, (size_t)n, (uint64_t)st.st_size, &g);
+                if (ret != -EAGAIN)
                         break;
-                if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
-                        log_err("%s: shm device format 1 (an older ntbt); this build reads format "
-                                "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
-                                path);
-                        ret = -EPROTO;
-                        goto fail;
-                }
-                if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
-                        log_err("%s: wrong magic (not an ntbt shm device)", path);
-                        ret = -EINVAL;
-                        goto fail;
-                }
                 if (now_ns() > deadline) {
                         log_err("%s: no magic after 1 s (file not initialised)", path);
                         ret = -EINVAL;
@@ -426,58 +485,17 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                 }
                 nanosleep(&(struct timespec){0, 10 * NS_PER_MS}, NULL);
         }
-        if (n < (ssize_t)sizeof(raw) || (uint64_t)st.st_size < SHM_HEADER_BYTES) {
-                log_err("%s: truncated (%lld bytes, the header alone is 0x3000)", path,
-                        (long long)st.st_size);
-                ret = -EINVAL;
+        if (ret)
                 goto fail;
-        }
-        if (le32(raw + 0x08) != SHM_FORMAT) {
-                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
-                        SHM_FORMAT);
-                ret = -EPROTO;
-                goto fail;
-        }
-        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
-                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
-                ret = -EINVAL;
-                goto fail;
-        }
-        m->mw_count = le32(raw + 0x10);
-        m->spad_count = le32(raw + 0x14);
-        m->db_valid_mask = le64(raw + 0x18);
-        m->mw_size = le64(raw + 0x20);
-        m->xlat_align = le64(raw + 0x28);
-        m->file_bytes = le64(raw + 0x30);
-        m->heartbeat_ms = le32(raw + 0x3C);
-        m->remote_timeout_ms = le32(raw + 0x40);
-        m->window_offset = le64(raw + 0x48);
-        ret = geom_check(m->mw_count, m->spad_count, m->db_valid_mask, m->mw_size, m->xlat_align,
-                         m->heartbeat_ms, m->remote_timeout_ms, &field);
-        if (ret) {
-                log_err("%s: bad %s", path, field);
-                goto fail;
-        }
-        if (m->file_bytes != geom_file_bytes(m->mw_count, m->mw_size)) {
-                log_err("%s: file_bytes %llu, the geometry needs %llu", path,
-                        (unsigned long long)m->file_bytes,
-                        (unsigned long long)geom_file_bytes(m->mw_count, m->mw_size));
-                ret = -EINVAL;
-                goto fail;
-        }
-        if (m->window_offset != geom_window_offset(m->mw_size)) {
-                log_err("%s: window_offset 0x%llx, the geometry needs 0x%llx", path,
-                        (unsigned long long)m->window_offset,
-                        (unsigned long long)geom_window_offset(m->mw_size));
-                ret = -EINVAL;
-                goto fail;
-        }
-        if ((uint64_t)st.st_size != m->file_bytes) {
-                log_err("%s: size mismatch: file is %lld bytes, header says %llu", path,
-                        (long long)st.st_size, (unsigned long long)m->file_bytes);
-                ret = -EINVAL;
-                goto fail;
-        }
+        m->mw_count = g.mw_count;
+        m->spad_count = g.spad_count;
+        m->db_valid_mask = g.db_valid_mask;
+        m->mw_size = g.mw_size;
+        m->xlat_align = g.xlat_align;
+        m->file_bytes = g.file_bytes;
+        m->heartbeat_ms = g.heartbeat_ms;
+        m->remote_timeout_ms = g.remote_timeout_ms;
+        m->window_offset = g.window_offset;
         m->len = (size_t)m->file_bytes;
         m->base =
             mmap(NULL, m->len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);

@@ -104,4 +104,24 @@ _Static_assert(offsetof(struct shm_port, spad) == 0x080, "spad");
 _Static_assert(offsetof(struct shm_port, xlat_size) == 0x180, "xlat_size");
 _Static_assert(sizeof(struct shm_port) <= 0x1000, "port page");
 
+/* The header bytes an opener reads and checks (up to window_offset). */
+#define SHM_HDR_READ 0x50
+
+/* A device header's geometry, checked. */
+struct shm_geom {
+        uint32_t mw_count, spad_count, heartbeat_ms, remote_timeout_ms;
+        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes, window_offset;
+};
+
+/*
+ * Check a device file's header (shm.c; tests/fuzz calls it too): raw holds
+ * the first SHM_HDR_READ bytes of the file, of which n were read (the rest
+ * zero), and file_size is the file's size.  0 with *g filled in; -EAGAIN if
+ * the magic is not written yet (all zero: the creator writes it last); or
+ * -EINVAL or -EPROTO, with a log line that names path and the bad field.
+ * An accepted geometry is within the spec's limits and matches file_size.
+ */
+int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_size,
+                  struct shm_geom *g);
+
 #endif

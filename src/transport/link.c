@@ -121,7 +121,7 @@ static uint32_t spad_get(struct ntbt_transport *t, int idx)
 
 /* One handshake attempt (spec section 4, transport level).  The peer's
  * scratchpad values are untrusted: each is checked before use. */
-static void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
+void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
 {
         uint64_t in_size[NTBT_MAX_MWS];
         uint32_t ver, nqps, nmws, i, q;

@@ -254,6 +254,11 @@ static inline void transport_kick(struct ntbt_transport *t)
         ntbt_dev_db_wait_interrupt(t->dev);
 }
 
+/* The event thread's handshake attempt (link.c): advertise ours, check the
+ * peer's scratchpads; up (odd epoch) only if every value is valid.  Not
+ * static so that tests/fuzz can drive it. */
+void transport_try_up(struct ntbt_transport *t, uint32_t link_seq);
+
 /* ---- qp.c: queue pairs (called by link.c) ---- */
 
 /* free_req values. */
