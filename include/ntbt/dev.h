@@ -21,9 +21,54 @@ extern "C" {
 
 struct ntbt_dev;
 
+/* The longest device string, its NUL included, and the longest type name. */
+#define NTBT_DEV_SPEC_MAX 256
+#define NTBT_DEV_TYPE_MAX 16
+
 /*
- * Open a device.  Types: "shm" (spec/shm-device.md).  An unknown type,
- * unknown key or bad value gives -EINVAL and a log message naming it.
+ * A device string taken apart by ntbt_dev_parse.  The forms:
+ *   shm:NAME[,port=0|1][,nt=0|1][,shared=0|1]      docs/spec/shm-device.md
+ *   pcie:[TYPE:]NAME[,wc=..,q=..,bw=..,lat=..,rd=..,seed=..][,inner options]
+ *                      docs/spec/pcie-model.md; TYPE: is the device it
+ *                      models, shm: when omitted ("pcie:x" is "pcie:shm:x")
+ *   kdev:/dev/ntbt-userN or kdev:NTBDEV             docs/hardware.md
+ * The options form one list: each key belongs to the outermost type that
+ * takes it (pcie's keys to pcie, port= to the shm device inside).
+ */
+struct ntbt_dev_parsed {
+        uint32_t size;                /* set by the caller to sizeof(struct ntbt_dev_parsed) */
+        char type[NTBT_DEV_TYPE_MAX]; /* TYPE: "shm", "pcie", "kdev" */
+        char
+            base_type[NTBT_DEV_TYPE_MAX]; /* the type of the device NAME names: TYPE, or the
+                                           * innermost device's under a wrapper ("shm" for pcie:) */
+        char name[NTBT_DEV_SPEC_MAX];     /* NAME (without the type of a wrapped device) */
+        size_t name_off;                  /* where NAME starts in the string parsed, so that
+                                           * another name can be put in its place */
+        int nopts;                        /* how many key=value options */
+};
+
+/* ntbt_dev_parse flags: a string without "TYPE:" is an shm NAME ("demo" is "shm:demo"). */
+#define NTBT_DEV_PARSE_BARE 0x1u
+
+/*
+ * Check and take apart a device string without opening anything: the type
+ * (and a wrapper's inner type) must be known, NAME not empty, each option
+ * key=value with a key that one of the types takes, given once, and a value
+ * in its range.  ntbt_dev_open parses with this.  0, or -EINVAL with a log
+ * message naming what is wrong (the same message ntbt_dev_open gives).
+ */
+int ntbt_dev_parse(const char *spec, unsigned flags, struct ntbt_dev_parsed *out);
+/*
+ * The NAME of a device string or of a bare NAME (NTBT_DEV_PARSE_BARE): the
+ * shm device's name, also under pcie:, or kdev:'s path; the name a device
+ * is listed under and its statistics files are named by (ntbt_stats_path).
+ * 0, -EINVAL (a bad string, logged as ntbt_dev_parse does) or -ENAMETOOLONG.
+ */
+int ntbt_dev_display_name(const char *spec, char *buf, size_t len);
+
+/*
+ * Open a device (see struct ntbt_dev_parsed for the strings).  A string
+ * ntbt_dev_parse refuses gives -EINVAL and a log message naming what is wrong.
  */
 int ntbt_dev_open(const char *spec, struct ntbt_dev **out);
 void ntbt_dev_close(struct ntbt_dev *dev);

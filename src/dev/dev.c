@@ -1,34 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* Device registry, device-string parsing, and the public wrappers over the ops table. */
+/* Device registry, the device-string parser, and the public wrappers over the ops table. */
 #include "dev.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../util/log.h"
+#include "../util/parse.h"
+#include "wrap.h"
 
 /* Shared stubs for optional ops (libfabric's fi_no_* pattern). */
-static int no_link_op(struct ntbt_dev *dev)
-{
-        (void)dev;
-        return -EOPNOTSUPP;
-}
-static int no_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
-{
-        (void)dev, (void)was_up, (void)timeout_ns;
-        return -EOPNOTSUPP;
-}
 static uint32_t no_link_events(struct ntbt_dev *dev)
 {
         (void)dev;
         return 0;
-}
-static int no_mw_clear_trans(struct ntbt_dev *dev, int widx)
-{
-        (void)dev, (void)widx;
-        return -EOPNOTSUPP;
 }
 static int no_describe(struct ntbt_dev *dev, char *buf, size_t len)
 {
@@ -51,29 +39,74 @@ static struct ntbt_dev_ops types[MAX_TYPES];
 static int ntypes;
 static pthread_mutex_t types_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static int type_name_ok(const char *t)
+{
+        size_t n = strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+        return n > 0 && n < NTBT_DEV_TYPE_MAX && !t[n];
+}
+
 int dev_register(const struct ntbt_dev_ops *ops)
 {
         struct ntbt_dev_ops o = *ops;
         int i, ret = 0;
 
-        /* As the kernel's ntb_dev_ops_is_valid: required ops must be there. */
-        if (!o.type || !o.open || !o.close || !o.port || !o.link_is_up || !o.link_enable ||
-            !o.mw_count || !o.mw_get_align || !o.mw_set_trans || !o.peer_mw_size || !o.mw_inbound ||
-            !o.peer_mw_write || !o.peer_mw_write32 || !o.peer_mw_wmb || !o.peer_mw_flush ||
-            !o.db_valid_mask || !o.db_read || !o.db_clear || !o.peer_db_set || !o.db_wait ||
-            !o.db_wait_interrupt || !o.spad_count || !o.spad_read || !o.spad_write ||
-            !o.peer_spad_read || !o.peer_spad_write)
+        if (!o.type || !type_name_ok(o.type)) {
+                log_err("device type '%s': a bad name", o.type ? o.type : "(null)");
                 return -EINVAL;
-        if (!o.link_disable)
-                o.link_disable = no_link_op;
-        if (!o.link_wait)
-                o.link_wait = no_link_wait;
-        if (!o.link_events)
-                o.link_events = no_link_events;
-        if (!o.mw_clear_trans)
-                o.mw_clear_trans = no_mw_clear_trans;
+        }
+        if (o.wraps) {
+                /* The base's close frees the base's own open's state only. */
+                if (!o.open != !o.close) {
+                        log_err("device type %s: a wrapper defines open and close or neither",
+                                o.type);
+                        return -EINVAL;
+                }
+                dev_wrap_fill(&o);
+        }
+        /* As the kernel's ntb_dev_ops_is_valid: required ops must be there
+         * (dev.h labels each op Required or Optional). */
+#define REQUIRE(op)                                                                                \
+        do {                                                                                       \
+                if (!o.op) {                                                                       \
+                        log_err("device type %s: no " #op " op (required)", o.type);               \
+                        return -EINVAL;                                                            \
+                }                                                                                  \
+        } while (0)
+        REQUIRE(open);
+        REQUIRE(close);
+        REQUIRE(port);
+        REQUIRE(link_is_up);
+        REQUIRE(link_enable);
+        REQUIRE(link_disable);
+        REQUIRE(link_wait);
+        REQUIRE(mw_count);
+        REQUIRE(mw_get_align);
+        REQUIRE(mw_set_trans);
+        REQUIRE(mw_clear_trans);
+        REQUIRE(peer_mw_size);
+        REQUIRE(mw_inbound);
+        REQUIRE(peer_mw_write);
+        REQUIRE(peer_mw_write32);
+        REQUIRE(peer_mw_wmb);
+        REQUIRE(peer_mw_flush);
+        REQUIRE(db_valid_mask);
+        REQUIRE(db_read);
+        REQUIRE(db_clear);
+        REQUIRE(peer_db_set);
+        REQUIRE(db_wait);
+        REQUIRE(db_wait_interrupt);
+        REQUIRE(spad_count);
+        REQUIRE(spad_read);
+        REQUIRE(spad_write);
+        REQUIRE(peer_spad_read);
+        REQUIRE(peer_spad_write);
+#undef REQUIRE
+        /* The optional ones, each with its stub. */
         if (!o.describe)
                 o.describe = no_describe;
+        if (!o.link_events)
+                o.link_events = no_link_events;
         if (!o.db_mask)
                 o.db_mask = no_db_mask;
         if (!o.db_set_mask)
@@ -90,6 +123,8 @@ int dev_register(const struct ntbt_dev_ops *ops)
         if (!ret)
                 types[ntypes++] = o;
         pthread_mutex_unlock(&types_lock);
+        if (ret == -EINVAL)
+                log_err("device type %s: registered already", o.type);
         return ret;
 }
 
@@ -116,101 +151,252 @@ static const struct ntbt_dev_ops *find_type(const char *type, size_t len)
         return found;
 }
 
-const char *dev_args_get(struct dev_args *args, const char *key)
+/* ---- device strings ---- */
+
+static const struct dev_kv *find_kv(const struct dev_args *args, const char *key)
 {
         int i;
 
-        for (i = 0; i < args->nkv; i++) {
-                if (strcmp(args->kv[i].key, key) == 0) {
-                        args->kv[i].used = 1;
-                        return args->kv[i].val;
-                }
-        }
+        for (i = 0; i < args->nkv; i++)
+                if (strcmp(args->kv[i].opt->key, key) == 0)
+                        return &args->kv[i];
         return NULL;
 }
 
-/* Split "NAME,k=v,k=v" (in place) into args. */
-static int parse_args(char *rest, struct dev_args *args, const char *spec)
+/* A value's number as its option reads it: 0, or -EINVAL if it is not one. */
+static int opt_value(const struct dev_opt *opt, const char *val, uint64_t *out)
 {
+        switch (opt->kind) {
+        case DEV_OPT_BOOL:
+                if (strcmp(val, "0") && strcmp(val, "1"))
+                        return -EINVAL;
+                *out = (uint64_t)(val[0] - '0');
+                return 0;
+        case DEV_OPT_SIZE:
+                return parse_size(val, out);
+        case DEV_OPT_RATE:
+                return parse_rate(val, out);
+        }
+        return -EINVAL;
+}
+
+int dev_args_num(const struct dev_args *args, const char *key, uint64_t *out)
+{
+        const struct dev_kv *kv = find_kv(args, key);
+
+        /* The parser checked the value: it reads again the same way. */
+        return kv && !opt_value(kv->opt, kv->val, out);
+}
+
+static const struct dev_opt *find_opt(const struct ntbt_dev_ops *ops, const char *key)
+{
+        const struct dev_opt *o;
+
+        for (o = ops->opts; o && o->key; o++)
+                if (strcmp(o->key, key) == 0)
+                        return o;
+        return NULL;
+}
+
+/* A device string parsed: the public view, what the outermost type's open
+ * gets, and the storage they point into. */
+struct dev_parse {
+        const struct ntbt_dev_ops *ops; /* the outermost type */
+        struct ntbt_dev_parsed pub;
+        struct dev_args args;
+        char opts[NTBT_DEV_SPEC_MAX];  /* the options, split in place */
+        char inner[NTBT_DEV_SPEC_MAX]; /* a wrapper's inner device string */
+};
+
+/*
+ * The one parser of "TYPE:NAME[,key=value...]".  A wrapper's NAME is its
+ * inner device's "[TYPE:]NAME" (TYPE: omitted: the wrapper's .wraps type);
+ * the chain ends at a type that wraps nothing, and no type appears twice in
+ * it (their options would be one list).  Each key belongs to the outermost
+ * type in the chain that takes it; a wrapper's open gets the options of the
+ * types inside it in args.inner, with their device string.
+ */
+static int parse_spec(const char *spec, unsigned flags, struct dev_parse *P)
+{
+        const struct ntbt_dev_ops *chain[MAX_TYPES];
+        size_t pos = 0, inner_pos = 0, seg_end, n;
+        int depth = 0, inner_implicit = 0, nopts = 0, i;
+        const char *seen[DEV_MAX_KV];
         char *save = NULL, *tok;
 
-        memset(args, 0, sizeof(*args));
-        args->name = strtok_r(rest, ",", &save);
-        if (!args->name || !*args->name) {
+        pthread_once(&builtin_once, register_builtins);
+        memset(P, 0, sizeof(*P));
+        if (strlen(spec) >= NTBT_DEV_SPEC_MAX)
+                goto too_long;
+        seg_end = strcspn(spec, ",");
+        for (;;) {
+                const char *seg = spec + pos;
+                const char *colon = memchr(seg, ':', seg_end - pos);
+                const struct ntbt_dev_ops *ops;
+                /* No "TYPE:" (a path may hold a ':'): the wrapper's inner type,
+                 * or at the top shm if the caller allows a bare NAME. */
+                int implicit =
+                    (!colon || seg[0] == '/') && (depth > 0 || (flags & NTBT_DEV_PARSE_BARE));
+
+                if (implicit) {
+                        const char *t = depth ? chain[depth - 1]->wraps : "shm";
+
+                        ops = find_type(t, strlen(t));
+                        if (!ops) {
+                                log_err("%s: unknown device type '%s'", spec, t);
+                                return -EINVAL;
+                        }
+                } else if (!colon || colon == seg) {
+                        log_err("%s: device string must be TYPE:NAME[,key=value...]", spec);
+                        return -EINVAL;
+                } else {
+                        ops = find_type(seg, (size_t)(colon - seg));
+                        if (!ops) {
+                                log_err("%s: unknown device type '%.*s'", spec, (int)(colon - seg),
+                                        seg);
+                                return -EINVAL;
+                        }
+                        pos += (size_t)(colon - seg) + 1;
+                }
+                for (i = 0; i < depth; i++) {
+                        if (chain[i] == ops) {
+                                log_err("%s: a %s device inside a %s device (each type at most "
+                                        "once: the options are one list)",
+                                        spec, ops->type, chain[i]->type);
+                                return -EINVAL;
+                        }
+                }
+                if (depth == 1) {
+                        inner_implicit = implicit;
+                        inner_pos = implicit ? pos : pos - strlen(ops->type) - 1;
+                }
+                chain[depth++] = ops;
+                if (!ops->wraps)
+                        break;
+        }
+        n = seg_end - pos;
+        if (n == 0) {
                 log_err("%s: no device name after the type", spec);
                 return -EINVAL;
         }
-        while ((tok = strtok_r(NULL, ",", &save))) {
-                char *eq = strchr(tok, '=');
+        P->ops = chain[0];
+        snprintf(P->pub.type, sizeof(P->pub.type), "%s", chain[0]->type);
+        snprintf(P->pub.base_type, sizeof(P->pub.base_type), "%s", chain[depth - 1]->type);
+        memcpy(P->pub.name, spec + pos, n);
+        P->pub.name_off = pos;
+        P->args.name = P->pub.name;
+        if (depth > 1) {
+                /* The inner device's string: its type, its NAME, then its options. */
+                n = (size_t)snprintf(
+                    P->inner, sizeof(P->inner), "%s%s%.*s", inner_implicit ? chain[1]->type : "",
+                    inner_implicit ? ":" : "", (int)(seg_end - inner_pos), spec + inner_pos);
+                if (n >= sizeof(P->inner))
+                        goto too_long;
+                P->args.inner = P->inner;
+        }
 
+        strcpy(P->opts, spec + seg_end);
+        while ((tok = strtok_r(save ? NULL : P->opts, ",", &save))) {
+                const struct dev_opt *opt = NULL;
+                char *eq = strchr(tok, '=');
+                uint64_t v;
+                int level;
+
+                if (nopts == DEV_MAX_KV) {
+                        log_err("%s: too many options", spec);
+                        return -EINVAL;
+                }
                 if (!eq || eq == tok) {
                         log_err("%s: option '%s' is not key=value", spec, tok);
                         return -EINVAL;
                 }
-                if (args->nkv == DEV_MAX_KV) {
-                        log_err("%s: too many options", spec);
+                *eq = '\0';
+                for (level = 0; level < depth; level++)
+                        if ((opt = find_opt(chain[level], tok)))
+                                break;
+                if (!opt) {
+                        log_err("%s: unknown option '%s' for device type %s", spec, tok,
+                                chain[0]->type);
                         return -EINVAL;
                 }
-                *eq = '\0';
-                args->kv[args->nkv].key = tok;
-                args->kv[args->nkv].val = eq + 1;
-                args->nkv++;
+                for (i = 0; i < nopts; i++) {
+                        if (strcmp(seen[i], tok) == 0) {
+                                log_err("%s: option '%s' given twice", spec, tok);
+                                return -EINVAL;
+                        }
+                }
+                if (opt_value(opt, eq + 1, &v) || v < opt->min || v > opt->max) {
+                        log_err("%s: bad value %s=%s (%s)", spec, tok, eq + 1, opt->hint);
+                        return -EINVAL;
+                }
+                seen[nopts++] = tok;
+                if (level == 0) {
+                        P->args.kv[P->args.nkv].opt = opt;
+                        P->args.kv[P->args.nkv].val = eq + 1;
+                        P->args.nkv++;
+                } else {
+                        size_t len = strlen(P->inner);
+
+                        if ((size_t)snprintf(P->inner + len, sizeof(P->inner) - len, ",%s=%s", tok,
+                                             eq + 1) >= sizeof(P->inner) - len)
+                                goto too_long;
+                }
         }
+        P->pub.nopts = nopts;
+        return 0;
+too_long:
+        log_err("%.40s...: device string too long", spec);
+        return -EINVAL;
+}
+
+int ntbt_dev_parse(const char *spec, unsigned flags, struct ntbt_dev_parsed *out)
+{
+        struct dev_parse P;
+        int ret;
+
+        if (!spec || !out || out->size != sizeof(*out) || (flags & ~NTBT_DEV_PARSE_BARE))
+                return -EINVAL;
+        ret = parse_spec(spec, flags, &P);
+        if (ret)
+                return ret;
+        *out = P.pub;
+        out->size = sizeof(*out);
+        return 0;
+}
+
+int ntbt_dev_display_name(const char *spec, char *buf, size_t len)
+{
+        struct dev_parse P;
+        int ret;
+
+        if (!spec || !buf)
+                return -EINVAL;
+        ret = parse_spec(spec, NTBT_DEV_PARSE_BARE, &P);
+        if (ret)
+                return ret;
+        if (strlen(P.pub.name) >= len)
+                return -ENAMETOOLONG;
+        strcpy(buf, P.pub.name);
         return 0;
 }
 
 int ntbt_dev_open(const char *spec, struct ntbt_dev **out)
 {
-        const struct ntbt_dev_ops *ops;
         struct ntbt_dev *dev;
-        struct dev_args args;
-        const char *colon;
-        char *rest;
-        int ret, i;
+        struct dev_parse P;
+        int ret;
 
-        pthread_once(&builtin_once, register_builtins);
         if (!spec || !out)
                 return -EINVAL;
-        colon = strchr(spec, ':');
-        if (!colon || colon == spec) {
-                log_err("%s: device string must be TYPE:NAME[,key=value...]", spec);
-                return -EINVAL;
-        }
-        ops = find_type(spec, (size_t)(colon - spec));
-        if (!ops) {
-                log_err("%s: unknown device type '%.*s'", spec, (int)(colon - spec), spec);
-                return -EINVAL;
-        }
+        ret = parse_spec(spec, 0, &P);
+        if (ret)
+                return ret;
         dev = calloc(1, sizeof(*dev));
         if (!dev)
                 return -ENOMEM;
-        if (strlen(spec) >= sizeof(dev->spec)) {
-                log_err("%.40s...: device string too long", spec);
-                free(dev);
-                return -EINVAL;
-        }
         strcpy(dev->spec, spec);
-        dev->ops = ops;
-        rest = strdup(colon + 1);
-        if (!rest) {
-                free(dev);
-                return -ENOMEM;
-        }
-        ret = parse_args(rest, &args, spec);
-        if (!ret)
-                ret = ops->open(dev, &args);
-        if (!ret) {
-                for (i = 0; i < args.nkv; i++) {
-                        if (!args.kv[i].used) {
-                                log_err("%s: unknown option '%s' for device type %s", spec,
-                                        args.kv[i].key, ops->type);
-                                ops->close(dev);
-                                ret = -EINVAL;
-                                break;
-                        }
-                }
-        }
-        free(rest);
+        dev->ops = P.ops;
+        ret = P.ops->open(dev, &P.args);
         if (ret) {
                 free(dev);
                 return ret;

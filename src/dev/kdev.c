@@ -240,7 +240,7 @@ static int map_window(struct ntbt_dev *dev, struct kdev_dev *k, uint32_t w)
         return 0;
 }
 
-static int kdev_open(struct ntbt_dev *dev, struct dev_args *args)
+static int kdev_open(struct ntbt_dev *dev, const struct dev_args *args)
 {
         struct kdev_dev *k = calloc(1, sizeof(*k));
         void *p;

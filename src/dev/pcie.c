@@ -6,21 +6,23 @@
  * finite bandwidth and latency.  Doorbells and scratchpads bypass both, so a
  * doorbell can overtake the DONE write unless the transport flushes.
  *
- * Every other op is forwarded to the shm handle inside.
+ * It defines only the window ops it models (and mw_count, capped at the
+ * windows it models); every other op goes straight to the device inside
+ * through the forwarding base (wrap.h): doorbells bypass the WC buffer and
+ * the posted queue and are visible at once, scratchpads are uncached and
+ * visible at once, in program order.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../util/barrier.h"
 #include "../util/clock.h"
-#include "../util/log.h"
-#include "../util/parse.h"
 #include "dev.h"
 #include "pcie.h"
+#include "wrap.h"
 
 #define LINE    64u
 #define MAX_WIN 8
@@ -41,7 +43,7 @@ struct pcie_win {
 };
 
 struct pcie_dev {
-        struct ntbt_dev *inner;
+        struct dev_wrap base; /* first: the device inside, for the forwarders */
         uint32_t wc, q;
         uint64_t bw; /* bytes per second, 0 = unlimited */
         int64_t lat, rd;
@@ -84,7 +86,7 @@ static void apply_line(struct pcie_dev *p, int w, const struct line *l)
                 /* A whole line: its stores after every earlier line's (the
                  * fence), as the link delivers them in order. */
                 smp_wmb();
-                ntbt_dev_peer_mw_write(p->inner, w, l->addr, l->data, LINE);
+                ntbt_dev_peer_mw_write(p->base.inner, w, l->addr, l->data, LINE);
                 return;
         }
         while (i < LINE) {
@@ -100,14 +102,14 @@ static void apply_line(struct pcie_dev *p, int w, const struct line *l)
                         uint32_t v;
 
                         memcpy(&v, l->data + i, 4);
-                        ntbt_dev_peer_mw_write32(p->inner, w, l->addr + i, v);
+                        ntbt_dev_peer_mw_write32(p->base.inner, w, l->addr + i, v);
                         i += 4;
                         continue;
                 }
                 for (j = i; j < LINE && (l->mask >> j & 1) && ((j & 3) || j == i); j++)
                         ;
                 smp_wmb();
-                ntbt_dev_peer_mw_write(p->inner, w, l->addr + i, l->data + i, j - i);
+                ntbt_dev_peer_mw_write(p->base.inner, w, l->addr + i, l->data + i, j - i);
                 i = j;
         }
 }
@@ -245,76 +247,40 @@ static void *drainer(void *arg)
         return NULL;
 }
 
-static int parse_ns(const char *spec, const char *key, const char *v, int64_t *out)
+/* The parser (dev.c) checks the values; port=, shared= and nt= go to the device inside. */
+static const struct dev_opt pcie_opts[] = {
+    {"wc", DEV_OPT_SIZE, 1, 65536, "a line count, 1-65536"},
+    {"q", DEV_OPT_SIZE, 1, 65536, "a line count, 1-65536"},
+    {"lat", DEV_OPT_RATE, 0, (uint64_t)10 * NS_PER_SEC, "nanoseconds, at most 10 s"},
+    {"rd", DEV_OPT_RATE, 0, (uint64_t)10 * NS_PER_SEC, "nanoseconds, at most 10 s"},
+    {"bw", DEV_OPT_RATE, 0, UINT64_MAX, "bytes per second, e.g. 2G"},
+    {"seed", DEV_OPT_SIZE, 0, UINT64_MAX, "a number"},
+    {NULL, DEV_OPT_BOOL, 0, 0, NULL},
+};
+
+static int pcie_open(struct ntbt_dev *dev, const struct dev_args *args)
 {
-        uint64_t x;
-
-        if (parse_rate(v, &x) || x > (uint64_t)10 * NS_PER_SEC) {
-                log_err("%s: bad value %s=%s (nanoseconds, at most 10 s)", spec, key, v);
-                return -EINVAL;
-        }
-        *out = (int64_t)x;
-        return 0;
-}
-
-static int parse_lines(const char *spec, const char *key, const char *v, uint32_t *out)
-{
-        uint64_t x;
-
-        if (parse_size(v, &x) || x < 1 || x > 65536) {
-                log_err("%s: bad value %s=%s (a line count, 1-65536)", spec, key, v);
-                return -EINVAL;
-        }
-        *out = (uint32_t)x;
-        return 0;
-}
-
-static int pcie_open(struct ntbt_dev *dev, struct dev_args *args)
-{
-        const char *v, *shared, *port = dev_args_get(args, "port");
+        uint64_t v, seed = 1;
         struct pcie_dev *p;
         pthread_condattr_t ca;
-        char inner[160];
-        uint64_t seed = 1;
         int ret = 0, w;
 
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        p->wc = 16;
-        p->q = 64;
-        p->lat = 500;
-        p->rd = 1000;
-        if ((v = dev_args_get(args, "wc")))
-                ret = ret ? ret : parse_lines(dev->spec, "wc", v, &p->wc);
-        if ((v = dev_args_get(args, "q")))
-                ret = ret ? ret : parse_lines(dev->spec, "q", v, &p->q);
-        if ((v = dev_args_get(args, "lat")))
-                ret = ret ? ret : parse_ns(dev->spec, "lat", v, &p->lat);
-        if ((v = dev_args_get(args, "rd")))
-                ret = ret ? ret : parse_ns(dev->spec, "rd", v, &p->rd);
-        if ((v = dev_args_get(args, "bw")) && !ret && parse_rate(v, &p->bw)) {
-                log_err("%s: bad value bw=%s (bytes per second, e.g. 2G)", dev->spec, v);
-                ret = -EINVAL;
-        }
-        if ((v = dev_args_get(args, "seed")) && !ret && parse_size(v, &seed)) {
-                log_err("%s: bad value seed=%s", dev->spec, v);
-                ret = -EINVAL;
-        }
-        if (ret) {
-                free(p);
-                return ret;
-        }
+        p->wc = dev_args_num(args, "wc", &v) ? (uint32_t)v : 16;
+        p->q = dev_args_num(args, "q", &v) ? (uint32_t)v : 64;
+        p->lat = dev_args_num(args, "lat", &v) ? (int64_t)v : 500;
+        p->rd = dev_args_num(args, "rd", &v) ? (int64_t)v : 1000;
+        dev_args_num(args, "bw", &p->bw);
+        dev_args_num(args, "seed", &seed);
         p->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
-        shared = dev_args_get(args, "shared");
-        snprintf(inner, sizeof(inner), "shm:%s%s%s%s%s", args->name, port ? ",port=" : "",
-                 port ? port : "", shared ? ",shared=" : "", shared ? shared : "");
-        ret = ntbt_dev_open(inner, &p->inner);
+        ret = dev_wrap_open(&p->base, args);
         if (ret) {
                 free(p);
                 return ret;
         }
-        p->nwin = ntbt_dev_mw_count(p->inner);
+        p->nwin = ntbt_dev_mw_count(p->base.inner);
         if (p->nwin > MAX_WIN)
                 p->nwin = MAX_WIN;
         for (w = 0; w < p->nwin; w++) {
@@ -335,7 +301,7 @@ static int pcie_open(struct ntbt_dev *dev, struct dev_args *args)
                         free(p->win[w].wc);
                         free(p->win[w].pq);
                 }
-                ntbt_dev_close(p->inner);
+                dev_wrap_close(&p->base);
                 pthread_cond_destroy(&p->cond);
                 pthread_mutex_destroy(&p->lock);
                 free(p);
@@ -359,10 +325,10 @@ static void pcie_close(struct ntbt_dev *dev)
                 free(p->win[w].wc);
                 free(p->win[w].pq);
         }
-        ntbt_dev_close(p->inner);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
         free(p->trace);
+        dev_wrap_close(&p->base);
         free(p);
 }
 
@@ -370,7 +336,7 @@ static int check_range(struct pcie_dev *p, int widx, uint64_t off, uint64_t len)
 {
         uint64_t size;
 
-        if (widx < 0 || widx >= p->nwin || ntbt_dev_peer_mw_size(p->inner, widx, &size))
+        if (widx < 0 || widx >= p->nwin || ntbt_dev_peer_mw_size(p->base.inner, widx, &size))
                 return -EINVAL;
         return off <= size && len <= size - off ? 0 : -EINVAL;
 }
@@ -441,7 +407,7 @@ static int pcie_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
         }
         pthread_mutex_unlock(&p->lock);
         spin_until(now_ns() + p->rd); /* the read's round trip */
-        return ntbt_dev_peer_mw_flush(p->inner, widx, off);
+        return ntbt_dev_peer_mw_flush(p->base.inner, widx, off);
 }
 
 int pcie_trace(struct ntbt_dev *dev, uint64_t *buf, uint32_t cap)
@@ -467,149 +433,20 @@ int pcie_trace(struct ntbt_dev *dev, uint64_t *buf, uint32_t cap)
         return n;
 }
 
-/* ---- forwarded ops ---- */
-
-#define IN(dev) (to_pcie(dev)->inner)
-
-static int pcie_port(struct ntbt_dev *d)
+static int pcie_mw_count(struct ntbt_dev *dev)
 {
-        return ntbt_dev_port(IN(d));
-}
-static int pcie_link_is_up(struct ntbt_dev *d)
-{
-        return ntbt_dev_link_is_up(IN(d));
-}
-static int pcie_link_enable(struct ntbt_dev *d)
-{
-        return ntbt_dev_link_enable(IN(d));
-}
-static int pcie_link_disable(struct ntbt_dev *d)
-{
-        return ntbt_dev_link_disable(IN(d));
-}
-static int pcie_link_wait(struct ntbt_dev *d, int was_up, int64_t timeout_ns)
-{
-        return ntbt_dev_link_wait(IN(d), was_up, timeout_ns);
-}
-static uint32_t pcie_link_events(struct ntbt_dev *d)
-{
-        return ntbt_dev_link_events(IN(d));
-}
-static int pcie_mw_count(struct ntbt_dev *d)
-{
-        return to_pcie(d)->nwin;
-}
-static int pcie_mw_get_align(struct ntbt_dev *d, int widx, uint64_t *a, uint64_t *s, uint64_t *m)
-{
-        return ntbt_dev_mw_get_align(IN(d), widx, a, s, m);
-}
-static int pcie_mw_set_trans(struct ntbt_dev *d, int widx, uint64_t size)
-{
-        return ntbt_dev_mw_set_trans(IN(d), widx, size);
-}
-static int pcie_mw_clear_trans(struct ntbt_dev *d, int widx)
-{
-        return ntbt_dev_mw_clear_trans(IN(d), widx);
-}
-static int pcie_peer_mw_size(struct ntbt_dev *d, int widx, uint64_t *size)
-{
-        return ntbt_dev_peer_mw_size(IN(d), widx, size);
-}
-static int pcie_mw_inbound(struct ntbt_dev *d, int widx, void **base, uint64_t *size)
-{
-        return ntbt_dev_mw_inbound(IN(d), widx, base, size);
-}
-static uint64_t pcie_db_valid_mask(struct ntbt_dev *d)
-{
-        return ntbt_dev_db_valid_mask(IN(d));
-}
-static uint64_t pcie_db_read(struct ntbt_dev *d)
-{
-        return ntbt_dev_db_read(IN(d));
-}
-static int pcie_db_clear(struct ntbt_dev *d, uint64_t bits)
-{
-        return ntbt_dev_db_clear(IN(d), bits);
-}
-static int pcie_peer_db_set(struct ntbt_dev *d, uint64_t bits)
-{
-        /* Bypasses the WC buffer and the posted queue: visible at once. */
-        return ntbt_dev_peer_db_set(IN(d), bits);
-}
-static uint64_t pcie_db_mask(struct ntbt_dev *d)
-{
-        return ntbt_dev_db_mask(IN(d));
-}
-static int pcie_db_set_mask(struct ntbt_dev *d, uint64_t bits)
-{
-        return ntbt_dev_db_set_mask(IN(d), bits);
-}
-static int pcie_db_clear_mask(struct ntbt_dev *d, uint64_t bits)
-{
-        return ntbt_dev_db_clear_mask(IN(d), bits);
-}
-static int pcie_db_wait(struct ntbt_dev *d, uint64_t bits, int64_t timeout_ns)
-{
-        return ntbt_dev_db_wait(IN(d), bits, timeout_ns);
-}
-static int pcie_db_wait_interrupt(struct ntbt_dev *d)
-{
-        return ntbt_dev_db_wait_interrupt(IN(d));
-}
-static int pcie_spad_count(struct ntbt_dev *d)
-{
-        return ntbt_dev_spad_count(IN(d));
-}
-static int pcie_spad_read(struct ntbt_dev *d, int i, uint32_t *v)
-{
-        return ntbt_dev_spad_read(IN(d), i, v);
-}
-static int pcie_spad_write(struct ntbt_dev *d, int i, uint32_t v)
-{
-        return ntbt_dev_spad_write(IN(d), i, v);
-}
-static int pcie_peer_spad_read(struct ntbt_dev *d, int i, uint32_t *v)
-{
-        return ntbt_dev_peer_spad_read(IN(d), i, v);
-}
-static int pcie_peer_spad_write(struct ntbt_dev *d, int i, uint32_t v)
-{
-        /* Uncached: visible at once, in program order. */
-        return ntbt_dev_peer_spad_write(IN(d), i, v);
+        return to_pcie(dev)->nwin;
 }
 
 const struct ntbt_dev_ops pcie_dev_ops = {
     .type = "pcie",
+    .opts = pcie_opts,
+    .wraps = "shm",
     .open = pcie_open,
     .close = pcie_close,
-    .port = pcie_port,
-    .link_is_up = pcie_link_is_up,
-    .link_enable = pcie_link_enable,
-    .link_disable = pcie_link_disable,
-    .link_wait = pcie_link_wait,
-    .link_events = pcie_link_events,
     .mw_count = pcie_mw_count,
-    .mw_get_align = pcie_mw_get_align,
-    .mw_set_trans = pcie_mw_set_trans,
-    .mw_clear_trans = pcie_mw_clear_trans,
-    .peer_mw_size = pcie_peer_mw_size,
-    .mw_inbound = pcie_mw_inbound,
     .peer_mw_write = pcie_peer_mw_write,
     .peer_mw_write32 = pcie_peer_mw_write32,
     .peer_mw_wmb = pcie_peer_mw_wmb,
     .peer_mw_flush = pcie_peer_mw_flush,
-    .db_valid_mask = pcie_db_valid_mask,
-    .db_read = pcie_db_read,
-    .db_clear = pcie_db_clear,
-    .peer_db_set = pcie_peer_db_set,
-    .db_mask = pcie_db_mask,
-    .db_set_mask = pcie_db_set_mask,
-    .db_clear_mask = pcie_db_clear_mask,
-    .db_wait = pcie_db_wait,
-    .db_wait_interrupt = pcie_db_wait_interrupt,
-    .spad_count = pcie_spad_count,
-    .spad_read = pcie_spad_read,
-    .spad_write = pcie_spad_write,
-    .peer_spad_read = pcie_peer_spad_read,
-    .peer_spad_write = pcie_peer_spad_write,
 };

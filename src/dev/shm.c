@@ -794,34 +794,28 @@ static void port_release(struct shm_dev *s)
         }
 }
 
-static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
+/* The parser (dev.c) checks the values. */
+static const struct dev_opt shm_opts[] = {
+    {"port", DEV_OPT_BOOL, 0, 1, "must be 0 or 1"},
+    {"nt", DEV_OPT_BOOL, 0, 1, "0 or 1"},
+    {"shared", DEV_OPT_BOOL, 0, 1, "0 or 1"},
+    {NULL, DEV_OPT_BOOL, 0, 0, NULL},
+};
+
+static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
 {
-        const char *pstr = dev_args_get(args, "port");
-        const char *ntstr = dev_args_get(args, "nt");
-        const char *shstr = dev_args_get(args, "shared");
-        int shared_ok = shstr && !strcmp(shstr, "1");
+        uint64_t port, nt = 0, shared_ok = 0;
         struct shm_dev *s;
         int ret, p, pass, first = 0, last = 1;
 
-        if (pstr) {
-                if (strcmp(pstr, "0") && strcmp(pstr, "1")) {
-                        log_err("%s: bad value port=%s (must be 0 or 1)", dev->spec, pstr);
-                        return -EINVAL;
-                }
-                first = last = pstr[0] - '0';
-        }
-        if (ntstr && strcmp(ntstr, "0") && strcmp(ntstr, "1")) {
-                log_err("%s: bad value nt=%s (0 or 1)", dev->spec, ntstr);
-                return -EINVAL;
-        }
-        if (shstr && strcmp(shstr, "0") && strcmp(shstr, "1")) {
-                log_err("%s: bad value shared=%s (0 or 1)", dev->spec, shstr);
-                return -EINVAL;
-        }
+        if (dev_args_num(args, "port", &port))
+                first = last = (int)port;
+        dev_args_num(args, "nt", &nt);
+        dev_args_num(args, "shared", &shared_ok);
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        s->nt = ntstr && ntstr[0] == '1';
+        s->nt = (int)nt;
         ret = shm_map_open(args->name, SHM_OPEN_RW | (shared_ok ? SHM_OPEN_SHARED_OK : 0), &s->map);
         if (ret) {
                 free(s);
@@ -853,7 +847,7 @@ static int shm_open_dev(struct ntbt_dev *dev, struct dev_args *args)
         claim_unlock(&s->map);
         if (ret) {
                 log_err("%s: %s busy (claimed by a live owner)", dev->spec,
-                        pstr ? "port" : "both ports");
+                        first == last ? "port" : "both ports");
                 shm_map_close(&s->map);
                 free(s);
                 return ret;
@@ -1463,6 +1457,7 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
 
 const struct ntbt_dev_ops shm_dev_ops = {
     .type = "shm",
+    .opts = shm_opts,
     .open = shm_open_dev,
     .close = shm_close,
     .port = shm_port,
