@@ -19,8 +19,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
-#include "../src/util/parse.h"
+#include "util.h"
 
 void cli_err(const char *ctx, const char *fmt, ...)
 {
@@ -82,7 +81,7 @@ int cli_uint(const char *ctx, const char *opt, const char *arg, uint64_t lo, uin
 
         fmt_bound(lo, a, sizeof(a));
         fmt_bound(hi, b, sizeof(b));
-        if (parse_size(arg, &v)) {
+        if (util_parse_size(arg, &v)) {
                 cli_err(ctx, "%s: '%s' is not a number (%s-%s)", opt, arg, a, b);
                 return -1;
         }

@@ -24,8 +24,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
-#include "../src/util/parse.h"
+#include "util.h"
 #include "cli.h"
 #include "crc32c.h"
 
@@ -1069,7 +1068,7 @@ static int role_client(const char *ctx, const char *spec, void *arg)
 /* One size of --size: 1-1G. */
 static int parse_one_size(const char *ctx, const char *tok, uint64_t *out)
 {
-        if (parse_size(tok, out)) {
+        if (util_parse_size(tok, out)) {
                 cli_err(ctx, "--size: '%s' is not a number (1-1G, or max)", tok);
                 return -1;
         }

@@ -11,7 +11,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
+#include "util.h"
 #include "cli.h"
 
 static const char ping_usage[] =

@@ -12,7 +12,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
+#include "util.h"
 #include "cli.h"
 
 static const char send_usage[] =
