@@ -40,9 +40,18 @@ missing=$(comm -23 "$dir/declared" "$dir/exported")
 [ -z "$missing" ] || fail "libntbt.so does not export these public functions (src/libntbt.map): $missing"
 echo "exports: $(wc -l < "$dir/exported") functions, exactly the public headers' ones"
 
-# The tools include their own headers and the public ones, nothing from src/.
-private=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]*(\.\.|src/)' "$SRC"/tools/*.[ch] "$SRC"/tools/*/*.[ch] 2> /dev/null || true)
-[ -z "$private" ] || fail "the tools include private headers: $private"
+# The tools include their own headers ("...", inside tools/) and the public
+# ones (<ntbt/...>), nothing from src/.
+private=
+while IFS= read -r f; do
+        for inc in $(sed -nE 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1/p' "$f"); do
+                case $(realpath -m "$(dirname "$f")/$inc") in
+                "$SRC"/tools/*) ;;
+                *) private="$private ${f#"$SRC"/}: $inc" ;;
+                esac
+        done
+done < <(find "$SRC/tools" -name '*.[ch]')
+[ -z "$private" ] || fail "the tools include private headers:$private"
 
 # ntbt_dyn takes the library from libntbt.so.
 own=$("$NM" --defined-only "$DYN" | awk '$3 ~ /^ntbt_/ { print $3 }')
