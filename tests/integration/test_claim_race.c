@@ -27,7 +27,7 @@
 
 #include "dev/shm_regs.h"
 
-#define ROUNDS 100
+#define ROUNDS     100
 #define CONTENDERS 6
 
 enum { R_PORT0, R_PORT1, R_BUSY, R_LOST, R_ERROR };
@@ -230,15 +230,16 @@ int main(void)
                 close(report[0]);
                 if (count[R_PORT0] != 1 || count[R_PORT1] != 1 || count[R_LOST] || count[R_ERROR])
                         fprintf(stderr,
-                                "round %d: port0 %d, port1 %d, busy %d, lost %d, error %d\n",
-                                round, count[R_PORT0], count[R_PORT1], count[R_BUSY],
-                                count[R_LOST], count[R_ERROR]);
+                                "round %d: port0 %d, port1 %d, busy %d, lost %d, error %d\n", round,
+                                count[R_PORT0], count[R_PORT1], count[R_BUSY], count[R_LOST],
+                                count[R_ERROR]);
                 CHECK_EQ(count[R_PORT0], 1);
                 CHECK_EQ(count[R_PORT1], 1);
                 CHECK_EQ(count[R_BUSY], CONTENDERS - 2);
         }
         CHECK_EQ(ntbt_shm_remove(name), 0);
-        printf("claim race: a takeover in progress waited for; %d rounds of %d claimants on two dead owners' ports: ok\n", ROUNDS,
-               CONTENDERS);
+        printf("claim race: a takeover in progress waited for; %d rounds of %d claimants on two "
+               "dead owners' ports: ok\n",
+               ROUNDS, CONTENDERS);
         return 0;
 }
