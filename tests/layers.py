@@ -18,7 +18,8 @@ import sys
 # Lowest first.  Files of one layer may not call each other.
 LAYERS = [
     ("util", ["util/log", "util/parse", "util/futex"]),
-    ("device core", ["dev/dev", "dev/wrap"]),
+    ("device core", ["dev/dev"]),
+    ("wrapper base", ["dev/wrap"]),
     ("devices", ["dev/shm", "dev/kdev", "dev/pcie"]),
     ("wire", ["transport/geometry"]),
     ("job queue", ["transport/copy_thread"]),

@@ -9,18 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <stdatomic.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
-#include "../src/util/parse.h"
+#include "util.h"
 
 void cli_err(const char *ctx, const char *fmt, ...)
 {
@@ -82,7 +75,7 @@ int cli_uint(const char *ctx, const char *opt, const char *arg, uint64_t lo, uin
 
         fmt_bound(lo, a, sizeof(a));
         fmt_bound(hi, b, sizeof(b));
-        if (parse_size(arg, &v)) {
+        if (util_parse_size(arg, &v)) {
                 cli_err(ctx, "%s: '%s' is not a number (%s-%s)", opt, arg, a, b);
                 return -1;
         }
@@ -117,6 +110,137 @@ int cli_seconds(const char *ctx, const char *opt, const char *arg, double lo, in
         }
         *out = v;
         return 0;
+}
+
+int cli_opt_uint(const struct cli_cmd *cmd, int c, const char *arg, uint64_t lo, uint64_t hi,
+                 uint64_t *out)
+{
+        char opt[32];
+
+        return cli_uint(cmd->ctx, cli_optname(cmd->opts, c, opt, sizeof(opt)), arg, lo, hi, out);
+}
+
+/* A numeric shared option: 0, or 2 after a message. */
+static int common_number(const struct cli_cmd *cmd, int c, const char *arg, struct cli_common *o)
+{
+        uint64_t v;
+
+        switch (c) {
+        case CLI_OPT_QP:
+                if (cli_opt_uint(cmd, c, arg, 0, NTBT_MAX_QPS - 1, &v))
+                        return 2;
+                o->qp = (int)v;
+                return 0;
+        case 'm':
+                if (cli_opt_uint(cmd, c, arg, cmd->mtu_lo, 1u << 30, &v))
+                        return 2;
+                o->mtu = (uint32_t)v;
+                return 0;
+        case CLI_OPT_MAX_QPS:
+                if (cli_opt_uint(cmd, c, arg, 0, NTBT_MAX_QPS, &v))
+                        return 2;
+                o->max_qps = (uint32_t)v;
+                return 0;
+        case CLI_OPT_TIMEOUT:
+                return cli_seconds(cmd->ctx, "--timeout", arg, 0, 1, 86400, &o->timeout) ? 2 : 0;
+        case CLI_OPT_TX:
+                o->tx_mode = cli_tx_mode(cmd->ctx, arg);
+                return o->tx_mode < 0 ? 2 : 0;
+        }
+        return CLI_NOT_MINE;
+}
+
+/* A shared option: 0, 2 after a message, or CLI_NOT_MINE. */
+static int common_option(const struct cli_cmd *cmd, int c, const char *arg, struct cli_common *o)
+{
+        switch (c) {
+        case 'd':
+                o->dev = arg;
+                return 0;
+        case 'j':
+                o->json = 1;
+                return 0;
+        case 'v':
+                o->verbose++;
+                return 0;
+        case CLI_OPT_SERVER:
+                o->server = 1;
+                return 0;
+        case CLI_OPT_CLIENT:
+                o->client = 1;
+                return 0;
+        case CLI_OPT_LOOPBACK:
+                o->loopback = 1;
+                return 0;
+        case CLI_OPT_UNSAFE_NO_FLUSH:
+                o->flags |= NTBT_TRANSPORT_UNSAFE_NO_FLUSH;
+                return 0;
+        }
+        return common_number(cmd, c, arg, o);
+}
+
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_common *c, void *own)
+{
+        int ch, rc;
+
+        while ((ch = getopt_long(argc, argv, cmd->shortopts, cmd->opts, NULL)) != -1) {
+                if (ch == 'h') {
+                        fputs(cmd->usage, stdout);
+                        return 0;
+                }
+                rc = cmd->option ? cmd->option(cmd, ch, optarg, own) : CLI_NOT_MINE;
+                if (rc == CLI_NOT_MINE)
+                        rc = common_option(cmd, ch, optarg, c);
+                if (rc == CLI_NOT_MINE) { /* getopt said why: an unknown option, a missing value */
+                        fputs(cmd->usage, stderr);
+                        return 2;
+                }
+                if (rc)
+                        return rc;
+        }
+        if (cmd->check && (rc = cmd->check(cmd, own)) != CLI_RUN)
+                return rc;
+        if (optind != argc) {
+                cli_err(cmd->ctx, "unexpected argument '%s'", argv[optind]);
+                return 2;
+        }
+        if (!c->dev) {
+                cli_err(cmd->ctx, "--dev DEV is required (e.g. --dev shm:demo)");
+                return 2;
+        }
+        if (cmd->two_sided && c->server + c->client + c->loopback != 1) {
+                cli_err(cmd->ctx, "choose one of --server, --client, --loopback");
+                return 2;
+        }
+        return CLI_RUN;
+}
+
+void cli_start(const char *ctx, const struct cli_common *c)
+{
+        cli_install_log(c->verbose);
+        cli_cleanup_install();
+        if (c->flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
+                cli_err(ctx, "UNSAFE: --unsafe-no-flush: the doorbell may overtake the DONE "
+                             "write; for demonstrations only");
+}
+
+int64_t cli_timeout_ns(const struct cli_common *c, int64_t dflt)
+{
+        return c->timeout > 0 ? (int64_t)(c->timeout * 1e9) : dflt;
+}
+
+void cli_json_str(const char *v)
+{
+        for (; *v; v++) {
+                unsigned char ch = (unsigned char)*v;
+
+                if (ch == '"' || ch == '\\')
+                        printf("\\%c", ch);
+                else if (ch < 0x20)
+                        printf("\\u%04x", ch);
+                else
+                        putchar(ch);
+        }
 }
 
 const char *cli_fmt_bytes(uint64_t v, char *buf, int len)
@@ -218,17 +342,28 @@ void cli_endpoint_close(struct cli_endpoint *e)
                 cli_close_dev(e->dev);
 }
 
-int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, uint32_t max_qps,
-                      uint32_t flags, int poll, int tx_mode, const struct ntbt_qp_handlers *h,
-                      void *hctx, struct cli_endpoint *e)
+struct cli_endpoint_opts cli_endpoint_opts(const struct cli_common *c)
+{
+        return (struct cli_endpoint_opts){.dev = c->dev,
+                                          .qp = c->qp,
+                                          .mtu = c->mtu,
+                                          .max_qps = c->max_qps,
+                                          .flags = c->flags,
+                                          .tx_mode = c->tx_mode};
+}
+
+int cli_endpoint_open(const char *ctx, const struct cli_endpoint_opts *o, struct cli_endpoint *e)
 {
         struct ntbt_transport_opts to = {
-            .size = sizeof(to), .transport_mtu = mtu, .max_qps = max_qps, .flags = flags};
+            .size = sizeof(to), .transport_mtu = o->mtu, .max_qps = o->max_qps, .flags = o->flags};
         struct ntbt_qp_opts qo = {
-            .size = sizeof(qo), .qp_num = qp, .poll = poll, .tx_mode = tx_mode};
+            .size = sizeof(qo), .qp_num = o->qp, .poll = o->poll, .tx_mode = o->tx_mode};
+        const char *spec = o->dev;
         int ret;
 
         memset(e, 0, sizeof(*e));
+        e->spec = spec;
+        e->qpn = o->qp;
         ret = cli_open_dev(ctx, spec, &e->dev);
         if (ret)
                 return cli_dev_status(ret);
@@ -237,15 +372,15 @@ int cli_endpoint_open(const char *ctx, const char *spec, int qp, uint32_t mtu, u
                 cli_err(ctx, "%s: transport: %s", spec, strerror(-ret));
                 goto fail;
         }
-        ret = ntbt_qp_create(e->t, &qo, h, hctx, &e->qp);
+        ret = ntbt_qp_create(e->t, &qo, o->handlers, o->handlers_ctx, &e->qp);
         if (ret) {
-                cli_err(ctx, "%s: queue pair %d: %s (this transport has %d)", spec, qp,
+                cli_err(ctx, "%s: queue pair %d: %s (this transport has %d)", spec, o->qp,
                         strerror(-ret), ntbt_transport_qp_count(e->t));
                 goto fail;
         }
         ret = ntbt_qp_link_up(e->qp);
         if (ret) {
-                cli_err(ctx, "%s: queue pair %d: link up: %s", spec, qp, strerror(-ret));
+                cli_err(ctx, "%s: queue pair %d: link up: %s", spec, o->qp, strerror(-ret));
                 goto fail;
         }
         return 0;
@@ -254,26 +389,36 @@ fail:
         return 1;
 }
 
-int cli_wait_peer(const char *ctx, const char *dev, struct cli_endpoint *e, int qpn,
-                  int64_t timeout_ns)
+void cli_waiting_note(const char *ctx, const struct cli_endpoint *e, struct cli_waiting *w)
 {
-        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
-        int said = 0, said_mismatch = 0, ret;
         char why[256];
 
-        while ((ret = ntbt_qp_wait_link(e->qp, 1000000000LL)) == -ETIMEDOUT) {
-                if (!said) {
-                        fprintf(stderr, "ntbt: %s: waiting for the peer on %s, queue pair %d\n",
-                                ctx, dev, qpn);
-                        said = 1;
-                }
-                if (!said_mismatch && ntbt_transport_mismatch(e->t, why, sizeof(why))) {
-                        fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
-                        said_mismatch = 1;
-                }
+        if (!w->said) {
+                fprintf(stderr, "ntbt: %s: waiting for the peer on %s, queue pair %d\n", ctx,
+                        e->spec, e->qpn);
+                w->said = 1;
+        }
+        if (!w->said_mismatch && ntbt_transport_mismatch(e->t, why, sizeof(why))) {
+                fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
+                w->said_mismatch = 1;
+        }
+}
+
+void cli_no_peer(const char *ctx, const struct cli_endpoint *e, double secs)
+{
+        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", e->spec, e->qpn, secs);
+}
+
+int cli_wait_peer(const char *ctx, struct cli_endpoint *e, int64_t timeout_ns)
+{
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+        struct cli_waiting w = {0};
+        int ret;
+
+        while ((ret = ntbt_qp_wait_link(e->qp, NS_PER_SEC)) == -ETIMEDOUT) {
+                cli_waiting_note(ctx, e, &w);
                 if (now_ns() >= deadline) {
-                        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", dev,
-                                qpn, (double)timeout_ns / 1e9);
+                        cli_no_peer(ctx, e, (double)timeout_ns / 1e9);
                         return -ETIMEDOUT;
                 }
         }
@@ -293,347 +438,4 @@ int cli_tx_mode(const char *ctx, const char *arg)
 const char *cli_tx_mode_name(int mode)
 {
         return mode == NTBT_TX_THREAD ? "thread" : "inline";
-}
-
-int cli_private_device(const char *ctx, const char *dev, char *name, size_t nlen, char *spec,
-                       size_t slen)
-{
-        const char *colon = strchr(dev, ':');
-        size_t tl, nl;
-
-        if (!colon) {
-                cli_err(ctx, "%s: device string must be TYPE:NAME[,key=value...]", dev);
-                return -EINVAL;
-        }
-        tl = (size_t)(colon - dev);
-        nl = strcspn(colon + 1, ",");
-        snprintf(name, nlen, "%.*s-loop-%d", (int)(nl > 40 ? 40 : nl), colon + 1, (int)getpid());
-        snprintf(spec, slen, "%.*s:%s%s", (int)tl, dev, name, colon + 1 + nl);
-        if (ntbt_shm_create(name, NULL)) {
-                cli_err(ctx, "cannot create the private device %s", name);
-                return -EIO;
-        }
-        return 0;
-}
-
-static const char loopback_owner; /* the registry's key for a --loopback device */
-
-/* Under owner: the private device and both ports' statistics files. */
-static void cleanup_add_device(const void *owner, const char *name)
-{
-        char path[PATH_MAX];
-
-        if (!ntbt_shm_path(name, path, sizeof(path)))
-                cli_cleanup_add(owner, path);
-        for (int port = 0; port < 2; port++)
-                if (!ntbt_stats_path(name, port, path, sizeof(path)))
-                        cli_cleanup_add(owner, path);
-}
-
-int cli_remove_device(const char *name)
-{
-        int ret = ntbt_shm_remove(name);
-
-        /* Not an ntbt device (or not removable): leave whatever sits beside it. */
-        if (ret && ret != -ENOENT)
-                return ret;
-        /* The device was ours: whatever sits at its statistics paths goes
-         * with it, a damaged file too (unlink removes a link, not its target). */
-        for (int port = 0; port < 2; port++) {
-                char path[PATH_MAX + 16];
-
-                if (!ntbt_stats_path(name, port, path, sizeof(path)))
-                        unlink(path);
-        }
-        return ret;
-}
-
-/* ---- leftovers: what a signal must not leave behind ---- */
-
-#define CLEANUP_SLOTS 8
-static struct {
-        const void *owner;
-        char path[PATH_MAX + 16];
-        volatile sig_atomic_t used; /* set after path is written */
-} cleanup[CLEANUP_SLOTS];
-static volatile sig_atomic_t cleanup_child; /* a --loopback server, or 0 */
-
-static void cleanup_on_signal(int sig)
-{
-        int saved = errno;
-
-        if (cleanup_child > 0)
-                kill((pid_t)cleanup_child, SIGTERM);
-        for (int i = 0; i < CLEANUP_SLOTS; i++)
-                if (cleanup[i].used)
-                        unlink(cleanup[i].path);
-        /* Only now the default action: a second signal that another thread
-         * takes meanwhile runs this handler too, rather than ending the
-         * process half way.  This one is blocked in this thread while we
-         * run, so it ends the process when we return. */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        errno = saved;
-}
-
-/*
- * A mapped device file that shrinks under us (`truncate`, by the peer or
- * anyone who can write it) turns the next access to a lost page into
- * SIGBUS, in whichever thread touches it: the heartbeat thread finds the
- * header gone within heartbeat_ms / 2.  Say what happened and end with
- * status 1, after the same cleanup as a signal; never return (the access
- * would fault again).
- */
-static void on_sigbus(int sig)
-{
-        static const char msg[] =
-            "ntbt: device file truncated (a mapped page is gone: SIGBUS); exiting\n";
-        ssize_t w;
-
-        (void)sig;
-        if (cleanup_child > 0)
-                kill((pid_t)cleanup_child, SIGTERM);
-        for (int i = 0; i < CLEANUP_SLOTS; i++)
-                if (cleanup[i].used)
-                        unlink(cleanup[i].path);
-        w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        (void)w;
-        _exit(1);
-}
-
-void cli_cleanup_install(void)
-{
-        static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
-        struct sigaction sa, old;
-        size_t i;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = cleanup_on_signal;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-                sigaddset(&sa.sa_mask, sigs[i]);
-        for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-                /* nohup (and a shell's background job) ignore some: keep that. */
-                if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-                        continue;
-                sigaction(sigs[i], &sa, NULL);
-        }
-        sa.sa_handler = on_sigbus;
-        sigaction(SIGBUS, &sa, NULL);
-}
-
-int cli_cleanup_add(const void *owner, const char *path)
-{
-        for (int i = 0; i < CLEANUP_SLOTS; i++) {
-                if (cleanup[i].used)
-                        continue;
-                cleanup[i].owner = owner;
-                snprintf(cleanup[i].path, sizeof(cleanup[i].path), "%s", path);
-                /* The handler sees the path before the flag. */
-                atomic_signal_fence(memory_order_seq_cst);
-                cleanup[i].used = 1;
-                return 0;
-        }
-        return -ENOSPC;
-}
-
-void cli_cleanup_del(const void *owner)
-{
-        for (int i = 0; i < CLEANUP_SLOTS; i++)
-                if (cleanup[i].used && cleanup[i].owner == owner)
-                        cleanup[i].used = 0;
-}
-
-/* ---- progress of send and recv ---- */
-
-static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t progress_cond = PTHREAD_COND_INITIALIZER;
-
-/* 1.5 GiB, 812.3 MiB: binary units, one decimal. */
-static const char *fmt_human(double v, char *buf, size_t len)
-{
-        static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-        int u = 0;
-
-        while (u < 4 && v >= 1024) {
-                v /= 1024;
-                u++;
-        }
-        snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-        return buf;
-}
-
-/* bytes so far, the rate since the last line (as pv shows it), elapsed. */
-static void progress_draw(struct cli_progress *p, int64_t now, uint64_t *last_b, int64_t *last_t)
-{
-        int64_t t0 = __atomic_load_n(&p->t0, __ATOMIC_ACQUIRE);
-        uint64_t b = __atomic_load_n(p->bytes, __ATOMIC_RELAXED);
-        int64_t from = *last_t > t0 ? *last_t : t0;
-        double dt = (double)(now - from) / 1e9;
-        char hb[32], hr[32];
-        long s = (long)((now - t0) / 1000000000);
-
-        fprintf(stderr, "\rntbt: %s: %s  %s/s  %ld:%02ld:%02ld\033[K", p->ctx,
-                fmt_human((double)b, hb, sizeof(hb)),
-                fmt_human(dt > 0 ? (double)(b - *last_b) / dt : 0, hr, sizeof(hr)), s / 3600,
-                s / 60 % 60, s % 60);
-        *last_b = b;
-        *last_t = now;
-        p->drawn = 1;
-}
-
-static void *progress_thread(void *arg)
-{
-        struct cli_progress *p = arg;
-        uint64_t last_b = 0;
-        int64_t last_t = 0;
-
-        pthread_mutex_lock(&progress_lock);
-        while (!p->stop) {
-                struct timespec ts;
-
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 500 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&progress_cond, &progress_lock, &ts);
-                if (!p->stop && __atomic_load_n(&p->t0, __ATOMIC_ACQUIRE))
-                        progress_draw(p, now_ns(), &last_b, &last_t);
-        }
-        pthread_mutex_unlock(&progress_lock);
-        return NULL;
-}
-
-void cli_progress_start(struct cli_progress *p, const char *ctx, const uint64_t *bytes, int quiet,
-                        int verbose)
-{
-        int tty = isatty(STDERR_FILENO);
-
-        memset(p, 0, sizeof(*p));
-        p->ctx = ctx;
-        p->bytes = bytes;
-        p->live = tty && !quiet;
-        p->summary = (tty && !quiet) || verbose;
-        if (p->live && pthread_create(&p->thread, NULL, progress_thread, p) == 0)
-                p->has_thread = 1;
-}
-
-void cli_progress_begin(struct cli_progress *p)
-{
-        int64_t zero = 0;
-
-        __atomic_compare_exchange_n(&p->t0, &zero, now_ns(), 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-}
-
-void cli_progress_stop(struct cli_progress *p)
-{
-        if (!p->t1)
-                p->t1 = now_ns();
-        if (!p->has_thread)
-                return;
-        pthread_mutex_lock(&progress_lock);
-        p->stop = 1;
-        pthread_cond_signal(&progress_cond);
-        pthread_mutex_unlock(&progress_lock);
-        pthread_join(p->thread, NULL);
-        p->has_thread = 0;
-        if (p->drawn)
-                fputs("\r\033[K", stderr);
-        p->drawn = 0;
-}
-
-void cli_progress_end(struct cli_progress *p, const char *extra)
-{
-        int64_t t0 = __atomic_load_n(&p->t0, __ATOMIC_ACQUIRE);
-        uint64_t b = __atomic_load_n(p->bytes, __ATOMIC_RELAXED);
-        double secs;
-        char hb[32], hr[32];
-
-        cli_progress_stop(p);
-        if (!p->summary)
-                return;
-        secs = t0 ? (double)(p->t1 - t0) / 1e9 : 0;
-        fprintf(stderr, "ntbt: %s: %s (%llu bytes) in %.2f s, %s/s%s%s\n", p->ctx,
-                fmt_human((double)b, hb, sizeof(hb)), (unsigned long long)b, secs,
-                fmt_human(secs > 0 ? (double)b / secs : 0, hr, sizeof(hr)), extra ? ", " : "",
-                extra ? extra : "");
-}
-
-int cli_run_loopback(const char *ctx, const char *dev, cli_role_fn server, cli_role_fn client,
-                     void *opts, struct rusage *server_ru)
-{
-        struct rusage ru;
-        char name[96], spec[256], sctx[64];
-        int rc, st = -1; /* not "exited 0" if wait4 fails */
-        pid_t pid, parent = getpid();
-        struct ntbt_dev *d;
-
-        rc = cli_private_device(ctx, dev, name, sizeof(name), spec, sizeof(spec));
-        if (rc)
-                return rc == -EINVAL ? 2 : 1;
-        cleanup_add_device(&loopback_owner, name);
-        /* A bad device string (shm:x,prot=1) fails here, in one message,
-         * rather than in both processes. */
-        rc = ntbt_dev_open(spec, &d);
-        if (rc) {
-                cli_remove_device(name);
-                cli_cleanup_del(&loopback_owner);
-                return cli_dev_status(rc);
-        }
-        ntbt_dev_close(d); /* and its threads: none runs at the fork */
-        snprintf(sctx, sizeof(sctx), "%s server", ctx);
-        fflush(NULL);
-        pid = fork(); /* before this process starts any thread */
-        if (pid < 0) {
-                cli_remove_device(name);
-                cli_cleanup_del(&loopback_owner);
-                return 1;
-        }
-        if (pid == 0) {
-                /* The client killed outright (SIGKILL): the server's handler
-                 * still removes the device and the statistics files. */
-                prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (getppid() != parent)
-                        raise(SIGTERM);
-                _exit(server(sctx, spec, opts));
-        }
-        cleanup_child = pid;
-        rc = client(ctx, spec, opts);
-        if (rc)
-                kill(pid, SIGTERM); /* a failed client leaves the server waiting */
-        if (wait4(pid, &st, 0, &ru) == pid && server_ru)
-                *server_ru = ru;
-        cleanup_child = 0;
-        /* A server killed above left its statistics file: remove it too. */
-        cli_remove_device(name);
-        cli_cleanup_del(&loopback_owner);
-        if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-                rc = 1;
-        return rc;
-}
-
-int cli_two_sided_opts(const char *ctx, int argc, char **argv, int optind_, const char *dev,
-                       int nroles, int verbose, uint32_t transport_flags)
-{
-        if (optind_ != argc) {
-                cli_err(ctx, "unexpected argument '%s'", argv[optind_]);
-                return 2;
-        }
-        if (!dev) {
-                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
-                return 2;
-        }
-        if (nroles != 1) {
-                cli_err(ctx, "choose one of --server, --client, --loopback");
-                return 2;
-        }
-        cli_install_log(verbose);
-        cli_cleanup_install();
-        if (transport_flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
-                cli_err(ctx, "UNSAFE: --unsafe-no-flush: the doorbell may overtake the DONE "
-                             "write; for demonstrations only");
-        return 0;
 }

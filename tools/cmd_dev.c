@@ -15,7 +15,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
+#include "util.h"
 #include "cli.h"
 
 static const char dev_usage[] =
@@ -65,6 +65,56 @@ static const char *shm_name(const char *arg)
         return strncmp(arg, "shm:", 4) ? arg : arg + 4;
 }
 
+/* dev create's option c (named opt) into g: 0, 2 after a message, or -1
+ * for one that is not a geometry option. */
+static int geom_option(const char *ctx, const char *opt, int c, const char *arg,
+                       struct ntbt_shm_geom *g)
+{
+        uint64_t v;
+
+        switch (c) {
+        case 'w':
+        case 'p':
+        case 'd':
+        case 'b':
+        case 't': {
+                /* The spec's limits (docs/spec/shm-device.md); the library
+                 * checks the rest (remote-timeout-ms at least twice
+                 * heartbeat-ms). */
+                uint32_t *field = c == 'w'   ? &g->mw_count
+                                  : c == 'p' ? &g->spad_count
+                                  : c == 'd' ? &g->db_bits
+                                  : c == 'b' ? &g->heartbeat_ms
+                                             : &g->remote_timeout_ms;
+                uint64_t lo = c == 'w' ? 1 : c == 'p' ? 6 : c == 'd' ? 2 : c == 'b' ? 10 : 20;
+                uint64_t hi = c == 'w'   ? NTBT_SHM_MAX_MW
+                              : c == 'p' ? NTBT_SHM_MAX_SPAD
+                              : c == 'd' ? 64
+                              : c == 'b' ? 10000
+                                         : 60000;
+
+                if (cli_uint(ctx, opt, arg, lo, hi, &v))
+                        return 2;
+                *field = (uint32_t)v;
+                return 0;
+        }
+        case 's':
+        case 'a':
+                if (cli_uint(ctx, opt, arg, 4096, 1u << 30, &v))
+                        return 2;
+                if (v & (v - 1)) {
+                        cli_err(ctx, "%s %s is not a power of two (4K-1G)", opt, arg);
+                        return 2;
+                }
+                if (c == 's')
+                        g->mw_size = v;
+                else
+                        g->xlat_align = v;
+                return 0;
+        }
+        return -1;
+}
+
 static int dev_create(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -80,62 +130,21 @@ static int dev_create(int argc, char **argv)
         };
         struct ntbt_shm_geom g = {.size = sizeof(g)};
         const char *ctx = "dev create", *name;
-        uint64_t v;
         int c, ret;
         char opt[32];
 
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                cli_optname(opts, c, opt, sizeof(opt));
-                switch (c) {
-                case 'h':
+                if (c == 'h') {
                         fputs(dev_usage, stdout);
                         return 0;
-                case 'w':
-                case 'p':
-                case 'd':
-                case 'b':
-                case 't': {
-                        /* The spec's limits (docs/spec/shm-device.md); the library
-                         * checks the rest (remote-timeout-ms at least twice
-                         * heartbeat-ms). */
-                        uint32_t *field = c == 'w'   ? &g.mw_count
-                                          : c == 'p' ? &g.spad_count
-                                          : c == 'd' ? &g.db_bits
-                                          : c == 'b' ? &g.heartbeat_ms
-                                                     : &g.remote_timeout_ms;
-                        uint64_t lo = c == 'w'   ? 1
-                                      : c == 'p' ? 6
-                                      : c == 'd' ? 2
-                                      : c == 'b' ? 10
-                                                 : 20;
-                        uint64_t hi = c == 'w'   ? NTBT_SHM_MAX_MW
-                                      : c == 'p' ? NTBT_SHM_MAX_SPAD
-                                      : c == 'd' ? 64
-                                      : c == 'b' ? 10000
-                                                 : 60000;
-
-                        if (cli_uint(ctx, opt, optarg, lo, hi, &v))
-                                return 2;
-                        *field = (uint32_t)v;
-                        break;
                 }
-                case 's':
-                case 'a':
-                        if (cli_uint(ctx, opt, optarg, 4096, 1u << 30, &v))
-                                return 2;
-                        if (v & (v - 1)) {
-                                cli_err(ctx, "%s %s is not a power of two (4K-1G)", opt, optarg);
-                                return 2;
-                        }
-                        if (c == 's')
-                                g.mw_size = v;
-                        else
-                                g.xlat_align = v;
-                        break;
-                default:
+                ret = geom_option(ctx, cli_optname(opts, c, opt, sizeof(opt)), c, optarg, &g);
+                if (ret < 0) {
                         fputs(dev_usage, stderr);
                         return 2;
                 }
+                if (ret)
+                        return ret;
         }
         if (optind != argc - 1) {
                 cli_err(ctx, "expected one device NAME");
@@ -366,74 +375,82 @@ static int port_held(const struct ntbt_shm_port_info *p)
         return p->state == 1 && (p->alive || p->heartbeat_age_ms >= 0);
 }
 
+/* Whether the device e is in use, stale or idle. */
+static void judge_device(struct shm_entry *e)
+{
+        if (!e->regular) {
+                e->why = "not a regular file";
+                return;
+        }
+        e->info.size = sizeof(e->info);
+        if (ntbt_shm_inspect(e->name, &e->info)) {
+                e->why = "not a readable ntbt device";
+                return;
+        }
+        e->inspected = 1;
+        e->in_use = port_held(&e->info.port[0]) || port_held(&e->info.port[1]);
+        e->left = (e->info.port[0].state == 1 && !port_held(&e->info.port[0])) ||
+                  (e->info.port[1].state == 1 && !port_held(&e->info.port[1])) ||
+                  loopback_owner_gone(e->name);
+        e->stale = !e->in_use && !e->holder && e->left;
+        e->why = e->in_use   ? "in use"
+                 : e->holder ? "open or mapped by a process"
+                 : e->stale  ? "stale"
+                             : "idle";
+}
+
+/* Whether the statistics file e is live or stale; dev is its device's
+ * entry (judged already), or NULL. */
+static void judge_stats(struct shm_entry *e, const struct shm_entry *dev)
+{
+        if (!e->regular) {
+                e->why = "not a regular file";
+                return;
+        }
+        e->has_stats = ntbt_stats_read(e->name, e->port, &e->stats) == 0;
+        if (!e->has_stats && e->bytes > 0) {
+                /* Someone else's file, or a header being written:
+                 * ntbt_stats_remove would refuse it anyway. */
+                e->why = "not a statistics file (or one being written)";
+                return;
+        }
+        if (dev && dev->inspected && port_held(&dev->info.port[e->port]) &&
+            (!e->has_stats || e->stats.alive)) {
+                e->why = e->has_stats ? "live" : "being created";
+                return;
+        }
+        if (dev && !dev->inspected && !dev->stale) {
+                e->why = "its device is not readable";
+                return;
+        }
+        if (e->holder) {
+                e->why = "mapped by a process";
+                return;
+        }
+        e->stale = 1;
+        e->why = !dev                                   ? "stale: its device is gone"
+                 : !port_held(&dev->info.port[e->port]) ? "stale: its port is not held"
+                                                        : "stale: its writer exited";
+}
+
 /* Judge every device, then every statistics file. */
 static void list_judge(struct shm_list *l)
 {
         int i, j;
 
         find_holders(l);
+        for (i = 0; i < l->n; i++)
+                if (l->e[i].port < 0)
+                        judge_device(&l->e[i]);
         for (i = 0; i < l->n; i++) {
-                struct shm_entry *e = &l->e[i];
-
-                if (e->port >= 0)
-                        continue;
-                if (!e->regular) {
-                        e->why = "not a regular file";
-                        continue;
-                }
-                e->info.size = sizeof(e->info);
-                if (ntbt_shm_inspect(e->name, &e->info)) {
-                        e->why = "not a readable ntbt device";
-                        continue;
-                }
-                e->inspected = 1;
-                e->in_use = port_held(&e->info.port[0]) || port_held(&e->info.port[1]);
-                e->left = (e->info.port[0].state == 1 && !port_held(&e->info.port[0])) ||
-                          (e->info.port[1].state == 1 && !port_held(&e->info.port[1])) ||
-                          loopback_owner_gone(e->name);
-                e->stale = !e->in_use && !e->holder && e->left;
-                e->why = e->in_use   ? "in use"
-                         : e->holder ? "open or mapped by a process"
-                         : e->stale  ? "stale"
-                                     : "idle";
-        }
-        for (i = 0; i < l->n; i++) {
-                struct shm_entry *e = &l->e[i];
                 const struct shm_entry *dev = NULL;
 
-                if (e->port < 0)
+                if (l->e[i].port < 0)
                         continue;
                 for (j = 0; j < l->n; j++)
-                        if (l->e[j].port < 0 && !strcmp(l->e[j].name, e->name))
+                        if (l->e[j].port < 0 && !strcmp(l->e[j].name, l->e[i].name))
                                 dev = &l->e[j];
-                if (!e->regular) {
-                        e->why = "not a regular file";
-                        continue;
-                }
-                e->has_stats = ntbt_stats_read(e->name, e->port, &e->stats) == 0;
-                if (!e->has_stats && e->bytes > 0) {
-                        /* Someone else's file, or a header being written:
-                         * ntbt_stats_remove would refuse it anyway. */
-                        e->why = "not a statistics file (or one being written)";
-                        continue;
-                }
-                if (dev && dev->inspected && port_held(&dev->info.port[e->port]) &&
-                    (!e->has_stats || e->stats.alive)) {
-                        e->why = e->has_stats ? "live" : "being created";
-                        continue;
-                }
-                if (dev && !dev->inspected && !dev->stale) {
-                        e->why = "its device is not readable";
-                        continue;
-                }
-                if (e->holder) {
-                        e->why = "mapped by a process";
-                        continue;
-                }
-                e->stale = 1;
-                e->why = !dev                                   ? "stale: its device is gone"
-                         : !port_held(&dev->info.port[e->port]) ? "stale: its port is not held"
-                                                                : "stale: its writer exited";
+                judge_stats(&l->e[i], dev);
         }
 }
 
@@ -448,23 +465,65 @@ static const char *owner_text(const struct ntbt_shm_port_info *p, char *buf, siz
         return buf;
 }
 
-static void list_print_json_str(const char *v)
+/* A JSON string, quoted. */
+static void json_quoted(const char *v)
 {
         putchar('"');
-        for (; *v; v++)
-                if (*v == '"' || *v == '\\')
-                        printf("\\%c", *v);
-                else if ((unsigned char)*v < 0x20)
-                        printf("\\u%04x", (unsigned char)*v);
-                else
-                        putchar(*v);
+        cli_json_str(v);
         putchar('"');
+}
+
+/* dev list: a device's row. */
+static void list_device_text(const struct shm_entry *e)
+{
+        char b0[48], b1[48], sz[32];
+
+        printf("%-24s %9s  %-20s %-20s %s", e->name, cli_fmt_bytes(e->bytes, sz, sizeof(sz)),
+               e->inspected ? owner_text(&e->info.port[0], b0, sizeof(b0)) : "-",
+               e->inspected ? owner_text(&e->info.port[1], b1, sizeof(b1)) : "-", e->why);
+        if (e->holder && !e->in_use)
+                printf(" (pid %d)", (int)e->holder);
+        printf("\n");
+}
+
+/* dev list --json: a device's object, after a comma unless first. */
+static void list_device_json(const struct shm_entry *e, int first)
+{
+        printf("%s{\"name\":", first ? "" : ",");
+        json_quoted(e->name);
+        printf(",\"path\":");
+        json_quoted(e->path);
+        printf(",\"bytes\":%llu,\"state\":\"%s\",\"stale\":%s,\"holder_pid\":%d,\"ports\":[",
+               (unsigned long long)e->bytes, e->why, e->stale ? "true" : "false", (int)e->holder);
+        for (int p = 0; e->inspected && p < 2; p++) {
+                const struct ntbt_shm_port_info *pi = &e->info.port[p];
+
+                printf("%s{\"port\":%d,\"claimed\":%s,\"owner_kind\":\"%s\",\"pid\":%u,"
+                       "\"alive\":%s}",
+                       p ? "," : "", p, pi->state == 1 ? "true" : "false",
+                       pi->owner_kind == NTBT_SHM_OWNER_REMOTE    ? "remote"
+                       : pi->owner_kind == NTBT_SHM_OWNER_PROCESS ? "process"
+                                                                  : "none",
+                       pi->pid, port_held(pi) ? "true" : "false");
+        }
+        printf("]}");
+}
+
+/* dev list --json: a statistics file's object, after a comma unless first. */
+static void list_stats_json(const struct shm_entry *e, int first)
+{
+        printf("%s{\"name\":", first ? "" : ",");
+        json_quoted(e->name);
+        printf(",\"port\":%d,\"path\":", e->port);
+        json_quoted(e->path);
+        printf(",\"pid\":%d,\"writer_alive\":%s,\"state\":\"%s\",\"stale\":%s}",
+               e->has_stats ? e->stats.pid : 0, e->has_stats && e->stats.alive ? "true" : "false",
+               e->why, e->stale ? "true" : "false");
 }
 
 static void list_print(const struct shm_list *l, int json)
 {
-        char b0[48], b1[48], sz[32];
-        int i, p, first = 1, nstats = 0;
+        int i, first = 1, nstats = 0;
 
         if (json)
                 printf("{\"devices\":[");
@@ -472,44 +531,12 @@ static void list_print(const struct shm_list *l, int json)
                 printf("%-24s %9s  %-20s %-20s %s\n", "DEVICE", "SIZE", "PORT 0", "PORT 1",
                        "STATE");
         for (i = 0; i < l->n; i++) {
-                const struct shm_entry *e = &l->e[i];
-
-                if (e->port >= 0) {
+                if (l->e[i].port >= 0)
                         nstats++;
-                        continue;
-                }
-                if (!json) {
-                        printf("%-24s %9s  %-20s %-20s %s", e->name,
-                               cli_fmt_bytes(e->bytes, sz, sizeof(sz)),
-                               e->inspected ? owner_text(&e->info.port[0], b0, sizeof(b0)) : "-",
-                               e->inspected ? owner_text(&e->info.port[1], b1, sizeof(b1)) : "-",
-                               e->why);
-                        if (e->holder && !e->in_use)
-                                printf(" (pid %d)", (int)e->holder);
-                        printf("\n");
-                        continue;
-                }
-                printf("%s{\"name\":", first ? "" : ",");
-                first = 0;
-                list_print_json_str(e->name);
-                printf(",\"path\":");
-                list_print_json_str(e->path);
-                printf(
-                    ",\"bytes\":%llu,\"state\":\"%s\",\"stale\":%s,\"holder_pid\":%d,\"ports\":[",
-                    (unsigned long long)e->bytes, e->why, e->stale ? "true" : "false",
-                    (int)e->holder);
-                for (p = 0; e->inspected && p < 2; p++) {
-                        const struct ntbt_shm_port_info *pi = &e->info.port[p];
-
-                        printf("%s{\"port\":%d,\"claimed\":%s,\"owner_kind\":\"%s\",\"pid\":%u,"
-                               "\"alive\":%s}",
-                               p ? "," : "", p, pi->state == 1 ? "true" : "false",
-                               pi->owner_kind == NTBT_SHM_OWNER_REMOTE    ? "remote"
-                               : pi->owner_kind == NTBT_SHM_OWNER_PROCESS ? "process"
-                                                                          : "none",
-                               pi->pid, port_held(pi) ? "true" : "false");
-                }
-                printf("]}");
+                else if (json)
+                        list_device_json(&l->e[i], first), first = 0;
+                else
+                        list_device_text(&l->e[i]);
         }
         if (json)
                 printf("],\"stats\":[");
@@ -520,19 +547,10 @@ static void list_print(const struct shm_list *l, int json)
 
                 if (e->port < 0)
                         continue;
-                if (!json) {
+                if (json)
+                        list_stats_json(e, first), first = 0;
+                else
                         printf("%-44s %8d  %s\n", e->path, e->has_stats ? e->stats.pid : 0, e->why);
-                        continue;
-                }
-                printf("%s{\"name\":", first ? "" : ",");
-                first = 0;
-                list_print_json_str(e->name);
-                printf(",\"port\":%d,\"path\":", e->port);
-                list_print_json_str(e->path);
-                printf(",\"pid\":%d,\"writer_alive\":%s,\"state\":\"%s\",\"stale\":%s}",
-                       e->has_stats ? e->stats.pid : 0,
-                       e->has_stats && e->stats.alive ? "true" : "false", e->why,
-                       e->stale ? "true" : "false");
         }
         if (json)
                 printf("]}\n");
@@ -565,12 +583,86 @@ static int dev_list(int argc, char **argv)
         return 0;
 }
 
+/* Keep only the entries of the NAMEs given (if any); 0, or 1 after saying
+ * that a NAME has none. */
+static int rm_select(const char *ctx, struct shm_list *l, int argc, char **argv)
+{
+        int i, k, rc = 0;
+
+        for (i = 0; argc && i < l->n; i++) {
+                for (k = 0; k < argc && strcmp(shm_name(argv[k]), l->e[i].name); k++)
+                        ;
+                if (k == argc)
+                        l->e[i--] = l->e[--l->n];
+        }
+        if (argc && l->n)
+                qsort(l->e, (size_t)l->n, sizeof(*l->e), entry_cmp);
+        for (k = 0; k < argc; k++) {
+                for (i = 0; i < l->n && strcmp(shm_name(argv[k]), l->e[i].name); i++)
+                        ;
+                if (i == l->n) {
+                        cli_err(ctx, "%s: no such device or statistics file", shm_name(argv[k]));
+                        rc = 1;
+                }
+        }
+        return rc;
+}
+
+/* Remove the stale device e; 0, or 1 after a message. */
+static int rm_stale_device(const char *ctx, const struct shm_entry *e)
+{
+        /* Look again just before: an owner may have come since. */
+        struct ntbt_shm_info in = {.size = sizeof(in)};
+        int ret;
+
+        if (ntbt_shm_inspect(e->name, &in) == 0 &&
+            (port_held(&in.port[0]) || port_held(&in.port[1]))) {
+                cli_err(ctx, "%s: an owner came; not removing it", e->name);
+                return 1;
+        }
+        ret = ntbt_shm_remove(e->name);
+        if (ret && ret != -ENOENT) {
+                cli_err(ctx, "%s: %s", e->name, strerror(-ret));
+                return 1;
+        }
+        printf("removed device %s (%s)\n", e->name, e->path);
+        return 0;
+}
+
+/* e, if stale; a device named but not stale is an error.  0, or 1 after a
+ * message. */
+static int rm_entry(const char *ctx, const struct shm_entry *e, int named)
+{
+        char b0[48], b1[48], owners[128] = "";
+        int ret;
+
+        if (e->port < 0 && e->stale)
+                return rm_stale_device(ctx, e);
+        if (e->port >= 0 && e->stale) {
+                ret = ntbt_stats_remove(e->name, e->port);
+                if (ret && ret != -ENOENT) {
+                        cli_err(ctx, "%s: %s", e->path, strerror(-ret));
+                        return 1;
+                }
+                printf("removed statistics file %s (%s)\n", e->path, e->why + strlen("stale: "));
+                return 0;
+        }
+        if (!named || e->port >= 0)
+                return 0;
+        if (e->inspected)
+                snprintf(owners, sizeof(owners), " (port 0: %s; port 1: %s)",
+                         owner_text(&e->info.port[0], b0, sizeof(b0)),
+                         owner_text(&e->info.port[1], b1, sizeof(b1)));
+        cli_err(ctx, "%s: %s%s, not stale; not removing it", e->name, e->why, owners);
+        return 1;
+}
+
 /* dev rm --stale [NAME...] */
 static int dev_rm_stale(int argc, char **argv)
 {
         const char *ctx = "dev rm";
         struct shm_list l;
-        int i, k, ret, rc = 0;
+        int i, k, ret, rc;
 
         for (k = 0; k < argc; k++) {
                 char path[PATH_MAX];
@@ -586,65 +678,10 @@ static int dev_rm_stale(int argc, char **argv)
                 cli_err(ctx, "%s", strerror(-ret));
                 return 1;
         }
-        /* Only the NAMEs given, if any. */
-        for (i = 0; argc && i < l.n; i++) {
-                for (k = 0; k < argc && strcmp(shm_name(argv[k]), l.e[i].name); k++)
-                        ;
-                if (k == argc)
-                        l.e[i--] = l.e[--l.n];
-        }
-        if (argc && l.n)
-                qsort(l.e, (size_t)l.n, sizeof(*l.e), entry_cmp);
-        for (k = 0; k < argc; k++) {
-                for (i = 0; i < l.n && strcmp(shm_name(argv[k]), l.e[i].name); i++)
-                        ;
-                if (i == l.n) {
-                        cli_err(ctx, "%s: no such device or statistics file", shm_name(argv[k]));
-                        rc = 1;
-                }
-        }
+        rc = rm_select(ctx, &l, argc, argv);
         list_judge(&l);
-        for (i = 0; i < l.n; i++) {
-                struct shm_entry *e = &l.e[i];
-
-                if (e->port < 0 && e->stale) {
-                        /* Look again just before: an owner may have come since. */
-                        struct ntbt_shm_info in = {.size = sizeof(in)};
-
-                        if (ntbt_shm_inspect(e->name, &in) == 0 &&
-                            (port_held(&in.port[0]) || port_held(&in.port[1]))) {
-                                cli_err(ctx, "%s: an owner came; not removing it", e->name);
-                                rc = 1;
-                                continue;
-                        }
-                        ret = ntbt_shm_remove(e->name);
-                        if (ret && ret != -ENOENT) {
-                                cli_err(ctx, "%s: %s", e->name, strerror(-ret));
-                                rc = 1;
-                        } else {
-                                printf("removed device %s (%s)\n", e->name, e->path);
-                        }
-                } else if (e->port >= 0 && e->stale) {
-                        ret = ntbt_stats_remove(e->name, e->port);
-                        if (ret && ret != -ENOENT) {
-                                cli_err(ctx, "%s: %s", e->path, strerror(-ret));
-                                rc = 1;
-                        } else {
-                                printf("removed statistics file %s (%s)\n", e->path,
-                                       e->why + strlen("stale: "));
-                        }
-                } else if (argc && e->port < 0) {
-                        char b0[48], b1[48], owners[128] = "";
-
-                        if (e->inspected)
-                                snprintf(owners, sizeof(owners), " (port 0: %s; port 1: %s)",
-                                         owner_text(&e->info.port[0], b0, sizeof(b0)),
-                                         owner_text(&e->info.port[1], b1, sizeof(b1)));
-                        cli_err(ctx, "%s: %s%s, not stale; not removing it", e->name, e->why,
-                                owners);
-                        rc = 1;
-                }
-        }
+        for (i = 0; i < l.n; i++)
+                rc |= rm_entry(ctx, &l.e[i], argc > 0);
         free(l.e);
         return rc;
 }
@@ -868,6 +905,46 @@ static void show_json(const char *name, const struct ntbt_shm_info *in, const st
         printf("]}\n");
 }
 
+/* dev show kdev: each window's sizes and alignment. */
+static void kdev_windows(struct ntbt_dev *d, int json)
+{
+        int w, nmw = ntbt_dev_mw_count(d);
+
+        for (w = 0; w < nmw; w++) {
+                uint64_t out = 0, aa = 0, sa = 0, smax = 0;
+
+                ntbt_dev_peer_mw_size(d, w, &out);
+                ntbt_dev_mw_get_align(d, w, &aa, &sa, &smax);
+                if (json)
+                        printf("%s{\"outbound\":%llu,\"inbound_max\":%llu,\"addr_align\":%llu,"
+                               "\"size_align\":%llu}",
+                               w ? "," : "", (unsigned long long)out, (unsigned long long)smax,
+                               (unsigned long long)aa, (unsigned long long)sa);
+                else
+                        printf("  window %d: outbound %llu bytes; inbound up to %llu, address "
+                               "align %llu, size align %llu\n",
+                               w, (unsigned long long)out, (unsigned long long)smax,
+                               (unsigned long long)aa, (unsigned long long)sa);
+        }
+}
+
+/* dev show kdev: the scratchpads, ours and the peer's. */
+static void kdev_spads(struct ntbt_dev *d, int json)
+{
+        int i, nspad = ntbt_dev_spad_count(d);
+
+        for (i = 0; i < nspad; i++) {
+                uint32_t a = 0, b = 0;
+
+                ntbt_dev_spad_read(d, i, &a);
+                ntbt_dev_peer_spad_read(d, i, &b);
+                if (json)
+                        printf("%s[%u,%u]", i ? "," : "", a, b);
+                else
+                        printf("%s%x/%x", i % 8 ? " " : "\n    ", a, b);
+        }
+}
+
 /* dev show kdev:...: the hardware's geometry and state, through the device
  * API (opening the bridge takes it: it fails while another process has it). */
 static int show_kdev(const char *ctx, const char *spec, int json)
@@ -875,7 +952,7 @@ static int show_kdev(const char *ctx, const char *spec, int json)
         struct ntbt_dev *d;
         char what[256] = "";
         uint64_t valid, db, mask;
-        int ret, w, i, nmw, nspad;
+        int ret, nspad;
 
         ret = ntbt_dev_open(spec, &d);
         if (ret) {
@@ -883,7 +960,6 @@ static int show_kdev(const char *ctx, const char *spec, int json)
                 return 1;
         }
         ntbt_dev_describe(d, what, sizeof(what));
-        nmw = ntbt_dev_mw_count(d);
         nspad = ntbt_dev_spad_count(d);
         valid = ntbt_dev_db_valid_mask(d);
         db = ntbt_dev_db_read(d);
@@ -901,128 +977,130 @@ static int show_kdev(const char *ctx, const char *spec, int json)
                        spec, what, ntbt_dev_link_is_up(d) == 1 ? "up" : "down",
                        (unsigned long long)valid, (unsigned long long)db, (unsigned long long)mask,
                        nspad);
-        for (w = 0; w < nmw; w++) {
-                uint64_t out = 0, aa = 0, sa = 0, smax = 0;
-
-                ntbt_dev_peer_mw_size(d, w, &out);
-                ntbt_dev_mw_get_align(d, w, &aa, &sa, &smax);
-                if (json)
-                        printf("%s{\"outbound\":%llu,\"inbound_max\":%llu,\"addr_align\":%llu,"
-                               "\"size_align\":%llu}",
-                               w ? "," : "", (unsigned long long)out, (unsigned long long)smax,
-                               (unsigned long long)aa, (unsigned long long)sa);
-                else
-                        printf("  window %d: outbound %llu bytes; inbound up to %llu, address "
-                               "align %llu, size align %llu\n",
-                               w, (unsigned long long)out, (unsigned long long)smax,
-                               (unsigned long long)aa, (unsigned long long)sa);
-        }
+        kdev_windows(d, json);
         if (json)
                 printf("],\"spads\":[");
         else if (nspad)
                 printf("  scratchpads (ours/peer's):");
-        for (i = 0; i < nspad; i++) {
-                uint32_t a = 0, b = 0;
-
-                ntbt_dev_spad_read(d, i, &a);
-                ntbt_dev_peer_spad_read(d, i, &b);
-                if (json)
-                        printf("%s[%u,%u]", i ? "," : "", a, b);
-                else
-                        printf("%s%x/%x", i % 8 ? " " : "\n    ", a, b);
-        }
+        kdev_spads(d, json);
         printf(json ? "]}\n" : "\n");
         ntbt_dev_close(d);
         return 0;
 }
 
-static int dev_show(int argc, char **argv)
+struct show_opts {
+        const char *name;
+        int json;
+        double watch; /* seconds between looks; 0: one look */
+        long count;   /* looks; 0: until interrupted */
+};
+
+/* dev show's arguments: CLI_RUN, or the exit status. */
+static int show_parse(const char *ctx, int argc, char **argv, struct show_opts *so)
 {
-        struct ntbt_shm_info info = {.size = sizeof(info)};
-        static struct ntbt_stats st[2];
-        const char *name = NULL, *ctx = "dev show";
-        double watch = 0;
-        long count = 0, n;
-        int i, json = 0, ret, has_st[2];
-        int64_t last = 0;
         char *end;
 
-        for (i = 1; i < argc; i++) {
+        for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--json")) {
-                        json = 1;
+                        so->json = 1;
                 } else if (!strcmp(argv[i], "--watch")) {
-                        watch = 1;
+                        so->watch = 1;
                         if (i + 1 < argc && argv[i + 1][0] != '-' &&
                             strtod(argv[i + 1], &end) > 0 && !*end) {
-                                watch = strtod(argv[++i], NULL);
-                                if (watch < 0.01 || watch > 3600) {
+                                so->watch = strtod(argv[++i], NULL);
+                                if (so->watch < 0.01 || so->watch > 3600) {
                                         cli_err(ctx, "--watch %s is out of range", argv[i]);
                                         return 2;
                                 }
                         }
                 } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-                        count = strtol(argv[++i], &end, 10);
-                        if (*end || count < 1) {
+                        so->count = strtol(argv[++i], &end, 10);
+                        if (*end || so->count < 1) {
                                 cli_err(ctx, "bad --count '%s'", argv[i]);
                                 return 2;
                         }
                 } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
                         fputs(dev_usage, stdout);
                         return 0;
-                } else if (argv[i][0] == '-' || name) {
+                } else if (argv[i][0] == '-' || so->name) {
                         cli_err(ctx, "unexpected argument '%s'", argv[i]);
                         return 2;
                 } else {
-                        name = argv[i];
+                        so->name = argv[i];
                 }
         }
-        if (!name) {
+        if (!so->name) {
                 cli_err(ctx, "expected one device NAME");
                 return 2;
         }
+        return CLI_RUN;
+}
+
+/* One look at the shm device NAME, dt seconds after the last (0: none):
+ * 0, or 1 after a message. */
+static int show_once(const char *ctx, const struct show_opts *so, const char *name, double dt)
+{
+        struct ntbt_shm_info info = {.size = sizeof(info)};
+        static struct ntbt_stats st[2];
+        int i, ret, has_st[2];
+
+        ret = ntbt_shm_inspect(name, &info);
+        if (ret) {
+                cli_err(ctx, "%s: %s", name, strerror(-ret));
+                return 1;
+        }
+        for (i = 0; i < 2; i++) {
+                ret = ntbt_stats_read(name, i, &st[i]);
+                has_st[i] = ret == 0;
+                if (ret && ret != -ENOENT)
+                        cli_err(ctx, "%s port %d statistics: %s", name, i, strerror(-ret));
+        }
+        if (so->watch && !so->json && isatty(STDOUT_FILENO))
+                printf("\033[H\033[2J"); /* clear the terminal */
+        if (so->json)
+                show_json(name, &info, st, has_st);
+        else
+                show_text(name, &info, st, has_st, dt);
+        fflush(stdout);
+        for (i = 0; i < 2; i++) {
+                prev_st[i] = st[i];
+                have_prev[i] = has_st[i];
+        }
+        return 0;
+}
+
+static int dev_show(int argc, char **argv)
+{
+        const char *ctx = "dev show", *name;
+        struct show_opts so = {0};
+        int64_t last = 0;
+        long n;
+        int rc;
+
+        rc = show_parse(ctx, argc, argv, &so);
+        if (rc != CLI_RUN)
+                return rc;
+        name = so.name;
         if (!strncmp(name, "kdev:", 5)) {
-                if (watch) {
+                if (so.watch) {
                         cli_err(ctx, "--watch is for shm devices");
                         return 2;
                 }
-                return show_kdev(ctx, name, json);
+                return show_kdev(ctx, name, so.json);
         }
         if (!strncmp(name, "shm:", 4))
                 name += 4;
-        if (count && !watch)
-                watch = 1;
+        if (so.count && !so.watch)
+                so.watch = 1;
         for (n = 0;; n++) {
                 int64_t now = now_ns();
-                double dt = last ? (double)(now - last) / 1e9 : 0;
 
-                ret = ntbt_shm_inspect(name, &info);
-                if (ret) {
-                        cli_err(ctx, "%s: %s", name, strerror(-ret));
+                if (show_once(ctx, &so, name, last ? (double)(now - last) / 1e9 : 0))
                         return 1;
-                }
-                for (i = 0; i < 2; i++) {
-                        ret = ntbt_stats_read(name, i, &st[i]);
-                        has_st[i] = ret == 0;
-                        if (ret && ret != -ENOENT)
-                                cli_err(ctx, "%s port %d statistics: %s", name, i, strerror(-ret));
-                }
-                if (watch && !json && isatty(STDOUT_FILENO))
-                        printf("\033[H\033[2J"); /* clear the terminal */
-                if (json)
-                        show_json(name, &info, st, has_st);
-                else
-                        show_text(name, &info, st, has_st, dt);
-                fflush(stdout);
-                for (i = 0; i < 2; i++) {
-                        prev_st[i] = st[i];
-                        have_prev[i] = has_st[i];
-                }
                 last = now;
-                if (!watch || (count && n + 1 >= count))
+                if (!so.watch || (so.count && n + 1 >= so.count))
                         break;
-                nanosleep(&(struct timespec){(time_t)watch,
-                                             (long)((watch - (double)(time_t)watch) * 1e9)},
-                          NULL);
+                sleep_ns((int64_t)(so.watch * 1e9));
         }
         return 0;
 }

@@ -2,7 +2,6 @@
 /* ntbt ping: round trips over a queue pair; the server echoes, the client measures. */
 #include <errno.h>
 #include <math.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +10,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
+#include "util.h"
 #include "cli.h"
 
 static const char ping_usage[] =
@@ -54,20 +53,17 @@ static const char ping_usage[] =
     "-h, --help          this text\n";
 
 struct ping_opts {
-        const char *dev;
-        int server, client, loopback, json, verbose, qp, tx_mode, busy_poll;
-        uint32_t mtu, size, flags;
+        struct cli_common c;
+        int busy_poll;
+        uint32_t size;
         uint64_t count, warmup;
         double stall_s;
-        double timeout; /* seconds to wait for the peer; 0: the role's default */
 };
 
 /* The wait for the peer's link: --timeout, else 30 s (client) or for ever. */
 static int64_t peer_wait_ns(const struct ping_opts *o, int client)
 {
-        if (o->timeout > 0)
-                return (int64_t)(o->timeout * 1e9);
-        return client ? 30 * 1000000000LL : -1;
+        return cli_timeout_ns(&o->c, client ? 30 * NS_PER_SEC : -1);
 }
 
 struct ping_state {
@@ -165,12 +161,15 @@ static uint64_t hist_upper(int b)
         return (uint64_t)((double)(1ull << (b / 4)) * (1.0 + (b % 4 + 1) / 4.0));
 }
 
-static void report(const struct ping_opts *o, int64_t *rtt, uint64_t n)
+/* The round trips' distribution; rtt sorted. */
+struct rtt_stats {
+        double mean, stdev;
+};
+
+static struct rtt_stats rtt_stats(int64_t *rtt, uint64_t n)
 {
-        static uint64_t hist[HIST_BUCKETS];
         double mean = 0, var = 0;
         uint64_t i;
-        int b;
 
         qsort(rtt, n, sizeof(*rtt), cmp_i64);
         for (i = 0; i < n; i++)
@@ -179,45 +178,66 @@ static void report(const struct ping_opts *o, int64_t *rtt, uint64_t n)
         for (i = 0; i < n; i++)
                 var += ((double)rtt[i] - mean) * ((double)rtt[i] - mean);
         var = n > 1 ? var / (double)(n - 1) : 0;
-        if (o->json) {
-                memset(hist, 0, sizeof(hist));
-                for (i = 0, b = 0; i < n; i++) {
-                        while (b < HIST_BUCKETS - 1 && (uint64_t)rtt[i] > hist_upper(b))
-                                b++;
-                        hist[b]++;
-                }
-                printf("{\"size\":%u,\"count\":%llu,\"warmup\":%llu,\"busy_poll\":%s,"
-                       "\"tx_mode\":\"%s\",\"stalled\":false,"
-                       "\"rtt_ns_min\":%lld,\"rtt_ns_p50\":%lld,\"rtt_ns_p90\":%lld,"
-                       "\"rtt_ns_p99\":%lld,\"rtt_ns_p999\":%lld,\"rtt_ns_max\":%lld,"
-                       "\"rtt_ns_mean\":%.1f,\"rtt_ns_stdev\":%.1f,\"one_way_ns_p50\":%.1f,"
-                       "\"hist\":[",
-                       o->size, (unsigned long long)n, (unsigned long long)o->warmup,
-                       o->busy_poll ? "true" : "false",
-                       cli_tx_mode_name(o->tx_mode ? o->tx_mode : 1), (long long)rtt[0],
-                       (long long)pct(rtt, n, 0.5), (long long)pct(rtt, n, 0.9),
-                       (long long)pct(rtt, n, 0.99), (long long)pct(rtt, n, 0.999),
-                       (long long)rtt[n - 1], mean, sqrt(var), (double)pct(rtt, n, 0.5) / 2);
-                for (b = 0, i = 0; b < HIST_BUCKETS; b++)
-                        if (hist[b])
-                                printf("%s[%llu,%llu]", i++ ? "," : "",
-                                       (unsigned long long)hist_upper(b),
-                                       (unsigned long long)hist[b]);
-                printf("]}\n");
-                return;
+        return (struct rtt_stats){mean, sqrt(var)};
+}
+
+static void report_json(const struct ping_opts *o, const int64_t *rtt, uint64_t n,
+                        struct rtt_stats st)
+{
+        static uint64_t hist[HIST_BUCKETS];
+        uint64_t i;
+        int b;
+
+        memset(hist, 0, sizeof(hist));
+        for (i = 0, b = 0; i < n; i++) {
+                while (b < HIST_BUCKETS - 1 && (uint64_t)rtt[i] > hist_upper(b))
+                        b++;
+                hist[b]++;
         }
-        printf("%s: %u-byte messages, %llu round trips after %llu warm-up, %s\n", o->dev, o->size,
+        printf("{\"size\":%u,\"count\":%llu,\"warmup\":%llu,\"busy_poll\":%s,"
+               "\"tx_mode\":\"%s\",\"stalled\":false,"
+               "\"rtt_ns_min\":%lld,\"rtt_ns_p50\":%lld,\"rtt_ns_p90\":%lld,"
+               "\"rtt_ns_p99\":%lld,\"rtt_ns_p999\":%lld,\"rtt_ns_max\":%lld,"
+               "\"rtt_ns_mean\":%.1f,\"rtt_ns_stdev\":%.1f,\"one_way_ns_p50\":%.1f,"
+               "\"hist\":[",
+               o->size, (unsigned long long)n, (unsigned long long)o->warmup,
+               o->busy_poll ? "true" : "false", cli_tx_mode_name(o->c.tx_mode ? o->c.tx_mode : 1),
+               (long long)rtt[0], (long long)pct(rtt, n, 0.5), (long long)pct(rtt, n, 0.9),
+               (long long)pct(rtt, n, 0.99), (long long)pct(rtt, n, 0.999), (long long)rtt[n - 1],
+               st.mean, st.stdev, (double)pct(rtt, n, 0.5) / 2);
+        for (b = 0, i = 0; b < HIST_BUCKETS; b++)
+                if (hist[b])
+                        printf("%s[%llu,%llu]", i++ ? "," : "", (unsigned long long)hist_upper(b),
+                               (unsigned long long)hist[b]);
+        printf("]}\n");
+}
+
+static void report_text(const struct ping_opts *o, const int64_t *rtt, uint64_t n,
+                        struct rtt_stats st)
+{
+        printf("%s: %u-byte messages, %llu round trips after %llu warm-up, %s\n", o->c.dev, o->size,
                (unsigned long long)n, (unsigned long long)o->warmup,
                o->busy_poll ? "busy-polling the ring" : "sleeping on the doorbell");
         printf("%-18s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p50", "p90", "p99", "p99.9",
                "max", "mean", "stdev");
         printf("%-18s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", "round trip (us)",
                rtt[0] / 1e3, pct(rtt, n, 0.5) / 1e3, pct(rtt, n, 0.9) / 1e3,
-               pct(rtt, n, 0.99) / 1e3, pct(rtt, n, 0.999) / 1e3, rtt[n - 1] / 1e3, mean / 1e3,
-               sqrt(var) / 1e3);
+               pct(rtt, n, 0.99) / 1e3, pct(rtt, n, 0.999) / 1e3, rtt[n - 1] / 1e3, st.mean / 1e3,
+               st.stdev / 1e3);
         printf("%-18s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9s\n", "one-way, rtt/2 (us)",
                rtt[0] / 2e3, pct(rtt, n, 0.5) / 2e3, pct(rtt, n, 0.9) / 2e3,
-               pct(rtt, n, 0.99) / 2e3, pct(rtt, n, 0.999) / 2e3, rtt[n - 1] / 2e3, mean / 2e3, "");
+               pct(rtt, n, 0.99) / 2e3, pct(rtt, n, 0.999) / 2e3, rtt[n - 1] / 2e3, st.mean / 2e3,
+               "");
+}
+
+static void report(const struct ping_opts *o, int64_t *rtt, uint64_t n)
+{
+        struct rtt_stats st = rtt_stats(rtt, n);
+
+        if (o->c.json)
+                report_json(o, rtt, n, st);
+        else
+                report_text(o, rtt, n, st);
 }
 
 static uint8_t *post_buffers(struct ntbt_qp *qp, struct ping_state *s, int n)
@@ -232,33 +252,50 @@ static uint8_t *post_buffers(struct ntbt_qp *qp, struct ping_state *s, int n)
         return bufs;
 }
 
+/* Open the endpoint (poll mode) and post 16 receive buffers: 0, or the
+ * exit status after a message. */
+static int ping_open(const char *ctx, const struct ping_opts *o, const struct ntbt_qp_handlers *h,
+                     struct ping_state *s, struct cli_endpoint *e, uint8_t **bufs)
+{
+        struct cli_endpoint_opts eo = cli_endpoint_opts(&o->c);
+        int rc;
+
+        eo.poll = 1;
+        eo.handlers = h;
+        eo.handlers_ctx = s;
+        rc = cli_endpoint_open(ctx, &eo, e);
+        if (rc)
+                return rc;
+        *bufs = post_buffers(e->qp, s, 16);
+        if (!*bufs) {
+                cli_endpoint_close(e);
+                return 1;
+        }
+        return 0;
+}
+
 static int run_server(const char *ctx, struct ping_opts *o)
 {
         struct ntbt_qp_handlers h = {.rx = server_rx, .tx = server_tx_done, .event = ping_event};
-        struct ping_state s = {.o = o, .buf_len = o->mtu ? o->mtu : 65536};
+        struct ping_state s = {.o = o, .buf_len = o->c.mtu ? o->c.mtu : 65536};
         struct cli_endpoint e;
         uint8_t *bufs;
-        int rc = 0;
+        int rc;
 
-        rc = cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e);
+        rc = ping_open(ctx, o, &h, &s, &e, &bufs);
         if (rc)
                 return rc;
-        bufs = post_buffers(e.qp, &s, 16);
-        if (!bufs) {
-                cli_endpoint_close(&e);
-                return 1;
-        }
-        if (cli_wait_peer(ctx, o->dev, &e, o->qp, peer_wait_ns(o, 0))) {
+        if (cli_wait_peer(ctx, &e, peer_wait_ns(o, 0))) {
                 cli_endpoint_close(&e);
                 free(bufs);
                 return 1;
         }
         while (!s.peer_closed && !s.link_lost) {
                 if (ntbt_qp_poll(e.qp, 64) == 0 && !o->busy_poll && !s.peer_closed && !s.link_lost)
-                        ntbt_qp_wait_rx(e.qp, 100 * 1000000LL);
+                        ntbt_qp_wait_rx(e.qp, 100 * NS_PER_MS);
         }
         if (s.link_lost) {
-                cli_err(ctx, "%s: link lost", o->dev);
+                cli_err(ctx, "%s: link lost", o->c.dev);
                 rc = 1;
         }
         cli_endpoint_close(&e);
@@ -266,84 +303,63 @@ static int run_server(const char *ctx, struct ping_opts *o)
         return rc;
 }
 
-static int run_client(const char *ctx, struct ping_opts *o)
+enum { ROUND_TRIP_OK, ROUND_TRIP_FAILED, ROUND_TRIP_STALLED };
+
+/*
+ * Round trip i: send msg stamped with i, wait for its echo until the stall
+ * deadline.  ROUND_TRIP_OK with *rtt_ns, ROUND_TRIP_STALLED, or
+ * ROUND_TRIP_FAILED after a message.
+ */
+static int round_trip(const char *ctx, const struct ping_opts *o, struct ping_state *s,
+                      struct ntbt_qp *qp, uint8_t *msg, uint64_t i, int64_t *rtt_ns)
 {
-        struct ntbt_qp_handlers h = {.rx = client_rx, .event = ping_event};
-        struct ping_state s = {.o = o, .buf_len = o->mtu ? o->mtu : 65536};
-        int64_t stall_ns = (int64_t)(o->stall_s * 1e9), *rtt;
-        struct cli_endpoint e;
-        uint8_t *bufs, *msg;
-        uint64_t i, done = 0;
-        int rc = 0, stalled = 0, ret;
+        int64_t stall_ns = (int64_t)(o->stall_s * 1e9), t0, deadline;
+        int ret;
 
-        rc = cli_endpoint_open(ctx, o->dev, o->qp, o->mtu, 0, o->flags, 1, o->tx_mode, &h, &s, &e);
-        if (rc)
-                return rc;
-        rtt = calloc(o->count + o->warmup, sizeof(*rtt));
-        msg = calloc(1, o->size);
-        bufs = post_buffers(e.qp, &s, 16);
-        if (!rtt || !msg || !bufs) {
-                rc = 1;
-                goto out;
+        s->want_seq = i;
+        s->got = 0;
+        memcpy(msg, &i, o->size < 8 ? o->size : 8);
+        t0 = now_ns();
+        deadline = t0 + stall_ns;
+        while ((ret = ntbt_qp_tx_enqueue(qp, NULL, msg, o->size, 0)) == -EAGAIN)
+                ret = ntbt_qp_wait_tx(qp, 1, stall_ns);
+        if (ret) {
+                cli_err(ctx, "%s: send: %s", o->c.dev, strerror(-ret));
+                return ROUND_TRIP_FAILED;
         }
-        if (cli_wait_peer(ctx, o->dev, &e, o->qp, peer_wait_ns(o, 1))) {
-                rc = 1;
-                goto out;
-        }
-        if (o->size > ntbt_qp_max_payload(e.qp)) {
-                cli_err(ctx, "--size %u is larger than the max payload %u", o->size,
-                        ntbt_qp_max_payload(e.qp));
-                rc = 2;
-                goto out;
-        }
-        for (i = 0; i < o->warmup + o->count; i++) {
-                int64_t t0, deadline;
+        while (!s->got && !s->link_lost && !s->peer_closed) {
+                int64_t left;
 
-                s.want_seq = i;
-                s.got = 0;
-                memcpy(msg, &i, o->size < 8 ? o->size : 8);
-                t0 = now_ns();
-                deadline = t0 + stall_ns;
-                while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, msg, o->size, 0)) == -EAGAIN)
-                        ret = ntbt_qp_wait_tx(e.qp, 1, stall_ns);
-                if (ret) {
-                        cli_err(ctx, "%s: send: %s", o->dev, strerror(-ret));
-                        rc = 1;
-                        goto out;
-                }
-                while (!s.got && !s.link_lost && !s.peer_closed) {
-                        int64_t left;
-
-                        ntbt_qp_poll(e.qp, 1);
-                        if (s.got)
-                                break;
-                        /* The stall deadline needs no fine clock; the round
-                         * trip itself is timed with now_ns(). */
-                        left = deadline - now_coarse_ns();
-                        if (left <= 0)
-                                break;
-                        if (!o->busy_poll)
-                                ntbt_qp_wait_rx(e.qp, left);
-                }
-                if (!s.got) {
-                        if (s.link_lost || s.peer_closed) {
-                                cli_err(ctx, "%s: link lost after %llu round trips", o->dev,
-                                        (unsigned long long)done);
-                                rc = 1;
-                                goto out;
-                        }
-                        stalled = 1;
+                ntbt_qp_poll(qp, 1);
+                if (s->got)
                         break;
-                }
-                if (s.bad) {
-                        cli_err(ctx, "reply %llu differs from what was sent",
-                                (unsigned long long)i);
-                        rc = 1;
-                        goto out;
-                }
-                rtt[i] = now_ns() - t0;
-                done++;
+                /* The stall deadline needs no fine clock; the round
+                 * trip itself is timed with now_ns(). */
+                left = deadline - now_coarse_ns();
+                if (left <= 0)
+                        break;
+                if (!o->busy_poll)
+                        ntbt_qp_wait_rx(qp, left);
         }
+        if (!s->got && (s->link_lost || s->peer_closed)) {
+                cli_err(ctx, "%s: link lost after %llu round trips", o->c.dev,
+                        (unsigned long long)i);
+                return ROUND_TRIP_FAILED;
+        }
+        if (!s->got)
+                return ROUND_TRIP_STALLED;
+        if (s->bad) {
+                cli_err(ctx, "reply %llu differs from what was sent", (unsigned long long)i);
+                return ROUND_TRIP_FAILED;
+        }
+        *rtt_ns = now_ns() - t0;
+        return ROUND_TRIP_OK;
+}
+
+/* After done round trips (the warm-up's first), stalled or not: the report,
+ * or what stalled.  0, or 1 when stalled. */
+static int client_report(const struct ping_opts *o, int64_t *rtt, uint64_t done, int stalled)
+{
         /* The warm-up round trips are not counted. */
         if (stalled || done <= o->warmup) {
                 stalled = stalled || !done;
@@ -351,23 +367,56 @@ static int run_client(const char *ctx, struct ping_opts *o)
                 memmove(rtt, rtt + o->warmup, (done - o->warmup) * sizeof(*rtt));
                 done -= o->warmup;
         }
-        if (stalled) {
-                if (o->json)
-                        printf("{\"size\":%u,\"count\":%llu,\"stalled\":true}\n", o->size,
-                               (unsigned long long)done);
-                printf("stalled: no reply to message %llu within %.3f s%s\n",
-                       (unsigned long long)done, o->stall_s,
-                       o->flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH
-                           ? " (the flush before the doorbell is off: the doorbell "
-                             "overtook the DONE write)"
-                           : "");
-                rc = 1;
-        } else if (done) {
-                report(o, rtt, done);
+        if (!stalled) {
+                if (done)
+                        report(o, rtt, done);
+                return 0;
         }
-        if (!stalled)
-                ntbt_qp_link_down(e.qp); /* the server exits on this */
-out:
+        if (o->c.json)
+                printf("{\"size\":%u,\"count\":%llu,\"stalled\":true}\n", o->size,
+                       (unsigned long long)done);
+        printf("stalled: no reply to message %llu within %.3f s%s\n", (unsigned long long)done,
+               o->stall_s,
+               o->c.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH
+                   ? " (the flush before the doorbell is off: the doorbell "
+                     "overtook the DONE write)"
+                   : "");
+        return 1;
+}
+
+static int run_client(const char *ctx, struct ping_opts *o)
+{
+        struct ntbt_qp_handlers h = {.rx = client_rx, .event = ping_event};
+        struct ping_state s = {.o = o, .buf_len = o->c.mtu ? o->c.mtu : 65536};
+        struct cli_endpoint e;
+        uint8_t *bufs, *msg = NULL;
+        int64_t *rtt = NULL;
+        uint64_t i;
+        int rc, ret = ROUND_TRIP_OK;
+
+        rc = ping_open(ctx, o, &h, &s, &e, &bufs);
+        if (rc)
+                return rc;
+        rtt = calloc(o->count + o->warmup, sizeof(*rtt));
+        msg = calloc(1, o->size);
+        if (!rtt || !msg || cli_wait_peer(ctx, &e, peer_wait_ns(o, 1))) {
+                rc = 1;
+        } else if (o->size > ntbt_qp_max_payload(e.qp)) {
+                cli_err(ctx, "--size %u is larger than the max payload %u", o->size,
+                        ntbt_qp_max_payload(e.qp));
+                rc = 2;
+        } else {
+                for (i = 0; i < o->warmup + o->count && ret == ROUND_TRIP_OK; i++)
+                        ret = round_trip(ctx, o, &s, e.qp, msg, i, &rtt[i]);
+                /* i: one past the last round trip tried */
+                if (ret == ROUND_TRIP_FAILED)
+                        rc = 1;
+                else
+                        rc = client_report(o, rtt, ret == ROUND_TRIP_OK ? i : i - 1,
+                                           ret == ROUND_TRIP_STALLED);
+                if (ret == ROUND_TRIP_OK)
+                        ntbt_qp_link_down(e.qp); /* the server exits on this */
+        }
         fflush(stdout);
         cli_endpoint_close(&e);
         free(rtt);
@@ -381,7 +430,7 @@ static int role_server(const char *ctx, const char *spec, void *arg)
 {
         struct ping_opts o = *(struct ping_opts *)arg;
 
-        o.dev = spec;
+        o.c.dev = spec;
         return run_server(ctx, &o);
 }
 
@@ -389,112 +438,77 @@ static int role_client(const char *ctx, const char *spec, void *arg)
 {
         struct ping_opts o = *(struct ping_opts *)arg;
 
-        o.dev = spec;
+        o.c.dev = spec;
         return run_client(ctx, &o);
+}
+
+static int ping_option(const struct cli_cmd *cmd, int c, const char *arg, void *own)
+{
+        struct ping_opts *o = own;
+        uint64_t v;
+
+        switch (c) {
+        case 'B':
+                o->busy_poll = 1;
+                return 0;
+        case 't':
+                return cli_seconds(cmd->ctx, "--stall-timeout", arg, 0, 1, 3600, &o->stall_s) ? 2
+                                                                                              : 0;
+        case 'c':
+        case 'W':
+        case 's':
+                if (c == 'c'   ? cli_opt_uint(cmd, c, arg, 1, 100000000, &v)
+                    : c == 'W' ? cli_opt_uint(cmd, c, arg, 0, 100000000, &v)
+                               : cli_opt_uint(cmd, c, arg, 1, 1u << 30, &v))
+                        return 2;
+                if (c == 'c')
+                        o->count = v;
+                else if (c == 'W')
+                        o->warmup = v;
+                else
+                        o->size = (uint32_t)v;
+                return 0;
+        }
+        return CLI_NOT_MINE;
 }
 
 int cmd_ping(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"dev", required_argument, NULL, 'd'},
-            {"server", no_argument, NULL, 'S'},
-            {"client", no_argument, NULL, 'C'},
-            {"loopback", no_argument, NULL, 'L'},
+            CLI_O_DEV,
+            CLI_O_SERVER,
+            CLI_O_CLIENT,
+            CLI_O_LOOPBACK,
             {"count", required_argument, NULL, 'c'},
             {"size", required_argument, NULL, 's'},
             {"stall-timeout", required_argument, NULL, 't'},
-            {"qp", required_argument, NULL, 'q'},
-            {"mtu", required_argument, NULL, 'm'},
-            {"json", no_argument, NULL, 'j'},
-            {"unsafe-no-flush", no_argument, NULL, 'U'},
-            {"verbose", no_argument, NULL, 'v'},
-            {"tx", required_argument, NULL, 'x'},
+            CLI_O_QP,
+            CLI_O_MTU,
+            CLI_O_JSON,
+            CLI_O_UNSAFE,
+            CLI_O_VERBOSE,
+            CLI_O_TX,
             {"busy-poll", no_argument, NULL, 'B'},
             {"warmup", required_argument, NULL, 'W'},
-            {"timeout", required_argument, NULL, 'T'},
-            {"help", no_argument, NULL, 'h'},
-            {0, 0, 0, 0},
+            CLI_O_TIMEOUT,
+            CLI_O_HELP,
+            CLI_O_END,
         };
+        static const struct cli_cmd cmd = {.ctx = "ping",
+                                           .usage = ping_usage,
+                                           .shortopts = "d:c:s:m:jvh",
+                                           .opts = opts,
+                                           .mtu_lo = 16,
+                                           .two_sided = 1,
+                                           .option = ping_option};
         struct ping_opts o = {.count = 10000, .warmup = 1000, .size = 64, .stall_s = 1.0};
-        const char *ctx = "ping";
-        char opt[32];
-        uint64_t v;
-        int c;
+        int rc;
 
-        while ((c = getopt_long(argc, argv, "d:c:s:m:jvh", opts, NULL)) != -1) {
-                switch (c) {
-                case 'd':
-                        o.dev = optarg;
-                        break;
-                case 'S':
-                        o.server = 1;
-                        break;
-                case 'C':
-                        o.client = 1;
-                        break;
-                case 'L':
-                        o.loopback = 1;
-                        break;
-                case 'j':
-                        o.json = 1;
-                        break;
-                case 'U':
-                        o.flags |= NTBT_TRANSPORT_UNSAFE_NO_FLUSH;
-                        break;
-                case 'v':
-                        o.verbose++;
-                        break;
-                case 'B':
-                        o.busy_poll = 1;
-                        break;
-                case 'x':
-                        o.tx_mode = cli_tx_mode(ctx, optarg);
-                        if (o.tx_mode < 0)
-                                return 2;
-                        break;
-                case 't':
-                        if (cli_seconds(ctx, "--stall-timeout", optarg, 0, 1, 3600, &o.stall_s))
-                                return 2;
-                        break;
-                case 'T':
-                        if (cli_seconds(ctx, "--timeout", optarg, 0, 1, 86400, &o.timeout))
-                                return 2;
-                        break;
-                case 'W':
-                case 'c':
-                case 's':
-                case 'q':
-                case 'm':
-                        cli_optname(opts, c, opt, sizeof(opt));
-                        if (c == 'c'   ? cli_uint(ctx, opt, optarg, 1, 100000000, &v)
-                            : c == 'W' ? cli_uint(ctx, opt, optarg, 0, 100000000, &v)
-                            : c == 's' ? cli_uint(ctx, opt, optarg, 1, 1u << 30, &v)
-                            : c == 'q' ? cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS - 1, &v)
-                                       : cli_uint(ctx, opt, optarg, 16, 1u << 30, &v))
-                                return 2;
-                        if (c == 'c')
-                                o.count = v;
-                        else if (c == 'W')
-                                o.warmup = v;
-                        else if (c == 's')
-                                o.size = (uint32_t)v;
-                        else if (c == 'q')
-                                o.qp = (int)v;
-                        else
-                                o.mtu = (uint32_t)v;
-                        break;
-                case 'h':
-                        fputs(ping_usage, stdout);
-                        return 0;
-                default:
-                        fputs(ping_usage, stderr);
-                        return 2;
-                }
-        }
-        if (cli_two_sided_opts(ctx, argc, argv, optind, o.dev, o.server + o.client + o.loopback,
-                               o.verbose, o.flags))
-                return 2;
-        if (o.loopback)
-                return cli_run_loopback(ctx, o.dev, role_server, role_client, &o, NULL);
-        return o.server ? run_server(ctx, &o) : run_client(ctx, &o);
+        rc = cli_parse(&cmd, argc, argv, &o.c, &o);
+        if (rc != CLI_RUN)
+                return rc;
+        cli_start(cmd.ctx, &o.c);
+        if (o.c.loopback)
+                return cli_run_loopback(cmd.ctx, o.c.dev, role_server, role_client, &o, NULL);
+        return o.c.server ? run_server(cmd.ctx, &o) : run_client(cmd.ctx, &o);
 }

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
@@ -240,80 +239,241 @@ static void *reader(void *arg)
         return NULL;
 }
 
-int cmd_tun(int argc, char **argv)
-{
-        static const struct option opts[] = {
-            {"dev", required_argument, NULL, 'd'},
-            {"name", required_argument, NULL, 'n'},
-            {"qps", required_argument, NULL, 'Q'},
-            {"mtu", required_argument, NULL, 'm'},
-            {"max-qps", required_argument, NULL, 'M'},
-            {"offload", no_argument, NULL, 'O'},
-            {"verbose", no_argument, NULL, 'v'},
-            {"help", no_argument, NULL, 'h'},
-            {0, 0, 0, 0},
-        };
-        struct ntbt_qp_handlers h = {.rx = tun_rx, .event = tun_event};
-        struct ntbt_transport_opts to = {.size = sizeof(to)};
-        static struct tun_ctx c;
-        const char *ctx = "tun", *dev = NULL, *name = "ntb%d";
-        char opt[32];
-        uint64_t v;
-        int ch, i, k, ret, rc = 0;
+struct tun_opts {
+        struct cli_common c; /* --mtu: the interface's */
+        const char *name;    /* --name */
+        int nq, offload;     /* --qps, --offload */
+};
 
-        c.nq = 1;
-        for (i = 0; i < MAX_QUEUES; i++)
-                c.q[i].fd = -1;
-        while ((ch = getopt_long(argc, argv, "d:n:vh", opts, NULL)) != -1) {
-                switch (ch) {
-                case 'd':
-                        dev = optarg;
-                        break;
-                case 'n':
-                        if (!*optarg || strlen(optarg) >= IFNAMSIZ) {
-                                cli_err(ctx, "--name '%s' is not 1-%d characters", optarg,
-                                        IFNAMSIZ - 1);
-                                return 2;
-                        }
-                        name = optarg;
-                        break;
-                case 'v':
-                        c.verbose++;
-                        break;
-                case 'O':
-                        c.offload = 1;
-                        break;
-                case 'Q':
-                case 'm':
-                case 'M':
-                        cli_optname(opts, ch, opt, sizeof(opt));
-                        if (ch == 'Q'   ? cli_uint(ctx, opt, optarg, 1, MAX_QUEUES, &v)
-                            : ch == 'm' ? cli_uint(ctx, opt, optarg, 68, 1u << 30, &v)
-                                        : cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS, &v))
-                                return 2;
-                        if (ch == 'Q')
-                                c.nq = (int)v;
-                        else if (ch == 'm')
-                                c.mtu = (uint32_t)v;
-                        else
-                                to.max_qps = (uint32_t)v;
-                        break;
-                case 'h':
-                        fputs(tun_usage, stdout);
-                        return 0;
-                default:
-                        fputs(tun_usage, stderr);
+static int tun_option(const struct cli_cmd *cmd, int c, const char *arg, void *own)
+{
+        struct tun_opts *o = own;
+        uint64_t v;
+
+        switch (c) {
+        case 'n':
+                if (!*arg || strlen(arg) >= IFNAMSIZ) {
+                        cli_err(cmd->ctx, "--name '%s' is not 1-%d characters", arg, IFNAMSIZ - 1);
                         return 2;
                 }
+                o->name = arg;
+                return 0;
+        case 'O':
+                o->offload = 1;
+                return 0;
+        case 'Q':
+                if (cli_opt_uint(cmd, c, arg, 1, MAX_QUEUES, &v))
+                        return 2;
+                o->nq = (int)v;
+                return 0;
         }
-        if (optind != argc) {
-                cli_err(ctx, "unexpected argument '%s'", argv[optind]);
-                return 2;
+        return CLI_NOT_MINE;
+}
+
+/* CLI_RUN, or the exit status. */
+static int tun_parse(int argc, char **argv, struct tun_opts *o)
+{
+        static const struct option opts[] = {
+            CLI_O_DEV,
+            {"name", required_argument, NULL, 'n'},
+            {"qps", required_argument, NULL, 'Q'},
+            CLI_O_MTU,
+            CLI_O_MAX_QPS,
+            {"offload", no_argument, NULL, 'O'},
+            CLI_O_VERBOSE,
+            CLI_O_HELP,
+            CLI_O_END,
+        };
+        static const struct cli_cmd cmd = {.ctx = "tun",
+                                           .usage = tun_usage,
+                                           .shortopts = "d:n:vh",
+                                           .opts = opts,
+                                           .mtu_lo = 68,
+                                           .option = tun_option};
+
+        return cli_parse(&cmd, argc, argv, &o->c, o);
+}
+
+/* The interface, one TAP queue per QP: 0, or 1 after a message. */
+static int tun_create_tap(struct tun_ctx *c, const char *name)
+{
+        const char *ctx = "tun";
+        int i;
+
+        for (i = 0; i < c->nq; i++) {
+                int fd = tap_open(i ? c->ifname : name, c->nq > 1, c->offload, c->ifname);
+
+                c->q[i].fd = fd;
+                if (fd == -EPERM || fd == -EACCES) {
+                        cli_err(ctx,
+                                "cannot create the TAP interface %s: %s: ntbt tun needs root "
+                                "or CAP_NET_ADMIN (and access to /dev/net/tun)",
+                                name, strerror(-fd));
+                        return 1;
+                }
+                if (fd < 0) {
+                        cli_err(ctx, "cannot create the TAP interface %s: %s%s", name,
+                                strerror(-fd),
+                                fd == -ENOENT ? " (/dev/net/tun is missing: modprobe tun)" : "");
+                        return 1;
+                }
+                c->q[i].c = c;
+                c->q[i].q = i;
         }
-        if (!dev) {
-                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
-                return 2;
+        return 0;
+}
+
+/* Queue pair i with its receive buffers: 0, or 1 (after a message). */
+static int tun_create_qp(struct tun_ctx *c, const char *dev, int i)
+{
+        static const struct ntbt_qp_handlers h = {.rx = tun_rx, .event = tun_event};
+        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = i};
+        struct tun_queue *tq = &c->q[i];
+        int ret, k;
+
+        ret = ntbt_qp_create(c->t, &qo, &h, tq, &tq->qp);
+        if (ret) {
+                cli_err("tun", "%s: queue pair %d: %s", dev, i, strerror(-ret));
+                return 1;
         }
+        tq->rx_bufs = malloc((size_t)RX_BUFS * c->buf_len);
+        if (!tq->rx_bufs)
+                return 1;
+        for (k = 0; k < RX_BUFS; k++)
+                ntbt_qp_rx_enqueue(tq->qp, NULL, tq->rx_bufs + (size_t)k * c->buf_len, c->buf_len);
+        return 0;
+}
+
+/* The device, the transport and its queue pairs: 0, or the exit status
+ * after a message. */
+static int tun_open_transport(struct tun_ctx *c, const char *dev, uint32_t max_qps)
+{
+        struct ntbt_transport_opts to = {.size = sizeof(to), .max_qps = max_qps};
+        const char *ctx = "tun";
+        int i, ret;
+
+        ret = cli_open_dev(ctx, dev, &c->dev);
+        if (ret)
+                return cli_dev_status(ret);
+        if (c->offload)
+                to.transport_mtu = OFFLOAD_MTU; /* a 64 KiB GSO packet + headers fits */
+        ret = ntbt_transport_open(c->dev, &to, &c->t);
+        if (ret) {
+                cli_err(ctx, "%s: transport: %s", dev, strerror(-ret));
+                return 1;
+        }
+        if (ntbt_transport_qp_count(c->t) < c->nq) {
+                cli_err(ctx,
+                        "%s has %d queue pairs, --qps %d needs more (create the device "
+                        "with --mw-count %d, or give --max-qps %d on both sides)",
+                        dev, ntbt_transport_qp_count(c->t), c->nq, c->nq, c->nq);
+                return 1;
+        }
+        /* The largest Ethernet frame a QP carries: transport_mtu - header -
+         * Ethernet header (lowered at link-up if the windows are smaller). */
+        c->buf_len = c->offload ? OFFLOAD_MTU : 65536;
+        if (!c->mtu)
+                c->mtu = 65536 - 12 - ETH_HDR; /* also the most IP takes with offloads */
+        for (i = 0; i < c->nq; i++)
+                if (tun_create_qp(c, dev, i))
+                        return 1;
+        return 0;
+}
+
+/* Bring the interface up, link the QPs, start the readers: 0, or 1. */
+static int tun_start(struct tun_ctx *c, const char *dev)
+{
+        int i, ret;
+
+        set_carrier(c); /* down until the peer links */
+        ret = if_set_mtu_up(c->ifname, c->mtu);
+        if (ret) {
+                cli_err("tun", "%s: set MTU %u and up: %s", c->ifname, c->mtu, strerror(-ret));
+                return 1;
+        }
+        for (i = 0; i < c->nq; i++)
+                ntbt_qp_link_up(c->q[i].qp);
+        for (i = 0; i < c->nq; i++)
+                pthread_create(&c->q[i].reader, NULL, reader, &c->q[i]);
+        fprintf(stderr, "ntbt: tun: %s up over %s, %d queue%s, MTU %u%s\n", c->ifname, dev, c->nq,
+                c->nq > 1 ? "s" : "", c->mtu, c->offload ? ", offloads on" : "");
+        return 0;
+}
+
+/* Until a signal: lower the MTU once the real max payload is known. */
+static void tun_serve(struct tun_ctx *c)
+{
+        uint32_t extra = ETH_HDR + (c->offload ? VNET_HDR : 0);
+
+        while (!stop_signal) {
+                struct pollfd pf = {.fd = c->stop_pipe[0], .events = POLLIN};
+                struct ntbt_qp *qp = c->q[0].qp;
+
+                poll(&pf, 1, 200);
+                if (ntbt_qp_link_is_up(qp) && ntbt_qp_max_payload(qp) &&
+                    c->mtu + extra > ntbt_qp_max_payload(qp)) {
+                        c->mtu = ntbt_qp_max_payload(qp) - extra;
+                        if_set_mtu_up(c->ifname, c->mtu);
+                        fprintf(stderr, "ntbt: tun: %s MTU lowered to %u (the QP's payload)\n",
+                                c->ifname, c->mtu);
+                }
+        }
+}
+
+/* Stop the readers; with -v, each queue's counters. */
+static void tun_stop(struct tun_ctx *c)
+{
+        int i;
+
+        if (write(c->stop_pipe[1], "x", 1) < 0) {
+                /* the readers also see stop_signal */
+        }
+        for (i = 0; i < c->nq; i++)
+                pthread_join(c->q[i].reader, NULL);
+        for (i = 0; c->verbose && i < c->nq; i++)
+                fprintf(stderr,
+                        "ntbt: tun: queue %d: tx %llu, rx %llu, dropped: no link %llu, "
+                        "too long %llu, rx write errors %llu\n",
+                        i, (unsigned long long)c->q[i].tx_frames,
+                        (unsigned long long)c->q[i].rx_frames,
+                        (unsigned long long)c->q[i].tx_dropped_link,
+                        (unsigned long long)c->q[i].tx_dropped_size,
+                        (unsigned long long)c->q[i].rx_write_errors);
+}
+
+/* Whatever was set up, in reverse. */
+static void tun_close(struct tun_ctx *c)
+{
+        int i;
+
+        for (i = 0; i < c->nq; i++)
+                if (c->q[i].qp)
+                        ntbt_qp_free(c->q[i].qp);
+        if (c->t)
+                ntbt_transport_close(c->t);
+        cli_close_dev(c->dev);
+        for (i = 0; i < c->nq; i++) {
+                if (c->q[i].fd >= 0)
+                        close(c->q[i].fd);
+                free(c->q[i].rx_bufs);
+        }
+}
+
+int cmd_tun(int argc, char **argv)
+{
+        struct tun_opts o = {.name = "ntb%d", .nq = 1};
+        static struct tun_ctx c;
+        int i, rc;
+
+        rc = tun_parse(argc, argv, &o);
+        if (rc != CLI_RUN)
+                return rc;
+        c.nq = o.nq;
+        c.verbose = o.c.verbose;
+        c.offload = o.offload;
+        c.mtu = o.c.mtu;
+        for (i = 0; i < MAX_QUEUES; i++)
+                c.q[i].fd = -1;
         cli_install_log(c.verbose);
         if (pipe2(c.stop_pipe, O_CLOEXEC) < 0)
                 return 1;
@@ -322,129 +482,16 @@ int cmd_tun(int argc, char **argv)
         signal(SIGTERM, on_signal);
         signal(SIGHUP, on_signal); /* a closed terminal: tear down as for SIGTERM */
         signal(SIGPIPE, SIG_IGN);
-
         /* The interface first: without it there is nothing to do. */
-        for (i = 0; i < c.nq; i++) {
-                c.q[i].fd = tap_open(i ? c.ifname : name, c.nq > 1, c.offload, c.ifname);
-                if (c.q[i].fd == -EPERM || c.q[i].fd == -EACCES) {
-                        cli_err(ctx,
-                                "cannot create the TAP interface %s: %s: ntbt tun needs root "
-                                "or CAP_NET_ADMIN (and access to /dev/net/tun)",
-                                name, strerror(-c.q[i].fd));
-                        rc = 1;
-                        goto out_fds;
-                }
-                if (c.q[i].fd < 0) {
-                        cli_err(ctx, "cannot create the TAP interface %s: %s%s", name,
-                                strerror(-c.q[i].fd),
-                                c.q[i].fd == -ENOENT ? " (/dev/net/tun is missing: modprobe tun)"
-                                                     : "");
-                        rc = 1;
-                        goto out_fds;
-                }
-                c.q[i].c = &c;
-                c.q[i].q = i;
+        rc = tun_create_tap(&c, o.name);
+        if (!rc)
+                rc = tun_open_transport(&c, o.c.dev, o.c.max_qps);
+        if (!rc)
+                rc = tun_start(&c, o.c.dev);
+        if (!rc) {
+                tun_serve(&c);
+                tun_stop(&c);
         }
-        ret = cli_open_dev(ctx, dev, &c.dev);
-        if (ret) {
-                rc = cli_dev_status(ret);
-                goto out_fds;
-        }
-        if (c.offload)
-                to.transport_mtu = OFFLOAD_MTU; /* a 64 KiB GSO packet + headers fits */
-        ret = ntbt_transport_open(c.dev, &to, &c.t);
-        if (ret) {
-                cli_err(ctx, "%s: transport: %s", dev, strerror(-ret));
-                rc = 1;
-                goto out_dev;
-        }
-        if (ntbt_transport_qp_count(c.t) < c.nq) {
-                cli_err(ctx,
-                        "%s has %d queue pairs, --qps %d needs more (create the device "
-                        "with --mw-count %d, or give --max-qps %d on both sides)",
-                        dev, ntbt_transport_qp_count(c.t), c.nq, c.nq, c.nq);
-                rc = 1;
-                goto out_t;
-        }
-        /* The largest Ethernet frame a QP carries: transport_mtu - header -
-         * Ethernet header (lowered at link-up if the windows are smaller). */
-        c.buf_len = c.offload ? OFFLOAD_MTU : 65536;
-        if (!c.mtu)
-                c.mtu = 65536 - 12 - ETH_HDR; /* also the most IP takes with offloads */
-        for (i = 0; i < c.nq; i++) {
-                struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = i};
-                struct tun_queue *tq = &c.q[i];
-
-                ret = ntbt_qp_create(c.t, &qo, &h, tq, &tq->qp);
-                if (ret) {
-                        cli_err(ctx, "%s: queue pair %d: %s", dev, i, strerror(-ret));
-                        rc = 1;
-                        goto out_qps;
-                }
-                tq->rx_bufs = malloc((size_t)RX_BUFS * c.buf_len);
-                if (!tq->rx_bufs) {
-                        rc = 1;
-                        goto out_qps;
-                }
-                for (k = 0; k < RX_BUFS; k++)
-                        ntbt_qp_rx_enqueue(tq->qp, NULL, tq->rx_bufs + (size_t)k * c.buf_len,
-                                           c.buf_len);
-        }
-        set_carrier(&c); /* down until the peer links */
-        ret = if_set_mtu_up(c.ifname, c.mtu);
-        if (ret) {
-                cli_err(ctx, "%s: set MTU %u and up: %s", c.ifname, c.mtu, strerror(-ret));
-                rc = 1;
-                goto out_qps;
-        }
-        for (i = 0; i < c.nq; i++)
-                ntbt_qp_link_up(c.q[i].qp);
-        for (i = 0; i < c.nq; i++)
-                pthread_create(&c.q[i].reader, NULL, reader, &c.q[i]);
-        fprintf(stderr, "ntbt: tun: %s up over %s, %d queue%s, MTU %u%s\n", c.ifname, dev, c.nq,
-                c.nq > 1 ? "s" : "", c.mtu, c.offload ? ", offloads on" : "");
-        /* Lower the MTU once the real max payload is known. */
-        while (!stop_signal) {
-                struct pollfd pf = {.fd = c.stop_pipe[0], .events = POLLIN};
-
-                poll(&pf, 1, 200);
-                if (ntbt_qp_link_is_up(c.q[0].qp) && ntbt_qp_max_payload(c.q[0].qp) &&
-                    c.mtu + ETH_HDR + (c.offload ? VNET_HDR : 0) > ntbt_qp_max_payload(c.q[0].qp)) {
-                        c.mtu =
-                            ntbt_qp_max_payload(c.q[0].qp) - ETH_HDR - (c.offload ? VNET_HDR : 0);
-                        if_set_mtu_up(c.ifname, c.mtu);
-                        fprintf(stderr, "ntbt: tun: %s MTU lowered to %u (the QP's payload)\n",
-                                c.ifname, c.mtu);
-                }
-        }
-        if (write(c.stop_pipe[1], "x", 1) < 0) {
-                /* the readers also see stop_signal */
-        }
-        for (i = 0; i < c.nq; i++)
-                pthread_join(c.q[i].reader, NULL);
-        if (c.verbose)
-                for (i = 0; i < c.nq; i++)
-                        fprintf(stderr,
-                                "ntbt: tun: queue %d: tx %llu, rx %llu, dropped: no link %llu, "
-                                "too long %llu, rx write errors %llu\n",
-                                i, (unsigned long long)c.q[i].tx_frames,
-                                (unsigned long long)c.q[i].rx_frames,
-                                (unsigned long long)c.q[i].tx_dropped_link,
-                                (unsigned long long)c.q[i].tx_dropped_size,
-                                (unsigned long long)c.q[i].rx_write_errors);
-out_qps:
-        for (i = 0; i < c.nq; i++)
-                if (c.q[i].qp)
-                        ntbt_qp_free(c.q[i].qp);
-out_t:
-        ntbt_transport_close(c.t);
-out_dev:
-        cli_close_dev(c.dev);
-out_fds:
-        for (i = 0; i < c.nq; i++) {
-                if (c.q[i].fd >= 0)
-                        close(c.q[i].fd);
-                free(c.q[i].rx_bufs);
-        }
+        tun_close(&c);
         return rc;
 }

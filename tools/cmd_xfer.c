@@ -12,7 +12,7 @@
 
 #include <ntbt/ntbt.h>
 
-#include "../src/util/clock.h"
+#include "util.h"
 #include "cli.h"
 
 static const char send_usage[] =
@@ -65,112 +65,69 @@ static const char recv_usage[] =
     "-h, --help         this text\n";
 
 struct xfer_opts {
-        const char *dev;
-        int qp, verbose, quiet, tx_mode;
-        uint32_t mtu, max_qps;
-        double timeout; /* seconds to wait for the peer; 0: for ever */
+        struct cli_common c;
+        int quiet;
 };
 
-enum { OPT_QP = 256, OPT_MAX_QPS, OPT_TX, OPT_TIMEOUT };
-
-static int parse_xfer(const char *ctx, const char *usage, int is_send, int argc, char **argv,
-                      struct xfer_opts *x)
+static int xfer_option(const struct cli_cmd *cmd, int c, const char *arg, void *own)
 {
-        static const struct option opts[] = {
-            {"dev", required_argument, NULL, 'd'},
-            {"qp", required_argument, NULL, OPT_QP},
-            {"mtu", required_argument, NULL, 'm'},
-            {"max-qps", required_argument, NULL, OPT_MAX_QPS},
-            {"quiet", no_argument, NULL, 'q'},
-            {"verbose", no_argument, NULL, 'v'},
-            {"tx", required_argument, NULL, OPT_TX},
-            {"timeout", required_argument, NULL, OPT_TIMEOUT},
-            {"help", no_argument, NULL, 'h'},
-            {0, 0, 0, 0},
-        };
-        char opt[32];
-        uint64_t v;
-        int c;
+        struct xfer_opts *x = own;
 
-        memset(x, 0, sizeof(*x));
-        while ((c = getopt_long(argc, argv, "d:m:qvh", opts, NULL)) != -1) {
-                switch (c) {
-                case 'd':
-                        x->dev = optarg;
-                        break;
-                case OPT_QP:
-                case 'm':
-                case OPT_MAX_QPS:
-                        cli_optname(opts, c, opt, sizeof(opt));
-                        if (c == OPT_QP ? cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS - 1, &v)
-                            : c == 'm'  ? cli_uint(ctx, opt, optarg, 16, 1u << 30, &v)
-                                        : cli_uint(ctx, opt, optarg, 0, NTBT_MAX_QPS, &v))
-                                return 2;
-                        if (c == OPT_QP)
-                                x->qp = (int)v;
-                        else if (c == 'm')
-                                x->mtu = (uint32_t)v;
-                        else
-                                x->max_qps = (uint32_t)v;
-                        break;
-                case 'q':
-                        x->quiet = 1;
-                        break;
-                case 'v':
-                        x->verbose++;
-                        break;
-                case OPT_TIMEOUT:
-                        if (cli_seconds(ctx, "--timeout", optarg, 0, 1, 86400, &x->timeout))
-                                return 2;
-                        break;
-                case OPT_TX:
-                        if (!is_send) {
-                                cli_err(ctx, "--tx is for ntbt send (recv does not copy into "
-                                             "a window)");
-                                return 2;
-                        }
-                        x->tx_mode = cli_tx_mode(ctx, optarg);
-                        if (x->tx_mode < 0)
-                                return 2;
-                        break;
-                case 'h':
-                        fputs(usage, stdout);
-                        return 0;
-                default:
-                        fputs(usage, stderr);
-                        return 2;
-                }
+        (void)arg;
+        if (c == 'q') {
+                x->quiet = 1;
+                return 0;
         }
-        if (optind != argc) {
-                cli_err(ctx, "unexpected argument '%s'", argv[optind]);
+        if (c == CLI_OPT_TX && strcmp(cmd->ctx, "send")) {
+                cli_err(cmd->ctx, "--tx is for ntbt send (recv does not copy into a window)");
                 return 2;
         }
-        if (!x->dev) {
-                cli_err(ctx, "--dev DEV is required (e.g. --dev shm:demo)");
-                return 2;
-        }
-        return -1;
+        return CLI_NOT_MINE;
 }
 
-/* Wait for the QP link (cli_wait_peer); -ETIMEDOUT once --timeout passed. */
-static int wait_for_peer(const char *ctx, const struct xfer_opts *x, struct cli_endpoint *e)
+static const struct option xfer_options[] = {
+    CLI_O_DEV,     CLI_O_QP, CLI_O_MTU,     CLI_O_MAX_QPS, {"quiet", no_argument, NULL, 'q'},
+    CLI_O_VERBOSE, CLI_O_TX, CLI_O_TIMEOUT, CLI_O_HELP,    CLI_O_END,
+};
+
+/* CLI_RUN, or the exit status; then the log hook and the cleanup on signals. */
+static int parse_xfer(const char *ctx, const char *usage, int argc, char **argv,
+                      struct xfer_opts *x)
 {
-        return cli_wait_peer(ctx, x->dev, e, x->qp,
-                             x->timeout > 0 ? (int64_t)(x->timeout * 1e9) : -1);
+        const struct cli_cmd cmd = {.ctx = ctx,
+                                    .usage = usage,
+                                    .shortopts = "d:m:qvh",
+                                    .opts = xfer_options,
+                                    .mtu_lo = 16,
+                                    .option = xfer_option};
+        int rc;
+
+        memset(x, 0, sizeof(*x));
+        rc = cli_parse(&cmd, argc, argv, &x->c, x);
+        if (rc == CLI_RUN)
+                cli_start(ctx, &x->c);
+        return rc;
 }
 
 /* Buffers given to the transport come back through the tx handler; in
  * thread mode that is later, on the copy thread, so send keeps a pool. */
 #define SEND_POOL 64
 
-struct send_state {
+struct send {
+        const char *ctx;
+        struct cli_endpoint e;
+        struct cli_progress pr;
+        uint8_t *pool; /* SEND_POOL frames of payload bytes */
+        uint32_t payload;
+        uint64_t total;     /* bytes: relaxed atomic, for the progress line */
+        uint64_t frames;    /* frames enqueued */
         uint64_t completed; /* atomic: completions seen, in order */
         int error;          /* atomic: a negative completion */
 };
 
 static void send_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
 {
-        struct send_state *s = ctx;
+        struct send *s = ctx;
 
         (void)qp, (void)buf_ctx, (void)data;
         if (len < 0)
@@ -179,98 +136,111 @@ static void send_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const voi
         __atomic_add_fetch(&s->completed, 1, __ATOMIC_RELEASE);
 }
 
-int cmd_send(int argc, char **argv)
+/* The pool slot of the next frame, once its previous frame completed. */
+static uint8_t *send_slot(struct send *s)
 {
-        const char *ctx = "send";
-        struct send_state st = {0};
-        struct ntbt_qp_handlers h = {.tx = send_tx_done};
-        struct xfer_opts x;
-        struct cli_endpoint e;
-        struct cli_progress pr;
-        uint64_t total = 0, frames = 0;
-        uint32_t payload;
-        uint8_t *pool;
-        char extra[64];
-        int ret, entries, rc = 0;
+        while (s->frames >= SEND_POOL &&
+               __atomic_load_n(&s->completed, __ATOMIC_ACQUIRE) <= s->frames - SEND_POOL)
+                ntbt_qp_wait_tx(s->e.qp, 1, NS_PER_MS);
+        return s->pool + (s->frames % SEND_POOL) * s->payload;
+}
 
-        ret = parse_xfer(ctx, send_usage, 1, argc, argv, &x);
-        if (ret >= 0)
-                return ret;
-        cli_install_log(x.verbose);
-        cli_cleanup_install();
-        ret = cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 1, x.tx_mode, &h, &st, &e);
-        if (ret)
-                return ret;
-        if (wait_for_peer(ctx, &x, &e)) {
-                cli_endpoint_close(&e);
-                return 1;
-        }
-        payload = ntbt_qp_max_payload(e.qp);
-        pool = malloc((size_t)SEND_POOL * payload);
-        if (!pool) {
-                cli_endpoint_close(&e);
-                return 1;
-        }
-        cli_progress_start(&pr, ctx, &total, x.quiet, x.verbose);
-        cli_progress_begin(&pr);
+/* Standard input onto the QP, to its end: 0, or 1 after a message. */
+static int send_stream(struct send *s)
+{
         for (;;) {
-                uint8_t *buf = pool + (frames % SEND_POOL) * payload;
-                uint32_t len = 0;
+                uint8_t *buf = send_slot(s);
                 ssize_t n;
+                int ret;
 
-                /* The pool slot is free once its previous frame completed. */
-                while (frames >= SEND_POOL &&
-                       __atomic_load_n(&st.completed, __ATOMIC_ACQUIRE) <= frames - SEND_POOL)
-                        ntbt_qp_wait_tx(e.qp, 1, 1000000);
                 /* Send what each read returns (at most one frame), so input
                  * that pauses is not held back waiting for a full frame. */
-                n = read(0, buf, payload);
+                n = read(0, buf, s->payload);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
                         int err = errno;
 
-                        cli_progress_stop(&pr);
-                        cli_err(ctx, "stdin: %s", strerror(err));
-                        rc = 1;
-                        break;
+                        cli_progress_stop(&s->pr);
+                        cli_err(s->ctx, "stdin: %s", strerror(err));
+                        return 1;
                 }
                 if (n == 0)
-                        break;
-                len = (uint32_t)n;
-                while ((ret = ntbt_qp_tx_enqueue(e.qp, NULL, buf, len, 0)) == -EAGAIN)
-                        ret = ntbt_qp_wait_tx(e.qp, 1, -1);
+                        return 0;
+                while ((ret = ntbt_qp_tx_enqueue(s->e.qp, NULL, buf, (uint32_t)n, 0)) == -EAGAIN)
+                        ret = ntbt_qp_wait_tx(s->e.qp, 1, -1);
                 if (ret) {
-                        cli_progress_stop(&pr);
-                        cli_err(ctx, "%s: link lost after %llu bytes: %s", x.dev,
-                                (unsigned long long)total, strerror(-ret));
-                        rc = 1;
-                        break;
+                        cli_progress_stop(&s->pr);
+                        cli_err(s->ctx, "%s: link lost after %llu bytes: %s", s->e.spec,
+                                (unsigned long long)s->total, strerror(-ret));
+                        return 1;
                 }
                 /* Relaxed: a count for the progress line, ordering nothing. */
-                __atomic_store_n(&total, total + len, __ATOMIC_RELAXED);
-                frames++;
+                __atomic_store_n(&s->total, s->total + (uint64_t)n, __ATOMIC_RELAXED);
+                s->frames++;
         }
-        /* Every frame consumed by the peer before we close. */
-        entries = ntbt_qp_tx_entries(e.qp);
-        if (!rc && ntbt_qp_wait_tx(e.qp, entries - 1, -1)) {
-                cli_progress_stop(&pr);
-                cli_err(ctx, "%s: link lost before the peer took every frame", x.dev);
+}
+
+/* After the stream (rc): every frame consumed by the peer, then the
+ * LINK_DOWN frame.  0, or 1 after a message. */
+static int send_finish(struct send *s, int rc)
+{
+        int entries = ntbt_qp_tx_entries(s->e.qp);
+        int err;
+
+        if (!rc && ntbt_qp_wait_tx(s->e.qp, entries - 1, -1)) {
+                cli_progress_stop(&s->pr);
+                cli_err(s->ctx, "%s: link lost before the peer took every frame", s->e.spec);
                 rc = 1;
         }
-        if (!rc && __atomic_load_n(&st.error, __ATOMIC_SEQ_CST)) {
-                cli_progress_stop(&pr);
-                cli_err(ctx, "%s: a frame was not sent: %s", x.dev,
-                        strerror(-__atomic_load_n(&st.error, __ATOMIC_SEQ_CST)));
+        err = __atomic_load_n(&s->error, __ATOMIC_SEQ_CST);
+        if (!rc && err) {
+                cli_progress_stop(&s->pr);
+                cli_err(s->ctx, "%s: a frame was not sent: %s", s->e.spec, strerror(-err));
                 rc = 1;
         }
         if (!rc)
-                ntbt_qp_link_down(e.qp); /* the LINK_DOWN frame */
-        snprintf(extra, sizeof(extra), "%llu frames, %s copy", (unsigned long long)frames,
-                 cli_tx_mode_name(ntbt_qp_tx_mode(e.qp)));
-        cli_progress_end(&pr, extra);
-        cli_endpoint_close(&e);
-        free(pool);
+                ntbt_qp_link_down(s->e.qp); /* the LINK_DOWN frame */
+        return rc;
+}
+
+int cmd_send(int argc, char **argv)
+{
+        static struct send s = {.ctx = "send"};
+        struct ntbt_qp_handlers h = {.tx = send_tx_done};
+        struct cli_endpoint_opts eo;
+        struct xfer_opts x;
+        char extra[64];
+        int rc;
+
+        rc = parse_xfer(s.ctx, send_usage, argc, argv, &x);
+        if (rc != CLI_RUN)
+                return rc;
+        eo = cli_endpoint_opts(&x.c);
+        eo.poll = 1;
+        eo.handlers = &h;
+        eo.handlers_ctx = &s;
+        rc = cli_endpoint_open(s.ctx, &eo, &s.e);
+        if (rc)
+                return rc;
+        if (cli_wait_peer(s.ctx, &s.e, cli_timeout_ns(&x.c, -1))) {
+                cli_endpoint_close(&s.e);
+                return 1;
+        }
+        s.payload = ntbt_qp_max_payload(s.e.qp);
+        s.pool = malloc((size_t)SEND_POOL * s.payload);
+        if (!s.pool) {
+                cli_endpoint_close(&s.e);
+                return 1;
+        }
+        cli_progress_start(&s.pr, s.ctx, &s.total, x.quiet, x.c.verbose);
+        cli_progress_begin(&s.pr);
+        rc = send_finish(&s, send_stream(&s));
+        snprintf(extra, sizeof(extra), "%llu frames, %s copy", (unsigned long long)s.frames,
+                 cli_tx_mode_name(ntbt_qp_tx_mode(s.e.qp)));
+        cli_progress_end(&s.pr, extra);
+        cli_endpoint_close(&s.e);
+        free(s.pool);
         return rc;
 }
 
@@ -344,6 +314,54 @@ static void recv_event(struct ntbt_qp *qp, void *qp_ctx, int up, int reason)
         }
 }
 
+/*
+ * Wait for the end, not for the link: a short stream can link, finish and
+ * close between two looks.  Say once what we wait for.  0, or 1 when no
+ * peer came within --timeout (after saying so).
+ */
+static int recv_wait(const char *ctx, const struct xfer_opts *x, struct recv_state *s,
+                     const struct cli_endpoint *e)
+{
+        int64_t wait_ns = cli_timeout_ns(&x->c, -1);
+        int64_t deadline = wait_ns < 0 ? INT64_MAX : now_ns() + wait_ns;
+        struct cli_waiting w = {0};
+        int timed_out = 0;
+
+        pthread_mutex_lock(&s->lock);
+        while (!s->done && !timed_out) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) != ETIMEDOUT || s->ever_up)
+                        continue;
+                cli_waiting_note(ctx, e, &w);
+                timed_out = now_ns() >= deadline;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (timed_out)
+                cli_no_peer(ctx, e, x->c.timeout);
+        return timed_out;
+}
+
+/* What ended the stream, if not the peer's close (progress stopped). */
+static void recv_say_end(const char *ctx, const struct xfer_opts *x, struct recv_state *s)
+{
+        if (s->write_err == EPIPE) {
+                if (x->c.verbose)
+                        cli_err(ctx, "stdout: %s (the reader went away)", strerror(EPIPE));
+        } else if (s->write_err) {
+                cli_err(ctx, "stdout: %s", strerror(s->write_err));
+        } else if (s->done != 1) {
+                cli_err(ctx, "%s: %s after %llu bytes", x->c.dev,
+                        s->reason == NTBT_QP_DOWN_PROTOCOL ? "the peer broke the protocol"
+                                                           : "link lost",
+                        (unsigned long long)__atomic_load_n(&s->bytes, __ATOMIC_RELAXED));
+        }
+}
+
+#define RECV_BUFS 64
+
 int cmd_recv(int argc, char **argv)
 {
         const char *ctx = "recv";
@@ -351,87 +369,45 @@ int cmd_recv(int argc, char **argv)
         struct recv_state s = {
             .progress = &pr, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         struct ntbt_qp_handlers h = {.rx = recv_rx, .event = recv_event};
+        struct cli_endpoint_opts eo;
         struct xfer_opts x;
         struct cli_endpoint e;
-        uint32_t buf_len;
         uint8_t *bufs;
-        int ret, i, nbufs = 64;
+        int ret, i;
 
-        ret = parse_xfer(ctx, recv_usage, 0, argc, argv, &x);
-        if (ret >= 0)
+        ret = parse_xfer(ctx, recv_usage, argc, argv, &x);
+        if (ret != CLI_RUN)
                 return ret;
-        cli_install_log(x.verbose);
-        cli_cleanup_install();
         /* A closed stdout is EPIPE from write: we close the QP first, then
          * end as SIGPIPE would have. */
         signal(SIGPIPE, SIG_IGN);
         /* Buffers of transport_mtu bytes hold any payload. */
-        buf_len = x.mtu ? x.mtu : 65536;
-        s.buf_len = buf_len;
-        bufs = malloc((size_t)nbufs * buf_len);
+        s.buf_len = x.c.mtu ? x.c.mtu : 65536;
+        bufs = malloc((size_t)RECV_BUFS * s.buf_len);
         if (!bufs)
                 return 1;
         /* Before the endpoint: the event handler may begin it. */
-        cli_progress_start(&pr, ctx, &s.bytes, x.quiet, x.verbose);
-        ret = cli_endpoint_open(ctx, x.dev, x.qp, x.mtu, x.max_qps, 0, 0, 0, &h, &s, &e);
+        cli_progress_start(&pr, ctx, &s.bytes, x.quiet, x.c.verbose);
+        eo = cli_endpoint_opts(&x.c);
+        eo.handlers = &h;
+        eo.handlers_ctx = &s;
+        ret = cli_endpoint_open(ctx, &eo, &e);
         if (ret) {
                 cli_progress_stop(&pr);
                 free(bufs);
                 return ret;
         }
-        for (i = 0; i < nbufs; i++)
-                ntbt_qp_rx_enqueue(e.qp, NULL, bufs + (size_t)i * buf_len, buf_len);
-        /* Wait for the end, not for the link: a short stream can link, finish
-         * and close between two looks.  Say once what we wait for. */
-        {
-                int64_t deadline =
-                    x.timeout > 0 ? now_ns() + (int64_t)(x.timeout * 1e9) : INT64_MAX;
-                int said = 0, said_mismatch = 0, timed_out = 0;
-                char why[256];
-
-                pthread_mutex_lock(&s.lock);
-                while (!s.done && !timed_out) {
-                        struct timespec ts;
-
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += 1;
-                        if (pthread_cond_timedwait(&s.cond, &s.lock, &ts) != ETIMEDOUT || s.ever_up)
-                                continue;
-                        if (!said) {
-                                fprintf(stderr,
-                                        "ntbt: %s: waiting for the peer on %s, queue pair %d\n",
-                                        ctx, x.dev, x.qp);
-                                said = 1;
-                        }
-                        if (!said_mismatch && ntbt_transport_mismatch(e.t, why, sizeof(why))) {
-                                fprintf(stderr, "ntbt: %s: %s\n", ctx, why);
-                                said_mismatch = 1;
-                        }
-                        timed_out = now_ns() >= deadline;
-                }
-                pthread_mutex_unlock(&s.lock);
-                if (timed_out) {
-                        cli_err(ctx, "%s: no peer on queue pair %d within %g s (--timeout)", x.dev,
-                                x.qp, x.timeout);
-                        cli_progress_stop(&pr);
-                        cli_endpoint_close(&e);
-                        free(bufs);
-                        return 1;
-                }
+        for (i = 0; i < RECV_BUFS; i++)
+                ntbt_qp_rx_enqueue(e.qp, NULL, bufs + (size_t)i * s.buf_len, s.buf_len);
+        if (recv_wait(ctx, &x, &s, &e)) {
+                cli_progress_stop(&pr);
+                cli_endpoint_close(&e);
+                free(bufs);
+                return 1;
         }
         ret = s.done == 1 ? 0 : 1;
         cli_progress_stop(&pr);
-        if (s.write_err == EPIPE) {
-                if (x.verbose)
-                        cli_err(ctx, "stdout: %s (the reader went away)", strerror(EPIPE));
-        } else if (s.write_err) {
-                cli_err(ctx, "stdout: %s", strerror(s.write_err));
-        } else if (s.done != 1) {
-                cli_err(ctx, "%s: %s after %llu bytes", x.dev,
-                        s.reason == NTBT_QP_DOWN_PROTOCOL ? "the peer broke the protocol"
-                                                          : "link lost",
-                        (unsigned long long)__atomic_load_n(&s.bytes, __ATOMIC_RELAXED));
-        }
+        recv_say_end(ctx, &x, &s);
         cli_progress_end(&pr, NULL);
         cli_endpoint_close(&e);
         free(bufs);

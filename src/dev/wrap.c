@@ -61,13 +61,16 @@ FWD(int, link_disable, (struct ntbt_dev * d), (in))
 FWD(int, link_wait, (struct ntbt_dev * d, int was_up, int64_t timeout_ns), (in, was_up, timeout_ns))
 FWD(uint32_t, link_events, (struct ntbt_dev * d), (in))
 FWD(int, mw_count, (struct ntbt_dev * d), (in))
-FWD(int, mw_get_align, (struct ntbt_dev * d, int w, uint64_t *a, uint64_t *s, uint64_t *m), (in, w, a, s, m))
+FWD(int, mw_get_align, (struct ntbt_dev * d, int w, uint64_t *a, uint64_t *s, uint64_t *m),
+    (in, w, a, s, m))
 FWD(int, mw_set_trans, (struct ntbt_dev * d, int w, uint64_t size), (in, w, size))
 FWD(int, mw_clear_trans, (struct ntbt_dev * d, int w), (in, w))
 FWD(int, peer_mw_size, (struct ntbt_dev * d, int w, uint64_t *size), (in, w, size))
 FWD(int, mw_inbound, (struct ntbt_dev * d, int w, void **base, uint64_t *size), (in, w, base, size))
-FWD(int, peer_mw_write, (struct ntbt_dev * d, int w, uint64_t off, const void *src, size_t len), (in, w, off, src, len))
-FWD(int, peer_mw_write32, (struct ntbt_dev * d, int w, uint64_t off, uint32_t val), (in, w, off, val))
+FWD(int, peer_mw_write, (struct ntbt_dev * d, int w, uint64_t off, const void *src, size_t len),
+    (in, w, off, src, len))
+FWD(int, peer_mw_write32, (struct ntbt_dev * d, int w, uint64_t off, uint32_t val),
+    (in, w, off, val))
 FWD(int, peer_mw_wmb, (struct ntbt_dev * d, int w), (in, w))
 FWD(int, peer_mw_flush, (struct ntbt_dev * d, int w, uint64_t off), (in, w, off))
 FWD(uint64_t, db_valid_mask, (struct ntbt_dev * d), (in))
@@ -85,45 +88,40 @@ FWD(int, spad_write, (struct ntbt_dev * d, int i, uint32_t v), (in, i, v))
 FWD(int, peer_spad_read, (struct ntbt_dev * d, int i, uint32_t *v), (in, i, v))
 FWD(int, peer_spad_write, (struct ntbt_dev * d, int i, uint32_t v), (in, i, v))
 
-void dev_wrap_fill(struct ntbt_dev_ops *o)
-{
-#define FILL(op)                                                                                   \
-        do {                                                                                       \
-                if (!o->op)                                                                        \
-                        o->op = fwd_##op;                                                          \
-        } while (0)
-        FILL(open);
-        FILL(close);
-        FILL(port);
-        FILL(describe);
-        FILL(link_is_up);
-        FILL(link_enable);
-        FILL(link_disable);
-        FILL(link_wait);
-        FILL(link_events);
-        FILL(mw_count);
-        FILL(mw_get_align);
-        FILL(mw_set_trans);
-        FILL(mw_clear_trans);
-        FILL(peer_mw_size);
-        FILL(mw_inbound);
-        FILL(peer_mw_write);
-        FILL(peer_mw_write32);
-        FILL(peer_mw_wmb);
-        FILL(peer_mw_flush);
-        FILL(db_valid_mask);
-        FILL(db_read);
-        FILL(db_clear);
-        FILL(peer_db_set);
-        FILL(db_mask);
-        FILL(db_set_mask);
-        FILL(db_clear_mask);
-        FILL(db_wait);
-        FILL(db_wait_interrupt);
-        FILL(spad_count);
-        FILL(spad_read);
-        FILL(spad_write);
-        FILL(peer_spad_read);
-        FILL(peer_spad_write);
-#undef FILL
-}
+/* Every op forwarded; dev_register copies the ones a wrapper leaves NULL. */
+const struct ntbt_dev_ops dev_wrap_base = {
+    .type = "wrap",
+    .open = fwd_open,
+    .close = fwd_close,
+    .port = fwd_port,
+    .describe = fwd_describe,
+    .link_is_up = fwd_link_is_up,
+    .link_enable = fwd_link_enable,
+    .link_disable = fwd_link_disable,
+    .link_wait = fwd_link_wait,
+    .link_events = fwd_link_events,
+    .mw_count = fwd_mw_count,
+    .mw_get_align = fwd_mw_get_align,
+    .mw_set_trans = fwd_mw_set_trans,
+    .mw_clear_trans = fwd_mw_clear_trans,
+    .peer_mw_size = fwd_peer_mw_size,
+    .mw_inbound = fwd_mw_inbound,
+    .peer_mw_write = fwd_peer_mw_write,
+    .peer_mw_write32 = fwd_peer_mw_write32,
+    .peer_mw_wmb = fwd_peer_mw_wmb,
+    .peer_mw_flush = fwd_peer_mw_flush,
+    .db_valid_mask = fwd_db_valid_mask,
+    .db_read = fwd_db_read,
+    .db_clear = fwd_db_clear,
+    .peer_db_set = fwd_peer_db_set,
+    .db_mask = fwd_db_mask,
+    .db_set_mask = fwd_db_set_mask,
+    .db_clear_mask = fwd_db_clear_mask,
+    .db_wait = fwd_db_wait,
+    .db_wait_interrupt = fwd_db_wait_interrupt,
+    .spad_count = fwd_spad_count,
+    .spad_read = fwd_spad_read,
+    .spad_write = fwd_spad_write,
+    .peer_spad_read = fwd_peer_spad_read,
+    .peer_spad_write = fwd_peer_spad_write,
+};

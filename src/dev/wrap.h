@@ -3,7 +3,7 @@
  * The forwarding base of wrapper devices: a type that sits over another
  * device (the pcie model, a fault injector) sets .wraps in its ops table and
  * defines only the ops it changes; registration fills every other op, open
- * and close included, with a forwarder to the device inside.
+ * and close included, from dev_wrap_base: a forwarder to the device inside.
  *
  * A wrapper's dev->priv points to its state, which begins with a struct
  * dev_wrap (the forwarders find the inner device there).  A wrapper that
@@ -30,7 +30,54 @@ int dev_wrap_open(struct dev_wrap *w, const struct dev_args *args);
 /* Close the device inside. */
 void dev_wrap_close(struct dev_wrap *w);
 
-/* Fill every NULL op of a wrapper's table with a forwarder (dev_register does). */
-void dev_wrap_fill(struct ntbt_dev_ops *ops);
+/* Every op a forwarder: dev_register fills each NULL op of a wrapper's table
+ * from it.  A table, not a function, so that the device core (dev.c) does not
+ * call up into this file, which calls it (ntbt_dev_open). */
+extern const struct ntbt_dev_ops dev_wrap_base;
+
+/* Fill every NULL op of a wrapper's table from dev_wrap_base (dev_register
+ * does).  Inline: the device core must not call into this file. */
+static inline void dev_wrap_fill(struct ntbt_dev_ops *o)
+{
+#define FILL(op)                                                                                   \
+        do {                                                                                       \
+                if (!o->op)                                                                        \
+                        o->op = dev_wrap_base.op;                                                  \
+        } while (0)
+        FILL(open);
+        FILL(close);
+        FILL(port);
+        FILL(describe);
+        FILL(link_is_up);
+        FILL(link_enable);
+        FILL(link_disable);
+        FILL(link_wait);
+        FILL(link_events);
+        FILL(mw_count);
+        FILL(mw_get_align);
+        FILL(mw_set_trans);
+        FILL(mw_clear_trans);
+        FILL(peer_mw_size);
+        FILL(mw_inbound);
+        FILL(peer_mw_write);
+        FILL(peer_mw_write32);
+        FILL(peer_mw_wmb);
+        FILL(peer_mw_flush);
+        FILL(db_valid_mask);
+        FILL(db_read);
+        FILL(db_clear);
+        FILL(peer_db_set);
+        FILL(db_mask);
+        FILL(db_set_mask);
+        FILL(db_clear_mask);
+        FILL(db_wait);
+        FILL(db_wait_interrupt);
+        FILL(spad_count);
+        FILL(spad_read);
+        FILL(spad_write);
+        FILL(peer_spad_read);
+        FILL(peer_spad_write);
+#undef FILL
+}
 
 #endif

@@ -4,8 +4,10 @@
 
 #include <ntbt/log.h>
 
-/* Format a line and hand it to the application's hook, if any. */
-void ntbt_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Format a line and hand it to the application's hook, if any.  Internal:
+ * hidden from the shared library (applications log through their hook). */
+__attribute__((visibility("hidden"))) void ntbt_logf(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   ntbt_logf(NTBT_LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  ntbt_logf(NTBT_LOG_WARN, __VA_ARGS__)

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/* ntbt perf's protocol: the hello, the --verify format, the handlers and
+ * the sender thread (perf.h). */
+#include <errno.h>
+#include <string.h>
+
+#include <ntbt/ntbt.h>
+
+#include "../crc32c.h"
+#include "../util.h"
+#include "perf.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+        memcpy(p, &v, 4);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+        uint32_t v;
+
+        memcpy(&v, p, 4);
+        return v;
+}
+
+void perf_hello(uint8_t *hello, uint32_t flags, uint32_t size, int nqps)
+{
+        put32(hello, HELLO_MAG);
+        put32(hello + 4, flags);
+        put32(hello + 8, size);
+        put32(hello + 12, (uint32_t)nqps);
+}
+
+/* ---- the --verify message format ---- */
+
+/* seq (8 bytes), CRC32C of seq and the rest (4), data. */
+#define VHDR 12
+
+static void small_pattern(uint8_t *buf, uint32_t size, uint64_t seq)
+{
+        for (uint32_t i = 0; i < size; i++)
+                buf[i] = (uint8_t)(seq * 131 + i * 7 + 1);
+}
+
+static uint32_t verify_crc(const uint8_t *buf, uint32_t size)
+{
+        return crc32c(crc32c(0, buf, 8), buf + VHDR, size - VHDR);
+}
+
+/* The next message must be expect_seq, intact (receive thread only). */
+static void verify_msg(struct perf_qp *q, const uint8_t *data, uint32_t len)
+{
+        uint64_t seq = q->expect_seq;
+        uint32_t crc;
+
+        if (len != __atomic_load_n(&q->rx_size, __ATOMIC_RELAXED)) {
+                q->verify_errors++;
+        } else if (len < VHDR) {
+                uint8_t want[VHDR];
+
+                small_pattern(want, len, seq);
+                if (memcmp(want, data, len))
+                        q->verify_errors++;
+        } else {
+                memcpy(&seq, data, 8);
+                memcpy(&crc, data + 8, 4);
+                if (seq != q->expect_seq || crc != verify_crc(data, len))
+                        q->verify_errors++;
+        }
+        /* Resynchronise on the sequence number carried, so one gap counts once. */
+        q->expect_seq = seq + 1;
+}
+
+/* Produce a message: a pattern, then spin until work_ns per KiB has passed. */
+static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns, int verify)
+{
+        int64_t until = work_ns ? now_ns() + (int64_t)(work_ns * size / 1024) : 0;
+        uint64_t v = seq * 0x9e3779b97f4a7c15ull;
+        uint32_t i;
+
+        if (verify && size < VHDR) {
+                small_pattern(buf, size, seq);
+                return;
+        }
+        if (verify || work_ns) {
+                for (i = 0; i + 8 <= size; i += 8, v++)
+                        memcpy(buf + i, &v, 8);
+        } else if (size >= 8) {
+                memcpy(buf, &v, 8); /* plain runs: the pool's contents stay; stamp the seq */
+        }
+        if (verify) {
+                uint32_t crc;
+
+                memcpy(buf, &seq, 8);
+                crc = verify_crc(buf, size);
+                memcpy(buf + 8, &crc, 4);
+        }
+        while (work_ns && now_ns() < until)
+                ;
+}
+
+/* ---- handlers (event thread, copy thread or sender) ---- */
+
+void perf_event(struct ntbt_qp *qp, void *ctx, int up, int reason)
+{
+        struct perf_qp *q = ctx;
+
+        (void)qp;
+        if (up) {
+                __atomic_add_fetch(&q->ups, 1, __ATOMIC_SEQ_CST);
+                return;
+        }
+        __atomic_store_n(&q->down_reason, reason, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&q->downs, 1, __ATOMIC_SEQ_CST);
+}
+
+void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
+{
+        struct perf_qp *q = ctx;
+
+        (void)buf_ctx;
+        if (len == -ECANCELED)
+                return;
+        if (len <= 0) {
+                q->verify_errors++; /* an oversize frame: the transport said so */
+        } else if (q->r->is_server && !q->hello_seen) {
+                if (len == HELLO_LEN && get32(data) == HELLO_MAG) {
+                        q->hello_flags = get32((uint8_t *)data + 4);
+                        q->hello_size = get32((uint8_t *)data + 8);
+                        __atomic_store_n(&q->rx_size, q->hello_size, __ATOMIC_RELAXED);
+                        __atomic_store_n(&q->rx_verify, !!(q->hello_flags & F_VERIFY),
+                                         __ATOMIC_RELAXED);
+                        /* Release: the fields above before the flag (main thread). */
+                        __atomic_store_n(&q->hello_seen, 1, __ATOMIC_RELEASE);
+                } else {
+                        q->verify_errors++; /* not an ntbt perf client */
+                }
+        } else {
+                __atomic_store_n(&q->rx_msgs, q->rx_msgs + 1, __ATOMIC_RELAXED);
+                __atomic_store_n(&q->rx_bytes, q->rx_bytes + (uint64_t)len, __ATOMIC_RELAXED);
+                if (__atomic_load_n(&q->rx_verify, __ATOMIC_RELAXED))
+                        verify_msg(q, data, (uint32_t)len);
+                /* Big messages: let the other buffers go, down to one
+                 * (BIG_MSG); they stay allocated until the run closes. */
+                if (len >= BIG_MSG && q->rx_posted > 1) {
+                        q->rx_posted--;
+                        return;
+                }
+        }
+        ntbt_qp_rx_enqueue(qp, NULL, data, q->buf_len);
+}
+
+void perf_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
+{
+        struct perf_qp *q = ctx;
+
+        (void)qp, (void)data;
+        if (buf_ctx)
+                return; /* the hello */
+        if (len < 0)
+                __atomic_add_fetch(&q->tx_errors, 1, __ATOMIC_RELAXED);
+        /* Release: the pool slot is reused only after the transport let go of it. */
+        __atomic_add_fetch(&q->completed, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- sender thread ---- */
+
+/* Wait until the pool slots of messages up to want are free: their old
+ * frames completed (acquire pairs with perf_tx_done), or the link is gone. */
+static void wait_slots(struct perf_qp *q, uint64_t want, unsigned burst)
+{
+        while (__atomic_load_n(&q->completed, __ATOMIC_ACQUIRE) + POOL(burst) < want)
+                if (ntbt_qp_wait_tx(q->qp, 1, NS_PER_MS) == -ENOLINK)
+                        break;
+}
+
+/* Messages n.. of the burst, produced in their pool slots, into v. */
+static void fill_burst(struct perf_qp *q, struct ntbt_tx_buf *v, uint64_t n, unsigned burst)
+{
+        struct perf_run *r = q->r;
+        uint32_t size = r->size;
+
+        for (unsigned k = 0; k < burst; k++) {
+                uint8_t *buf = q->pool + ((n + k) % POOL(burst)) * size;
+
+                produce(buf, size, n + k, r->o->work_ns, r->verify);
+                if (r->corrupt_n && n + k + 1 == r->corrupt_n)
+                        buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
+                v[k] = (struct ntbt_tx_buf){.data = buf, .len = size};
+        }
+}
+
+/* One burst: the transport takes its locks once and rings the doorbell
+ * once for all of it; a full ring takes the rest after a wait.  0, or the
+ * error that stopped it. */
+static int send_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned burst)
+{
+        unsigned i;
+        int ret;
+
+        for (i = 0, ret = 0; i < burst && !ret;) {
+                ret = ntbt_qp_tx_enqueue_burst(qp, v + i, burst - i, 0);
+                if (ret > 0) {
+                        i += (unsigned)ret;
+                        ret = 0;
+                } else if (ret == -EAGAIN) {
+                        ret = ntbt_qp_wait_tx(qp, 1, 5 * NS_PER_SEC);
+                        if (ret == -ETIMEDOUT)
+                                ret = 0;
+                }
+        }
+        return ret;
+}
+
+void *perf_sender(void *arg)
+{
+        struct perf_qp *q = arg;
+        struct perf_run *r = q->r;
+        unsigned burst = burst_for(r->size);
+        uint64_t n = 0;
+        int ret;
+
+        while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
+                if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+                        return NULL;
+        while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+                struct ntbt_tx_buf v[BURST];
+                int64_t t0 = 0;
+
+                wait_slots(q, n + burst, burst);
+                fill_burst(q, v, n, burst);
+                if ((n & 63) == 0)
+                        t0 = now_ns();
+                ret = send_burst(q->qp, v, burst);
+                if (ret) {
+                        /* The server's senders stop when the client closes; the
+                         * main thread tells a close from a lost link by the
+                         * reason of the down event, which may come after this. */
+                        if (!(r->is_server && ret == -ENOLINK))
+                                q->send_err = ret;
+                        break;
+                }
+                if (t0) {
+                        /* Per message: the burst's time over its messages. */
+                        __atomic_store_n(&q->enq_ns, q->enq_ns + (uint64_t)(now_ns() - t0) / burst,
+                                         __ATOMIC_RELAXED);
+                        __atomic_store_n(&q->enq_samples, q->enq_samples + 1, __ATOMIC_RELAXED);
+                }
+                n += burst;
+                __atomic_store_n(&q->sent, n, __ATOMIC_RELAXED);
+        }
+        return NULL;
+}
