@@ -10,6 +10,7 @@
 #ifndef NTBT_SHM_H
 #define NTBT_SHM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
