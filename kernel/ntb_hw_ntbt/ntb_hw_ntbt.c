@@ -515,6 +515,23 @@ static int ntbt_try_claim_free(struct ntbt_dev *nd, int p)
 }
 
 /*
+ * A port whose state is neither free nor claimed was written by no owner
+ * that follows the spec: no claim can succeed on it and a takeover would
+ * keep the bad state, so it is left alone (with a warning).
+ */
+static bool ntbt_state_invalid(struct ntbt_dev *nd, int p)
+{
+	u32 st = READ_ONCE(*ntbt_reg32(nd, p, NTBT_P_STATE));
+
+	if (st == NTBT_STATE_FREE || st == NTBT_STATE_CLAIMED)
+		return false;
+	dev_warn(&nd->pdev->dev,
+		 "port %d: state %u is neither free (0) nor claimed (1); leaving it alone\n",
+		 p, st);
+	return true;
+}
+
+/*
  * Claim a port: a free one at once; otherwise watch the candidates'
  * heartbeats for remote_timeout_ms and take over one whose heartbeat did
  * not change (its owner is gone). A remote owner cannot see host pids, so
@@ -538,12 +555,20 @@ static int ntbt_claim(struct ntbt_dev *nd)
 				return 0;
 
 		t0 = ktime_get();
+		any = false;
 		for (p = lo; p <= hi; p++) {
+			if (ntbt_state_invalid(nd, p))
+				continue;
 			gen0[p] = READ_ONCE(*ntbt_reg32(nd, p,
 							NTBT_P_GENERATION));
 			hb0[p] = READ_ONCE(*ntbt_reg32(nd, p,
 						       NTBT_P_HEARTBEAT));
 			watch[p] = true;
+			any = true;
+		}
+		if (!any) {
+			dev_err(dev, "no port can be claimed\n");
+			return -EBUSY;
 		}
 		dev_info(dev, "port%s busy; watching heartbeats for %u ms\n",
 			 lo == hi ? "" : "s", nd->g.remote_timeout_ms);
@@ -564,7 +589,8 @@ static int ntbt_claim(struct ntbt_dev *nd)
 				if (READ_ONCE(*ntbt_reg32(nd, p,
 						NTBT_P_GENERATION)) != gen0[p] ||
 				    READ_ONCE(*ntbt_reg32(nd, p,
-						NTBT_P_HEARTBEAT)) != hb0[p]) {
+						NTBT_P_HEARTBEAT)) != hb0[p] ||
+				    ntbt_state_invalid(nd, p)) {
 					watch[p] = false;
 					continue;
 				}

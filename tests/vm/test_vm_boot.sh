@@ -6,7 +6,8 @@
 # it claims port 0 as a remote owner whose heartbeat the host sees advance,
 # registers an NTB device (ntb_transport and ntb_netdev then load), and
 # releases the port when unloaded, ten load/unload cycles later too; and a
-# guest with three hostile BARs (a format-1 file, mw_count 9, random bytes)
+# guest with four hostile BARs (a format-1 file, mw_count 9, random bytes,
+# ports in state 7)
 # where the driver refuses each with its reason and writes nothing.  Skipped
 # (77) when the harness cannot be installed (tests/vm/prepare says why).
 set -euo pipefail
@@ -132,20 +133,27 @@ grep -a -o 'VM-LEAK.*' "$work/hw.log" | tr -d '\r'
 echo "vm boot: ok (ntb_hw_ntbt claimed, beat and released port 0)"
 
 # ---- hostile BARs: the driver refuses each with a dev_err and writes nothing ----
-# Three ivshmem devices in one guest: a format-1 file (an older ntbt), a
-# format-2 file with mw_count 9, and a file of random bytes.
+# Four ivshmem devices in one guest: a format-1 file (an older ntbt), a
+# format-2 file with mw_count 9, a file of random bytes, and a good file
+# whose two ports hold state 7 (neither free nor claimed: a takeover would
+# keep it).
 python3 "$VM_DIR/mkdev.py" "$work/f1" > /dev/null
 python3 "$VM_DIR/mkdev.py" "$work/mw9" > /dev/null
-python3 - "$work/f1" "$work/mw9" << 'PY'
+python3 "$VM_DIR/mkdev.py" "$work/st7" > /dev/null
+python3 - "$work/f1" "$work/mw9" "$work/st7" << 'PY'
 import struct, sys
 with open(sys.argv[1], "r+b") as f:
     f.write(b"NTBTSHM1")
 with open(sys.argv[2], "r+b") as f:
     f.seek(0x10)
     f.write(struct.pack("<I", 9))
+with open(sys.argv[3], "r+b") as f:
+    for port in (0, 1):  # the state register of each port page
+        f.seek(0x1000 + port * 0x1000)
+        f.write(struct.pack("<I", 7))
 PY
 head -c 1M /dev/urandom > "$work/junk"
-sums_before=$(cd "$work" && sha256sum f1 mw9 junk)
+sums_before=$(cd "$work" && sha256sum f1 mw9 junk st7)
 cat > "$work/bad.sh" << 'EOF2'
 set -e
 vm_insmod ntb
@@ -159,7 +167,7 @@ echo "VM-CHECK unloaded"
 EOF2
 "$VM_DIR/mkinitrd" "$work/bad.cpio.gz" "$work/bad.sh"
 bad_args=()
-for f in f1 mw9 junk; do
+for f in f1 mw9 junk st7; do
         bad_args+=(-object "memory-backend-file,id=m$f,mem-path=$work/$f,size=$(stat -c %s "$work/$f"),share=on"
                 -device "ivshmem-plain,memdev=m$f")
 done
@@ -169,5 +177,7 @@ grep -a 'ntb_hw_ntbt' "$work/bad.log" | grep -a -v insmod | sed 's/^/  /'
 grep -aq 'ntbt device is format 1; create it again' "$work/bad.log" || fail "no format-1 refusal"
 grep -aq 'bad header: mw_count 9' "$work/bad.log" || fail "no mw_count refusal"
 grep -aq 'not an ntbt shm device' "$work/bad.log" || fail "no refusal of the random BAR"
-[ "$(cd "$work" && sha256sum f1 mw9 junk)" = "$sums_before" ] || fail "the driver wrote into a BAR it refused"
+grep -aq 'port 1: state 7 is neither free (0) nor claimed (1)' "$work/bad.log" &&
+        grep -aq 'no port can be claimed' "$work/bad.log" || fail "no refusal of the ports in state 7"
+[ "$(cd "$work" && sha256sum f1 mw9 junk st7)" = "$sums_before" ] || fail "the driver wrote into a BAR it refused"
 echo "vm boot: ok (bad BARs refused, untouched)"
