@@ -139,7 +139,10 @@ int ntbt_dev_peer_db_set(struct ntbt_dev *dev, uint64_t bits);
  * thread calls ntbt_dev_db_wait_interrupt (-EINTR).  Does not clear bits.
  */
 int ntbt_dev_db_wait(struct ntbt_dev *dev, uint64_t bits, int64_t timeout_ns);
-/* Make every current and next-starting ntbt_dev_db_wait on this handle return -EINTR once. */
+/* Make every ntbt_dev_db_wait in progress on this handle return -EINTR.  A
+ * kick is not remembered for a wait that starts later: a caller re-checks
+ * its own state before it waits, and waits with a timeout if a kick may come
+ * between its check and the wait (ntbt's event thread: at most 20 ms). */
 int ntbt_dev_db_wait_interrupt(struct ntbt_dev *dev);
 
 /* Scratchpads. */
