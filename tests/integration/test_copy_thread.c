@@ -34,13 +34,26 @@ static void log_hook(void *ctx, int level, const char *msg)
         test_log_hook(ctx, level, msg);
 }
 
+static uint8_t rxbufs[32][65536];
+
+/* QP 0 on both ports: a sender on port 0 whose completions go to l, and a
+ * checking receiver on port 1 with 32 buffers posted; both asked to link. */
+static void create_qps(const struct ntbt_qp_opts *qo, struct txlog *l, struct session_rx *s,
+                       struct ntbt_qp **qa, struct ntbt_qp **qb)
+{
+        struct ntbt_qp_handlers tx_h = {.tx = txlog_on_tx};
+
+        CHECK_EQ(ntbt_qp_create(p.t[0], qo, &tx_h, l, qa), 0);
+        CHECK_EQ(ntbt_qp_create(p.t[1], NULL, &session_handlers, s, qb), 0);
+        pair_post(*qb, rxbufs, 32, sizeof(rxbufs[0]));
+        CHECK_EQ(ntbt_qp_link_up(*qa), 0);
+        CHECK_EQ(ntbt_qp_link_up(*qb), 0);
+}
+
 /* Completions come in order, and a stream that switches copy modes every
  * 97 frames arrives whole. */
 static void order_across_mode_switches(void)
 {
-        static uint8_t rxbufs[32][65536];
-        struct ntbt_qp_handlers tx_h = {.tx = txlog_on_tx};
-        struct ntbt_transport *ta, *tb;
         struct ntbt_qp *qa, *qb;
         struct session_rx s;
         int i, ret;
@@ -51,16 +64,11 @@ static void order_across_mode_switches(void)
         uint32_t payload_max;
 
         pair_create(&p, "copy", NULL);
-        ta = pair_open(&p, 0, &to); /* thread mode by default */
-        tb = pair_open(&p, 1, NULL);
-        CHECK_EQ(ntbt_qp_create(ta, &qo, &tx_h, &l, &qa), 0);
-        CHECK_EQ(ntbt_qp_tx_mode(qa), NTBT_TX_THREAD);
+        pair_open(&p, 0, &to); /* thread mode by default */
+        pair_open(&p, 1, NULL);
         session_init(&s, 65524, SIZES_RANDOM);
-        CHECK_EQ(ntbt_qp_create(tb, NULL, &session_handlers, &s, &qb), 0);
-        for (i = 0; i < 32; i++)
-                CHECK_EQ(ntbt_qp_rx_enqueue(qb, NULL, rxbufs[i], sizeof(rxbufs[i])), 0);
-        CHECK_EQ(ntbt_qp_link_up(qa), 0);
-        CHECK_EQ(ntbt_qp_link_up(qb), 0);
+        create_qps(&qo, &l, &s, &qa, &qb);
+        CHECK_EQ(ntbt_qp_tx_mode(qa), NTBT_TX_THREAD);
         CHECK_EQ(ntbt_qp_wait_link(qa, 10000000000LL), 0);
         payload_max = ntbt_qp_max_payload(qa);
         CHECK_EQ(payload_max, 65524);
@@ -111,9 +119,6 @@ static void order_across_mode_switches(void)
  * with an error; the sent ones are a prefix. */
 static void queued_at_free_complete_with_error(void)
 {
-        static uint8_t rxbufs[32][65536];
-        struct ntbt_qp_handlers tx_h = {.tx = txlog_on_tx};
-        struct ntbt_transport *ta, *tb;
         struct ntbt_qp *qa, *qb;
         struct session_rx s;
         static uint8_t payload[64][4096];
@@ -123,20 +128,13 @@ static void queued_at_free_complete_with_error(void)
         struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
 
         pair_create(&p, "copy", NULL);
-
         /* A slow link (64 KB/s: ~64 ms a frame, 2.6 s for all 40) keeps jobs
          * queued even if this test is descheduled for a while. */
         p.dev[0] = open_pcie(",bw=64K"); /* the pair closes it */
         CHECK_EQ(ntbt_transport_open(p.dev[0], &o, &p.t[0]), 0);
-        ta = p.t[0];
-        tb = pair_open(&p, 1, &o);
-        CHECK_EQ(ntbt_qp_create(ta, &qo, &tx_h, &l, &qa), 0);
+        pair_open(&p, 1, &o);
         session_init(&s, 4084, SIZES_MAX);
-        CHECK_EQ(ntbt_qp_create(tb, NULL, &session_handlers, &s, &qb), 0);
-        for (i = 0; i < 32; i++)
-                CHECK_EQ(ntbt_qp_rx_enqueue(qb, NULL, rxbufs[i], sizeof(rxbufs[i])), 0);
-        CHECK_EQ(ntbt_qp_link_up(qa), 0);
-        CHECK_EQ(ntbt_qp_link_up(qb), 0);
+        create_qps(&qo, &l, &s, &qa, &qb);
         CHECK_EQ(ntbt_qp_wait_link(qa, 10000000000LL), 0);
         CHECK_EQ(ntbt_qp_wait_link(qb, 10000000000LL), 0);
         /* Enqueue returns at once in thread mode. */
