@@ -15,6 +15,8 @@
 
 #include <ntbt/ntbt.h>
 
+#include "util/clock.h" /* now_ns(): the library's clock */
+
 /* ctest treats this exit code as "skipped" (SKIP_RETURN_CODE). */
 #define TEST_SKIP 77
 
@@ -38,19 +40,9 @@
                 }                                                                                  \
         } while (0)
 
-static inline int64_t test_now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static inline void test_sleep_ms(int ms)
 {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-        nanosleep(&ts, NULL);
+        sleep_ns((int64_t)ms * NS_PER_MS);
 }
 
 /* A device name unique to this process and tag. */
@@ -115,6 +107,78 @@ static inline void test_reap_ok(pid_t pid)
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                 fprintf(stderr, "child %d: status 0x%x\n", (int)pid, st);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/*
+ * Named cases.  A test file holds one static function per behaviour and a
+ * table of them; its main hands the table to test_main, which runs every
+ * case, or one (`--case NAME`, as ctest runs them: tests/CMakeLists.txt
+ * registers FILE.NAME for each), or lists the names (`--list`, which the
+ * case_lists test compares with the CMake list).  A failing CHECK exits
+ * with the case's name on stderr.  A test that re-executes itself as a peer
+ * (test_spawn) reads the child's arguments before calling test_main.
+ */
+struct test_case {
+        const char *name;
+        void (*fn)(void);
+};
+
+#define TEST_CASE(fn)                                                                              \
+        {                                                                                          \
+#fn, fn                                                                            \
+        }
+#define TEST_CASES(table) (table), sizeof(table) / sizeof((table)[0])
+
+static const char *test_current_case;
+static pid_t test_main_pid;
+
+static inline void test_say_failed(void)
+{
+        /* Only the process that runs the case names it: a forked peer's
+         * failure reaches it through test_reap_ok. */
+        if (test_current_case && getpid() == test_main_pid)
+                fprintf(stderr, "%s: FAILED\n", test_current_case);
+}
+
+static inline void test_run_case(const struct test_case *c)
+{
+        int64_t t0 = now_ns();
+
+        test_current_case = c->name;
+        c->fn();
+        test_current_case = NULL;
+        printf("%s: ok (%.2f s)\n", c->name, (double)(now_ns() - t0) / 1e9);
+        fflush(stdout);
+}
+
+static inline int test_main(int argc, char **argv, const struct test_case *cases, size_t n)
+{
+        size_t i;
+
+        ntbt_set_log(test_log_hook, NULL);
+        test_main_pid = getpid();
+        atexit(test_say_failed);
+        if (argc == 2 && !strcmp(argv[1], "--list")) {
+                for (i = 0; i < n; i++)
+                        printf("%s\n", cases[i].name);
+                return 0;
+        }
+        if (argc == 3 && !strcmp(argv[1], "--case")) {
+                for (i = 0; i < n; i++)
+                        if (!strcmp(cases[i].name, argv[2])) {
+                                test_run_case(&cases[i]);
+                                return 0;
+                        }
+                fprintf(stderr, "%s: no case named %s (--list names them)\n", argv[0], argv[2]);
+                return 2;
+        }
+        if (argc != 1) {
+                fprintf(stderr, "usage: %s [--list | --case NAME]\n", argv[0]);
+                return 2;
+        }
+        for (i = 0; i < n; i++)
+                test_run_case(&cases[i]);
+        return 0;
 }
 
 #endif

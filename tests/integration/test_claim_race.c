@@ -25,6 +25,7 @@
 
 #include <ntbt/shm.h>
 
+#include "../support/pair.h"
 #include "dev/shm_regs.h"
 
 #define ROUNDS     100
@@ -206,17 +207,35 @@ static void hostile_state(const char *name)
         close(fd);
 }
 
-int main(void)
+/* A claimant waits for a takeover in progress, then finds the port taken. */
+static void takeover_in_progress(void)
 {
-        const char *name = test_dev_name("race");
+        struct pair p;
+
+        pair_create(&p, "race", NULL);
+        held_open_window(p.name);
+        pair_destroy(&p);
+}
+
+/* A port in neither state is refused with EBUSY, at once. */
+static void bad_state_refused(void)
+{
+        struct pair p;
+
+        pair_create(&p, "race", NULL);
+        hostile_state(p.name);
+        pair_destroy(&p);
+}
+
+/* ROUNDS times: both owners SIGKILLed, CONTENDERS claimants at once;
+ * exactly one gets each port and keeps it, the others are told busy. */
+static void dead_owners_rounds(void)
+{
+        struct pair p;
+        const char *name = p.name;
         int round;
 
-        ntbt_set_log(test_log_hook, NULL);
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, NULL), 0);
-        hostile_state(name);
-        held_open_window(name);
-
+        pair_create(&p, "race", NULL);
         for (round = 0; round < ROUNDS; round++) {
                 int go[2], report[2], done[2], count[R_ERROR + 1] = {0};
                 pid_t holders[2], pids[CONTENDERS];
@@ -267,9 +286,17 @@ int main(void)
                 CHECK_EQ(count[R_PORT1], 1);
                 CHECK_EQ(count[R_BUSY], CONTENDERS - 2);
         }
-        CHECK_EQ(ntbt_shm_remove(name), 0);
-        printf("claim race: a takeover in progress waited for; %d rounds of %d claimants on two "
-               "dead owners' ports: ok\n",
-               ROUNDS, CONTENDERS);
-        return 0;
+        pair_destroy(&p);
+        printf("%d rounds of %d claimants on two dead owners' ports\n", ROUNDS, CONTENDERS);
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(bad_state_refused),
+    TEST_CASE(takeover_in_progress),
+    TEST_CASE(dead_owners_rounds),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

@@ -6,13 +6,13 @@
  * the frame, DONE on the wrong slot, undefined flag bits, out-of-range
  * rx_info, mismatched scratchpads, protocol version 3.  Counters rise, the
  * QP resets and says LINK_DOWN, nothing crashes, and a well-behaved peer
- * works afterwards.
+ * works afterwards.  Each case on a fresh device and QP.
  */
 #include "../harness.h"
 
 #include <pthread.h>
 
-#include "../support/stream.h"
+#include "../support/pair.h"
 
 #define MW_SIZE 65536u
 #define MTU     4096u
@@ -67,9 +67,9 @@ static int locked_get(int *v)
 
 #define WAIT_UNTIL(cond)                                                                           \
         do {                                                                                       \
-                int64_t d_ = test_now_ns() + 5000000000LL;                                         \
+                int64_t d_ = now_ns() + 5000000000LL;                                              \
                 while (!(cond)) {                                                                  \
-                        if (test_now_ns() > d_) {                                                  \
+                        if (now_ns() > d_) {                                                       \
                                 fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__,     \
                                         __LINE__, #cond);                                          \
                                 exit(1);                                                           \
@@ -115,13 +115,13 @@ static void raw_advertise(uint32_t version, uint32_t nqps, uint32_t nmws, uint64
  * may land after our write. */
 static void advertise_until_up(struct ntbt_transport *t, uint64_t size)
 {
-        int64_t deadline = test_now_ns() + 5000000000LL;
+        int64_t deadline = now_ns() + 5000000000LL;
 
         for (;;) {
                 raw_advertise(4, 2, 2, size);
                 if (ntbt_transport_link_is_up(t))
                         return;
-                if (test_now_ns() > deadline) {
+                if (now_ns() > deadline) {
                         fprintf(stderr, "%s:%d: transport did not come up\n", __FILE__, __LINE__);
                         exit(1);
                 }
@@ -194,40 +194,83 @@ static struct ntbt_qp_stats stats(struct ntbt_qp *qp)
         return st;
 }
 
-int main(void)
+static struct pair p;
+static struct ntbt_transport *t;
+static struct ntbt_qp *qp;
+
+/* ntbt's transport and QP 0 on port 0 (event mode, 32 buffers posted),
+ * the raw peer on port 1 with its link enabled. */
+static void setup(void)
 {
-        const char *name = test_dev_name("hostile");
         struct ntbt_shm_geom g = {.size = sizeof(g), .mw_size = MW_SIZE};
         struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = MTU};
         struct ntbt_qp_handlers h = {.rx = on_rx, .event = on_event};
         static uint8_t bufs[32][PAYLOAD];
-        struct ntbt_transport *t;
-        struct ntbt_dev *dev;
-        struct ntbt_qp *qp;
-        char spec[96], why[256];
         uint64_t size;
         void *in;
-        int i, n0;
 
+        pthread_mutex_lock(&lock);
+        ngot = downs = ups = last_reason = 0;
+        pthread_mutex_unlock(&lock);
+        raw_ver = 0;
+        __atomic_store_n(&saw_version_log, 0, __ATOMIC_SEQ_CST);
         ntbt_set_log(log_hook, NULL);
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, &g), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=0", name);
-        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &raw), 0);
+        pair_create(&p, "hostile", &g);
+        pair_open_dev(&p, 0);
+        raw = pair_open_dev(&p, 1);
         CHECK_EQ(ntbt_dev_mw_inbound(raw, 0, &in, &size), 0);
         raw_in = in;
         CHECK_EQ(ntbt_dev_link_enable(raw), 0);
 
-        CHECK_EQ(ntbt_transport_open(dev, &o, &t), 0);
+        CHECK_EQ(ntbt_transport_open(p.dev[0], &o, &p.t[0]), 0);
+        t = p.t[0];
         CHECK_EQ(ntbt_transport_qp_count(t), 2);
         CHECK_EQ(ntbt_qp_create(t, NULL, &h, NULL, &qp), 0);
-        for (i = 0; i < 32; i++)
-                CHECK_EQ(ntbt_qp_rx_enqueue(qp, NULL, bufs[i], PAYLOAD), 0);
+        pair_post(qp, bufs, 32, PAYLOAD);
         CHECK_EQ(ntbt_qp_link_up(qp), 0);
+}
 
-        /* ---- mismatched scratchpads: reported, named, retried ---- */
+/* A good handshake: the transport and QP 0 up with the raw peer. */
+static void handshake(void)
+{
+        WAIT_UNTIL(own_spad(0) == 4); /* ntbt advertised */
+        advertise_until_up(t, MW_SIZE);
+        CHECK_EQ(ntbt_transport_mismatch(t, NULL, 0), 0);
+        raw_qp_link();
+        WAIT_UNTIL(ntbt_qp_link_is_up(qp));
+        CHECK_EQ(ntbt_qp_max_payload(qp), PAYLOAD);
+}
+
+/* The raw peer goes first: a LINK_DOWN it would never take keeps the
+ * transport's close waiting a second. */
+static void teardown(void)
+{
+        pair_close(&p, 1);
+        WAIT_UNTIL(!ntbt_qp_link_is_up(qp));
+        ntbt_qp_free(qp);
+        pair_destroy(&p);
+}
+
+/* After a reset the QP is linked again and good frames flow. */
+static void frames_flow_again(void)
+{
+        int n0;
+
+        WAIT_UNTIL(ntbt_qp_link_is_up(qp));
+        n0 = locked_get(&ngot);
+        good_frame(0, 100, 0x11);
+        good_frame(1, 200, 0x22);
+        WAIT_UNTIL(locked_get(&ngot) == n0 + 2);
+        CHECK_EQ(got_len[n0], 100);
+        CHECK_EQ(got_byte[n0 + 1], 0x22);
+}
+
+/* Mismatched scratchpads: reported, named, retried; a flap cleans up. */
+static void mismatch_reported(void)
+{
+        char why[256];
+
+        setup();
         WAIT_UNTIL(own_spad(0) == 4); /* ntbt advertised */
         CHECK_EQ(own_spad(2), 2);
         CHECK_EQ(own_spad(3), 2);
@@ -259,26 +302,32 @@ int main(void)
         }
         CHECK_EQ(ntbt_dev_link_enable(raw), 0);
         WAIT_UNTIL(own_spad(0) == 4);
+        /* And a good handshake after it. */
+        handshake();
+        teardown();
+}
 
-        /* ---- a good handshake ---- */
-        advertise_until_up(t, MW_SIZE);
-        CHECK_EQ(ntbt_transport_mismatch(t, NULL, 0), 0);
-        raw_qp_link();
-        WAIT_UNTIL(ntbt_qp_link_is_up(qp));
-        CHECK_EQ(ntbt_qp_max_payload(qp), PAYLOAD);
-        /* The sender's own refusals (spec section 5 step 1), nothing written. */
-        {
-                static uint8_t big[PAYLOAD + 1];
+/* The sender's own refusals (spec section 5 step 1): nothing written. */
+static void sender_refusals(void)
+{
+        static uint8_t big[PAYLOAD + 1];
 
-                CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, big, PAYLOAD + 1, 0), -EMSGSIZE);
-                CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, big, 0, 0), -EINVAL);
-                CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, NULL, 1, 0), -EINVAL);
-                CHECK_EQ(ntbt_hdr(0, 2), 0u);
-                CHECK_EQ(stats(qp).tx_pkts, 0);
-        }
+        setup();
+        handshake();
+        CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, big, PAYLOAD + 1, 0), -EMSGSIZE);
+        CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, big, 0, 0), -EINVAL);
+        CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, NULL, 1, 0), -EINVAL);
+        CHECK_EQ(ntbt_hdr(0, 2), 0u);
+        CHECK_EQ(stats(qp).tx_pkts, 0);
         CHECK_EQ(ntbt_qp_tx_free(qp), ENTRIES - 1);
+        teardown();
+}
 
-        /* Good frames arrive, in order. */
+/* Good frames arrive, in order, and ntbt says what it consumed in rx_info. */
+static void good_frames_in_order(void)
+{
+        setup();
+        handshake();
         good_frame(0, 10, 0xa0);
         good_frame(1, PAYLOAD, 0xa1);
         WAIT_UNTIL(locked_get(&ngot) == 2);
@@ -287,19 +336,32 @@ int main(void)
         CHECK_EQ(got_len[1], PAYLOAD);
         /* ntbt wrote rx_info = 1 (the last slot it consumed) into our memory. */
         WAIT_UNTIL(__atomic_load_n((uint32_t *)(void *)(raw_in + RX_INFO), __ATOMIC_ACQUIRE) == 1);
+        teardown();
+}
 
-        /* ---- len larger than the frame: counted, -EMSGSIZE, slot consumed ---- */
-        raw_frame(2, raw_ver++, PAYLOAD + 1, 1u, 0xbb, 0);
-        raw_frame(3, raw_ver++, 0xffffffffu, 1u, 0xbb, 0);
-        good_frame(4, 7, 0xa4);
-        WAIT_UNTIL(locked_get(&ngot) == 5);
-        CHECK_EQ(got_len[2], -EMSGSIZE);
-        CHECK_EQ(got_len[3], -EMSGSIZE);
-        CHECK_EQ(got_len[4], 7);
-        CHECK_EQ(got_byte[4], 0xa4);
+/* len larger than the frame: counted, -EMSGSIZE, the slot consumed. */
+static void oversized_len(void)
+{
+        setup();
+        handshake();
+        raw_frame(0, raw_ver++, PAYLOAD + 1, 1u, 0xbb, 0);
+        raw_frame(1, raw_ver++, 0xffffffffu, 1u, 0xbb, 0);
+        good_frame(2, 7, 0xa4);
+        WAIT_UNTIL(locked_get(&ngot) == 3);
+        CHECK_EQ(got_len[0], -EMSGSIZE);
+        CHECK_EQ(got_len[1], -EMSGSIZE);
+        CHECK_EQ(got_len[2], 7);
+        CHECK_EQ(got_byte[2], 0xa4);
         CHECK_EQ(stats(qp).rx_err_oflow, 2);
+        teardown();
+}
 
-        /* ---- out-of-range rx_info: TX counts it and sends nothing ---- */
+/* Out-of-range rx_info: TX counts it and sends nothing; a good one frees
+ * the ring again. */
+static void bad_rx_info(void)
+{
+        setup();
+        handshake();
         CHECK_EQ(ntbt_dev_peer_mw_write32(raw, 0, RX_INFO, 5000), 0);
         CHECK_EQ(ntbt_qp_tx_free(qp), 0);
         CHECK_EQ(ntbt_qp_tx_enqueue(qp, NULL, "x", 1, 0), -EAGAIN);
@@ -311,87 +373,102 @@ int main(void)
         CHECK_EQ(ntbt_hdr(0, 1), 5u);
         CHECK_EQ(ntbt_hdr(0, 0), 0u);
         CHECK(memcmp(raw_in, "hello", 5) == 0);
-        /* The raw peer consumes it as the spec says. */
-        __atomic_store_n((uint32_t *)(void *)(raw_in + PAYLOAD + 8), 0u, __ATOMIC_RELEASE);
-        CHECK_EQ(ntbt_dev_peer_mw_write32(raw, 0, RX_INFO, 0), 0);
+        teardown();
+}
 
-        /* ---- DONE on the wrong slot: nothing is delivered until slot 5 ---- */
-        raw_frame(9, 5, 3, 1u, 0xcc, 3);
+/* DONE on the wrong slot: nothing is delivered until the slot due; then
+ * its ver is wrong: a protocol error, a reset and LINK_DOWN. */
+static void done_on_wrong_slot(void)
+{
+        int i, n0;
+
+        setup();
+        handshake();
+        raw_frame(4, 0, 3, 1u, 0xcc, 3);
         test_sleep_ms(50);
-        CHECK_EQ(locked_get(&ngot), 5);
-        /* Then the right slots; slot 9 has ver 5 where 9 is due: a protocol error. */
+        CHECK_EQ(locked_get(&ngot), 0);
+        /* Then the right slots; slot 4 has ver 0 where 4 is due. */
         n0 = locked_get(&downs);
-        for (i = 5; i < 9; i++)
+        for (i = 0; i < 4; i++)
                 good_frame((uint32_t)i, 1, (uint8_t)i);
         WAIT_UNTIL(locked_get(&downs) == n0 + 1);
-        CHECK_EQ(locked_get(&ngot), 9);
+        CHECK_EQ(locked_get(&ngot), 4);
         CHECK_EQ(locked_get(&last_reason), NTBT_QP_DOWN_PROTOCOL);
         CHECK_EQ(stats(qp).rx_err_ver, 1);
         CHECK_EQ(stats(qp).resets, 1);
-        /* ntbt sent LINK_DOWN in its next TX slot (1), ver 1. */
-        expect_link_down_and_relink(1, 1);
-        WAIT_UNTIL(ntbt_qp_link_is_up(qp));
+        /* ntbt sent LINK_DOWN in its next TX slot (0), ver 0. */
+        expect_link_down_and_relink(0, 0);
+        frames_flow_again();
+        teardown();
+}
 
-        /* ---- wrong ver on a fresh ring ---- */
+/* A wrong ver on a fresh ring: a protocol error, reset, relinked. */
+static void wrong_ver(void)
+{
+        int n0;
+
+        setup();
+        handshake();
         n0 = locked_get(&downs);
         raw_frame(0, 7, 4, 1u, 0xdd, 4);
         WAIT_UNTIL(locked_get(&downs) == n0 + 1);
-        CHECK_EQ(stats(qp).rx_err_ver, 2);
+        CHECK_EQ(locked_get(&last_reason), NTBT_QP_DOWN_PROTOCOL);
+        CHECK_EQ(stats(qp).rx_err_ver, 1);
         expect_link_down_and_relink(0, 0);
-        WAIT_UNTIL(ntbt_qp_link_is_up(qp));
+        frames_flow_again();
+        teardown();
+}
 
-        /* ---- undefined flag bits ---- */
+/* Undefined flag bits: a protocol error, reset, relinked. */
+static void undefined_flags(void)
+{
+        int n0;
+
+        setup();
+        handshake();
         n0 = locked_get(&downs);
         raw_frame(0, 0, 4, 1u | 0x100u, 0xee, 4);
         WAIT_UNTIL(locked_get(&downs) == n0 + 1);
         CHECK_EQ(stats(qp).rx_err_flags, 1);
         expect_link_down_and_relink(0, 0);
-        WAIT_UNTIL(ntbt_qp_link_is_up(qp));
+        frames_flow_again();
+        teardown();
+}
 
-        /* After all that, good frames flow again on the re-linked QP. */
-        n0 = locked_get(&ngot);
-        good_frame(0, 100, 0x11);
-        good_frame(1, 200, 0x22);
-        WAIT_UNTIL(locked_get(&ngot) == n0 + 2);
-        CHECK_EQ(got_len[n0], 100);
-        CHECK_EQ(got_byte[n0 + 1], 0x22);
+/* The hostile peer leaves (link lost); a well-behaved one then streams on
+ * the same device, both ways on two QPs. */
+static void good_peer_after(void)
+{
+        struct stream_cfg c = {.nqps = 2,
+                               .mtu = MTU,
+                               .bytes = 4 << 20,
+                               .send = 1,
+                               .recv = 1,
+                               .timeout_ns = 60 * 1000000000LL};
+        int n0;
 
-        /* ---- the hostile peer leaves; a well-behaved one works ---- */
+        setup();
+        handshake();
         n0 = locked_get(&downs);
-        ntbt_dev_close(raw);
+        pair_close(&p, 1);
         WAIT_UNTIL(!ntbt_qp_link_is_up(qp));
         /* link_is_up turns 0 as soon as the session ends; the down event,
          * with its reason, follows on the event thread. */
         WAIT_UNTIL(locked_get(&downs) == n0 + 1);
         CHECK_EQ(locked_get(&last_reason), NTBT_QP_DOWN_LINK_LOST);
         ntbt_qp_free(qp);
-        ntbt_transport_close(t);
-        ntbt_dev_close(dev);
-        {
-                struct stream_cfg c = {.nqps = 2,
-                                       .mtu = MTU,
-                                       .bytes = 4 << 20,
-                                       .send = 1,
-                                       .recv = 1,
-                                       .timeout_ns = 60 * 1000000000LL};
-                struct stream_cfg a = c, b = c;
-                char s0[96], s1[96];
-                pid_t pid;
+        pair_close(&p, 0);
+        pair_stream(&p, c, c);
+        pair_destroy(&p);
+}
 
-                snprintf(s0, sizeof(s0), "shm:%s,port=0", name);
-                snprintf(s1, sizeof(s1), "shm:%s,port=1", name);
-                a.spec = s0, a.side = 0;
-                b.spec = s1, b.side = 1;
-                pid = fork();
-                CHECK(pid >= 0);
-                if (pid == 0) {
-                        stream_run(&b);
-                        _exit(0);
-                }
-                stream_run(&a);
-                test_reap_ok(pid);
-        }
-        CHECK_EQ(ntbt_shm_remove(name), 0);
-        printf("hostile peer: ok\n");
-        return 0;
+static const struct test_case cases[] = {
+    TEST_CASE(mismatch_reported), TEST_CASE(sender_refusals), TEST_CASE(good_frames_in_order),
+    TEST_CASE(oversized_len),     TEST_CASE(bad_rx_info),     TEST_CASE(done_on_wrong_slot),
+    TEST_CASE(wrong_ver),         TEST_CASE(undefined_flags), TEST_CASE(good_peer_after),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

@@ -16,6 +16,8 @@
  */
 #include "../harness.h"
 
+#include "../support/pair.h"
+
 #define NBUF 4
 #define SEC  1000000000LL
 
@@ -128,12 +130,12 @@ static struct ntbt_transport *ta, *tb;
 
 static void wait_for(int *p, int want, const char *what)
 {
-        int64_t deadline = test_now_ns() + 10 * SEC;
+        int64_t deadline = now_ns() + 10 * SEC;
 
         while (get(p) < want) {
-                if (test_now_ns() > deadline)
+                if (now_ns() > deadline)
                         fprintf(stderr, "timed out waiting for %s (%d < %d)\n", what, get(p), want);
-                CHECK(test_now_ns() <= deadline);
+                CHECK(now_ns() <= deadline);
                 test_sleep_ms(1);
         }
 }
@@ -143,12 +145,12 @@ static void wait_for(int *p, int want, const char *what)
 static void check_released(int at_once)
 {
         struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .poll = 1};
-        int64_t deadline = test_now_ns() + 10 * SEC;
+        int64_t deadline = now_ns() + 10 * SEC;
         struct ntbt_qp *q;
         int ret;
 
         while ((ret = ntbt_qp_create(ta, &qo, NULL, NULL, &q)) == -EBUSY && !at_once &&
-               test_now_ns() < deadline)
+               now_ns() < deadline)
                 test_sleep_ms(1);
         CHECK_EQ(ret, 0);
         ntbt_qp_free(q);
@@ -211,9 +213,9 @@ static void run(const struct qcase *c)
                 CHECK_EQ(ntbt_qp_tx_enqueue_burst(qb, v, 3, 0), 3);
                 if (c->poll == 1) {
                         /* Inside ntbt_qp_poll itself. */
-                        deadline = test_now_ns() + 10 * SEC;
+                        deadline = now_ns() + 10 * SEC;
                         while ((ret = ntbt_qp_poll(qa, 64)) == 0) {
-                                CHECK(test_now_ns() < deadline);
+                                CHECK(now_ns() < deadline);
                                 test_sleep_ms(1);
                         }
                         CHECK_EQ(ret, -ESHUTDOWN);
@@ -237,17 +239,17 @@ static void run(const struct qcase *c)
                         wait_for(&a.frees, 1, "the free");
                         if (c->poll) {
                                 /* The poller finishes what the copy thread handed over. */
-                                deadline = test_now_ns() + 10 * SEC;
+                                deadline = now_ns() + 10 * SEC;
                                 while ((ret = ntbt_qp_poll(qa, 64)) >= 0) {
-                                        CHECK(test_now_ns() < deadline);
+                                        CHECK(now_ns() < deadline);
                                         test_sleep_ms(1);
                                 }
                                 CHECK_EQ(ret, -ESHUTDOWN);
                         }
                         /* Every queued buffer completes once. */
-                        deadline = test_now_ns() + 10 * SEC;
+                        deadline = now_ns() + 10 * SEC;
                         while (get(&a.tx_ok) + get(&a.tx_err) < 3)
-                                CHECK(test_now_ns() < deadline);
+                                CHECK(now_ns() < deadline);
                 } else {
                         /* Inline: all three were written; the handler of the
                          * first frees, the other two still complete. */
@@ -273,47 +275,52 @@ static void run(const struct qcase *c)
         else
                 CHECK_EQ(get(&a.tx_ok) + get(&a.tx_err), 0);
         ntbt_qp_free(qb);
-        printf("%s: ok\n", c->name);
 }
+
+/* One case on a fresh pair: both transports in this process. */
+static void with_pair(const struct qcase *c)
+{
+        struct pair p;
+
+        pair_create(&p, "freeh", NULL);
+        ta = pair_open(&p, 0, NULL);
+        tb = pair_open(&p, 1, NULL);
+        run(c);
+        pair_destroy(&p);
+}
+
+#define QCASE(fn, poll, thread, when)                                                              \
+        static void fn(void)                                                                       \
+        {                                                                                          \
+                static const struct qcase c = {#fn, poll, thread, when};                           \
+                with_pair(&c);                                                                     \
+        }
+
+QCASE(event_thread_rx_handler, 0, 0, FREE_ON_RX)
+QCASE(event_thread_event_handler, 0, 0, FREE_ON_UP)
+QCASE(qp_poll_rx_handler, 1, 0, FREE_ON_RX)
+QCASE(wait_tx_rx_handler, 2, 0, FREE_ON_RX)
+QCASE(wait_link_event_handler, 1, 0, FREE_ON_UP)
+QCASE(link_down_event_handler, 1, 0, FREE_ON_DOWN)
+QCASE(enqueuing_thread_tx_handler_event_mode, 0, 0, FREE_ON_TX)
+QCASE(enqueuing_thread_tx_handler_poll_mode, 1, 0, FREE_ON_TX)
+QCASE(copy_thread_tx_handler_event_mode, 0, 1, FREE_ON_TX)
+QCASE(copy_thread_tx_handler_poll_mode, 1, 1, FREE_ON_TX)
+
+static const struct test_case cases[] = {
+    TEST_CASE(event_thread_rx_handler),
+    TEST_CASE(event_thread_event_handler),
+    TEST_CASE(qp_poll_rx_handler),
+    TEST_CASE(wait_tx_rx_handler),
+    TEST_CASE(wait_link_event_handler),
+    TEST_CASE(link_down_event_handler),
+    TEST_CASE(enqueuing_thread_tx_handler_event_mode),
+    TEST_CASE(enqueuing_thread_tx_handler_poll_mode),
+    TEST_CASE(copy_thread_tx_handler_event_mode),
+    TEST_CASE(copy_thread_tx_handler_poll_mode),
+};
 
 int main(int argc, char **argv)
 {
-        static const struct qcase cases[] = {
-            {"event thread, rx handler", 0, 0, FREE_ON_RX},
-            {"event thread, event handler", 0, 0, FREE_ON_UP},
-            {"ntbt_qp_poll, rx handler", 1, 0, FREE_ON_RX},
-            {"ntbt_qp_wait_tx, rx handler", 2, 0, FREE_ON_RX},
-            {"ntbt_qp_wait_link, event handler", 1, 0, FREE_ON_UP},
-            {"ntbt_qp_link_down, event handler", 1, 0, FREE_ON_DOWN},
-            {"enqueuing thread, tx handler, event mode", 0, 0, FREE_ON_TX},
-            {"enqueuing thread, tx handler, poll mode", 1, 0, FREE_ON_TX},
-            {"copy thread, tx handler, event mode", 0, 1, FREE_ON_TX},
-            {"copy thread, tx handler, poll mode", 1, 1, FREE_ON_TX},
-        };
-        struct ntbt_dev *da, *db;
-        const char *name;
-        char spec[128];
-        size_t i;
-
-        ntbt_set_log(test_log_hook, NULL);
-        name = test_dev_name("freeh");
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, NULL), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=0", name);
-        CHECK_EQ(ntbt_dev_open(spec, &da), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &db), 0);
-        CHECK_EQ(ntbt_transport_open(da, NULL, &ta), 0);
-        CHECK_EQ(ntbt_transport_open(db, NULL, &tb), 0);
-        /* An argument runs one case (to see each one's sanitizer report). */
-        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-                if (argc < 2 || (size_t)atoi(argv[1]) == i)
-                        run(&cases[i]);
-        ntbt_transport_close(ta);
-        ntbt_transport_close(tb);
-        ntbt_dev_close(da);
-        ntbt_dev_close(db);
-        CHECK_EQ(ntbt_shm_remove(name), 0);
-        printf("qp free in handler: %zu contexts ok\n", i);
-        return 0;
+        return test_main(argc, argv, TEST_CASES(cases));
 }

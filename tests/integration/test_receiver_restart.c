@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <signal.h>
 
+#include "../support/pair.h"
 #include "../support/stream.h"
 #include "transport/wire.h"
 
@@ -32,7 +33,7 @@
 #define DATA_QP 1  /* QP 0 holds the event thread in the event-mode case */
 #define POOL    64 /* one buffer per frame of a stream: the copy thread reads them late */
 
-static const char *name;
+static struct pair p;
 
 /* ---- the receiver: a child process on port 0 ---- */
 
@@ -107,7 +108,7 @@ static uint64_t r_frames(struct rx_state *s)
 }
 
 /* expect 0: the first receiver, which runs until it is killed. */
-static void receiver(uint64_t seed, uint64_t expect, int fd, int link_q0)
+static void receiver(const char *name, uint64_t seed, uint64_t expect, int fd, int link_q0)
 {
         struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = MTU, .max_qps = 2};
         struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = DATA_QP};
@@ -119,7 +120,7 @@ static void receiver(uint64_t seed, uint64_t expect, int fd, int link_q0)
         struct ntbt_transport *t;
         struct ntbt_qp *qp, *q0 = NULL;
         struct ntbt_dev *dev;
-        int64_t deadline = test_now_ns() + 30 * SEC;
+        int64_t deadline = now_ns() + 30 * SEC;
         char spec[96];
         int i;
 
@@ -139,13 +140,13 @@ static void receiver(uint64_t seed, uint64_t expect, int fd, int link_q0)
         }
         if (!expect) {
                 for (;;) {
-                        CHECK(test_now_ns() < deadline);
+                        CHECK(now_ns() < deadline);
                         test_sleep_ms(10);
                 }
         }
         /* The sender's new stream, then its clean close. */
         while (r_get(&s, &s.downs) < 1) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 test_sleep_ms(1);
         }
         CHECK_EQ(r_get(&s, &s.ups), 1);
@@ -160,20 +161,17 @@ static void receiver(uint64_t seed, uint64_t expect, int fd, int link_q0)
         ntbt_dev_close(dev);
 }
 
-static pid_t spawn_receiver(uint64_t seed, uint64_t expect, int fd, int link_q0)
+/* The receiver, re-executed as the pair's peer. */
+static void spawn_receiver(uint64_t seed, uint64_t expect, int fd, int link_q0)
 {
         char a_seed[32], a_expect[32], a_fd[16], a_q0[4];
-        char *args[] = {"receiver_restart", "recv", (char *)name, a_seed,
-                        a_expect,           a_fd,   a_q0,         NULL};
-        pid_t pid;
+        char *args[] = {"receiver_restart", "recv", p.name, a_seed, a_expect, a_fd, a_q0, NULL};
 
         snprintf(a_seed, sizeof(a_seed), "%llu", (unsigned long long)seed);
         snprintf(a_expect, sizeof(a_expect), "%llu", (unsigned long long)expect);
         snprintf(a_fd, sizeof(a_fd), "%d", fd);
         snprintf(a_q0, sizeof(a_q0), "%d", link_q0);
-        pid = test_spawn(args);
-        CHECK(pid > 0);
-        return pid;
+        pair_spawn(&p, args);
 }
 
 /* ---- the sender (this process, port 1) ---- */
@@ -190,7 +188,7 @@ static struct gate gate = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void gate_pass(struct gate *g)
 {
-        int64_t deadline = test_now_ns() + 30 * SEC;
+        int64_t deadline = now_ns() + 30 * SEC;
 
         pthread_mutex_lock(&g->lock);
         if (g->armed) {
@@ -198,7 +196,7 @@ static void gate_pass(struct gate *g)
 
                 while (g->opened < ticket) {
                         pthread_mutex_unlock(&g->lock);
-                        CHECK(test_now_ns() < deadline);
+                        CHECK(now_ns() < deadline);
                         test_sleep_ms(1);
                         pthread_mutex_lock(&g->lock);
                 }
@@ -218,10 +216,10 @@ static int gate_get(struct gate *g, int *field)
 
 static void gate_wait(struct gate *g, int reached)
 {
-        int64_t deadline = test_now_ns() + 10 * SEC;
+        int64_t deadline = now_ns() + 10 * SEC;
 
         while (gate_get(g, &g->reached) < reached)
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
 }
 
 static void gate_set(struct gate *g, int armed, int open)
@@ -265,7 +263,7 @@ static uint8_t pool_old[POOL][PAYLOAD], pool_new[POOL][PAYLOAD];
 static int send_stream(struct ntbt_qp *qp, uint64_t seed, uint64_t n, uint8_t (*pool)[PAYLOAD],
                        void (*after_first)(void))
 {
-        int64_t deadline = test_now_ns() + 20 * SEC;
+        int64_t deadline = now_ns() + 20 * SEC;
         int first = 1, first_ret = 0;
         uint64_t i = 0;
 
@@ -274,7 +272,7 @@ static int send_stream(struct ntbt_qp *qp, uint64_t seed, uint64_t n, uint8_t (*
                 uint32_t len = stream_len(seed, i, PAYLOAD, SIZES_RANDOM);
                 int ret;
 
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 stream_fill(seed, i, pool[i], len);
                 ret = ntbt_qp_tx_enqueue(qp, NULL, pool[i], len, 0);
                 if (first) {
@@ -300,17 +298,17 @@ static int send_stream(struct ntbt_qp *qp, uint64_t seed, uint64_t n, uint8_t (*
 /* The first receiver wrote one byte per frame it checked. */
 static void read_checked(int fd, uint64_t n)
 {
-        int64_t deadline = test_now_ns() + 20 * SEC;
+        int64_t deadline = now_ns() + 20 * SEC;
         uint64_t got = 0;
         char buf[64];
 
         while (got < n) {
-                struct pollfd p = {.fd = fd, .events = POLLIN};
+                struct pollfd in = {.fd = fd, .events = POLLIN};
                 size_t want = n - got < sizeof(buf) ? (size_t)(n - got) : sizeof(buf);
                 ssize_t r;
 
-                CHECK(test_now_ns() < deadline);
-                if (poll(&p, 1, 100) != 1)
+                CHECK(now_ns() < deadline);
+                if (poll(&in, 1, 100) != 1)
                         continue;
                 r = read(fd, buf, want);
                 CHECK(r > 0);
@@ -318,32 +316,22 @@ static void read_checked(int fd, uint64_t n)
         }
 }
 
-static void kill_receiver(pid_t pid)
-{
-        int st = 0;
-
-        CHECK_EQ(kill(pid, SIGKILL), 0);
-        CHECK(waitpid(pid, &st, 0) == pid);
-        /* Exited by itself: it failed a check (its stderr says which). */
-        CHECK(WIFSIGNALED(st));
-}
-
 static void wait_transport(struct ntbt_transport *t, int up)
 {
-        int64_t deadline = test_now_ns() + 10 * SEC;
+        int64_t deadline = now_ns() + 10 * SEC;
 
         while (ntbt_transport_link_is_up(t) != up) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 test_sleep_ms(1);
         }
 }
 
 static void wait_dev_link(struct ntbt_dev *dev, int up)
 {
-        int64_t deadline = test_now_ns() + 10 * SEC;
+        int64_t deadline = now_ns() + 10 * SEC;
 
         while (ntbt_dev_link_is_up(dev) != up) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 test_sleep_ms(1);
         }
 }
@@ -351,14 +339,14 @@ static void wait_dev_link(struct ntbt_dev *dev, int up)
 /* The new receiver zeroed its ring and requests the QP (its bit in our spad[1]). */
 static void wait_peer_request(struct ntbt_dev *dev, unsigned q)
 {
-        int64_t deadline = test_now_ns() + 10 * SEC;
+        int64_t deadline = now_ns() + 10 * SEC;
         uint32_t v = 0;
 
         for (;;) {
                 CHECK_EQ(ntbt_dev_spad_read(dev, NTB_SPAD_QP_LINKS, &v), 0);
                 if (v & (1u << q))
                         return;
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 test_sleep_ms(1);
         }
 }
@@ -386,22 +374,17 @@ static void scenario(enum mode m)
         struct ntbt_transport *t;
         struct ntbt_dev *dev;
         int pfd[2], entries, first, i;
-        char spec[96];
-        pid_t r1, r2;
 
         memset(gate.res, 0, sizeof(gate.res));
         memset(gate.done, 0, sizeof(gate.done));
         gate.armed = gate.reached = gate.opened = 0;
-        name = test_dev_name(m == M_POLL ? "rr-poll" : m == M_EVENT ? "rr-event" : "rr-thread");
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, &g), 0);
+        pair_create(&p, m == M_POLL ? "rr-poll" : m == M_EVENT ? "rr-event" : "rr-thread", &g);
         CHECK_EQ(pipe(pfd), 0);
-        r1 = spawn_receiver(seed_old, 0, pfd[1], m == M_EVENT);
+        spawn_receiver(seed_old, 0, pfd[1], m == M_EVENT);
         close(pfd[1]);
 
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
-        CHECK_EQ(ntbt_transport_open(dev, &o, &t), 0);
+        t = pair_open(&p, 1, &o);
+        dev = p.dev[1];
         CHECK_EQ(ntbt_transport_qp_count(t), 2);
         if (m == M_EVENT)
                 CHECK_EQ(ntbt_qp_create(t, &q0o, &h0, NULL, &q0), 0);
@@ -419,9 +402,9 @@ static void scenario(enum mode m)
         CHECK_EQ(ntbt_qp_wait_tx(qp, entries - 1, 10 * SEC), 0); /* every slot given back */
 
         if (m == M_POLL) {
-                kill_receiver(r1);
+                pair_kill(&p);
                 wait_transport(t, 0);
-                r2 = spawn_receiver(seed_new, n_new, -1, 0);
+                spawn_receiver(seed_new, n_new, -1, 0);
                 wait_peer_request(dev, DATA_QP);
                 first = send_stream(qp, seed_new, n_new, pool_new, NULL);
         } else if (m == M_EVENT) {
@@ -432,9 +415,9 @@ static void scenario(enum mode m)
                 gate_set(&gate, 1, 0);
                 CHECK_EQ(ntbt_qp_link_up(q0), 0);
                 gate_wait(&gate, 1);
-                kill_receiver(r1);
+                pair_kill(&p);
                 wait_dev_link(dev, 0);
-                r2 = spawn_receiver(seed_new, n_new, -1, 0);
+                spawn_receiver(seed_new, n_new, -1, 0);
                 wait_dev_link(dev, 1);
                 gate_set(&gate, 1, 1);
                 gate_wait(&gate, 2);
@@ -453,22 +436,22 @@ static void scenario(enum mode m)
                 gate_wait(&gate, 1);
                 CHECK_EQ(ntbt_qp_tx_enqueue(qp, (void *)2, pool_old[n_old], len, 0), 0);
                 CHECK_EQ(ntbt_qp_tx_enqueue(qp, (void *)3, pool_old[n_old], len, 0), 0);
-                kill_receiver(r1);
+                pair_kill(&p);
                 wait_transport(t, 0);
-                r2 = spawn_receiver(seed_new, n_new, -1, 0);
+                spawn_receiver(seed_new, n_new, -1, 0);
                 wait_peer_request(dev, DATA_QP);
                 open_gate_for_good();
                 for (i = 2; i <= 3; i++) {
-                        int64_t deadline = test_now_ns() + 10 * SEC;
+                        int64_t deadline = now_ns() + 10 * SEC;
 
                         while (!gate_get(&gate, &gate.done[i]))
-                                CHECK(test_now_ns() < deadline);
+                                CHECK(now_ns() < deadline);
                 }
                 first = send_stream(qp, seed_new, n_new, pool_new, NULL);
         }
         CHECK_EQ(ntbt_qp_wait_tx(qp, entries - 1, 10 * SEC), 0); /* the new receiver took all */
         CHECK_EQ(ntbt_qp_link_down(qp), 0);                      /* LINK_DOWN: it checks, exits */
-        test_reap_ok(r2);
+        pair_reap(&p);
         /* The reservation of the old session was refused, not written. */
         CHECK_EQ(first, -ENOLINK);
         if (m == M_THREAD) {
@@ -478,28 +461,40 @@ static void scenario(enum mode m)
         ntbt_qp_free(qp);
         if (q0)
                 ntbt_qp_free(q0);
-        ntbt_transport_close(t);
-        ntbt_dev_close(dev);
+        pair_destroy(&p);
         close(pfd[0]);
-        CHECK_EQ(ntbt_shm_remove(name), 0);
         printf("receiver restart, %s: %llu old frames, then %llu new ones from frame 0\n", names[m],
                (unsigned long long)n_old, (unsigned long long)n_new);
 }
 
+static void poll_mode(void)
+{
+        scenario(M_POLL);
+}
+
+static void event_mode(void)
+{
+        scenario(M_EVENT);
+}
+
+static void copy_thread(void)
+{
+        scenario(M_THREAD);
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(poll_mode),
+    TEST_CASE(event_mode),
+    TEST_CASE(copy_thread),
+};
+
 int main(int argc, char **argv)
 {
-        int m;
-
-        ntbt_set_log(test_log_hook, NULL);
         if (argc == 7 && !strcmp(argv[1], "recv")) {
-                name = argv[2];
-                receiver(strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), atoi(argv[5]),
-                         atoi(argv[6]));
+                ntbt_set_log(test_log_hook, NULL);
+                receiver(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
+                         atoi(argv[5]), atoi(argv[6]));
                 return 0;
         }
-        /* An argument runs one mode (0 poll, 1 event, 2 copy thread). */
-        for (m = M_POLL; m <= M_THREAD; m++)
-                if (argc < 2 || atoi(argv[1]) == m)
-                        scenario((enum mode)m);
-        return 0;
+        return test_main(argc, argv, TEST_CASES(cases));
 }

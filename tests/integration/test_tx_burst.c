@@ -7,10 +7,11 @@
  * only in part), the copy mode flipping between bursts, arrives whole and
  * in order (the receiver checks every byte) with every completion in order.
  * Both transports live in this process (two ports, poll mode), driven from
- * this thread.
+ * this thread; each case on a fresh pair.
  */
 #include "../harness.h"
 
+#include "../support/pair.h"
 #include "../support/session.h"
 #include "../support/txlog.h"
 
@@ -32,52 +33,42 @@ static struct ntbt_tx_buf frame(uint64_t seed, int f, uint32_t payload)
 
 static void drain(struct ntbt_qp *qa, struct ntbt_qp *qb, struct session_rx *s, uint64_t frames)
 {
-        int64_t deadline = test_now_ns() + 20000000000LL;
+        int64_t deadline = now_ns() + 20000000000LL;
 
         while (session_get(s, &s->total_frames) < frames) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 ntbt_qp_poll(qb, 64);
                 ntbt_qp_poll(qa, 16);
         }
 }
 
-int main(void)
+static struct pair p;
+static struct txlog l;
+static struct session_rx s;
+static struct ntbt_qp *qa, *qb;
+static uint64_t seed;
+static uint32_t payload;
+
+/* Sender qa on port 0, checking receiver qb on port 1, both linked. */
+static void setup(void)
 {
-        struct txlog l = TXLOG_INIT;
         struct ntbt_qp_handlers tx_h = {.tx = txlog_on_tx};
         struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .poll = 1};
-        uint64_t seed = stream_seed(1, 0), rng = 12345;
-        struct ntbt_transport *ta, *tb;
-        struct ntbt_dev *da, *db;
-        struct ntbt_qp *qa, *qb;
-        struct ntbt_tx_buf v[48];
-        struct session_rx s;
-        const char *name;
-        char spec[128];
-        uint32_t payload;
         int64_t deadline;
-        int i, f = 0, bursts = 0, partial = 0;
 
-        ntbt_set_log(test_log_hook, NULL);
-        name = test_dev_name("burst");
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, NULL), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=0", name);
-        CHECK_EQ(ntbt_dev_open(spec, &da), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &db), 0);
-        CHECK_EQ(ntbt_transport_open(da, NULL, &ta), 0);
-        CHECK_EQ(ntbt_transport_open(db, NULL, &tb), 0);
-        CHECK_EQ(ntbt_qp_create(ta, &qo, &tx_h, &l, &qa), 0);
+        l = (struct txlog)TXLOG_INIT;
+        seed = stream_seed(1, 0);
+        pair_create(&p, "burst", NULL);
+        pair_open(&p, 0, NULL);
+        pair_open(&p, 1, NULL);
+        qa = pair_qp(&p, 0, &qo, &tx_h, &l);
         session_init(&s, 65524, SIZES_RANDOM);
-        CHECK_EQ(ntbt_qp_create(tb, &qo, &session_handlers, &s, &qb), 0);
-        for (i = 0; i < 64; i++)
-                CHECK_EQ(ntbt_qp_rx_enqueue(qb, NULL, rxbufs[i], sizeof(rxbufs[i])), 0);
-        CHECK_EQ(ntbt_qp_link_up(qa), 0);
+        CHECK_EQ(ntbt_qp_create(p.t[1], &qo, &session_handlers, &s, &qb), 0);
+        pair_post(qb, rxbufs, 64, sizeof(rxbufs[0]));
         CHECK_EQ(ntbt_qp_link_up(qb), 0);
-        deadline = test_now_ns() + 10000000000LL;
+        deadline = now_ns() + 10000000000LL;
         while (!ntbt_qp_link_is_up(qa) || !ntbt_qp_link_is_up(qb)) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 ntbt_qp_poll(qa, 0);
                 ntbt_qp_poll(qb, 0);
                 test_sleep_ms(1);
@@ -85,8 +76,30 @@ int main(void)
         payload = ntbt_qp_max_payload(qa);
         CHECK_EQ(payload, 65524);
         CHECK_EQ(ntbt_qp_tx_entries(qa), 63);
+}
 
-        /* ---- 1. bad arguments: -EINVAL, and nothing goes out ---- */
+static void teardown(void)
+{
+        int64_t deadline = now_ns() + 10000000000LL;
+
+        /* qb takes qa's LINK_DOWN before it goes: a close that sent one
+         * nobody polls for lingers a second (transport_linger). */
+        ntbt_qp_free(qa);
+        while (ntbt_qp_link_is_up(qb)) {
+                CHECK(now_ns() < deadline);
+                ntbt_qp_poll(qb, 64);
+        }
+        ntbt_qp_free(qb);
+        session_destroy(&s);
+        pair_destroy(&p);
+}
+
+/* Bad arguments: -EINVAL, and nothing goes out. */
+static void bad_args_send_nothing(void)
+{
+        struct ntbt_tx_buf v[2];
+
+        setup();
         CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, v, 0, 0), -EINVAL);
         CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, NULL, 1, 0), -EINVAL);
         v[0] = frame(seed, 0, payload);
@@ -96,23 +109,39 @@ int main(void)
         CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, v, 2, 0), -EINVAL);
         CHECK_EQ(ntbt_qp_tx_free(qa), 62); /* all free: one slot always stays empty */
         CHECK_EQ(txlog_get(&l, &l.n), 0);
+        teardown();
+}
 
-        /* ---- 2. MORE leaves the doorbell unrung; the next burst rings once ---- */
-        ntbt_dev_db_clear(db, 1);
+/* NTBT_TX_MORE leaves the doorbell unrung; the next burst rings once. */
+static void more_defers_doorbell(void)
+{
+        struct ntbt_tx_buf v[3];
+        int i, f = 0;
+
+        setup();
+        ntbt_dev_db_clear(p.dev[1], 1);
         for (i = 0; i < 3; i++)
                 v[i] = frame(seed, f + i, payload);
         CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, v, 3, NTBT_TX_MORE), 3);
         f += 3;
-        CHECK_EQ(ntbt_dev_db_read(db) & 1, 0); /* inline: the frames are written, not rung */
-        CHECK_EQ(txlog_get(&l, &l.n), 3);      /* inline completions, before returning */
+        CHECK_EQ(ntbt_dev_db_read(p.dev[1]) & 1, 0); /* inline: the frames are written, not rung */
+        CHECK_EQ(txlog_get(&l, &l.n), 3);            /* inline completions, before returning */
         for (i = 0; i < 2; i++)
                 v[i] = frame(seed, f + i, payload);
         CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, v, 2, 0), 2);
         f += 2;
-        CHECK_EQ(ntbt_dev_db_read(db) & 1, 1);
+        CHECK_EQ(ntbt_dev_db_read(p.dev[1]) & 1, 1);
         drain(qa, qb, &s, (uint64_t)f);
+        teardown();
+}
 
-        /* ---- 3. a burst stops before a buffer that is too long ---- */
+/* A burst stops before a buffer longer than the max payload. */
+static void stops_before_too_long(void)
+{
+        struct ntbt_tx_buf v[3];
+        int f = 0;
+
+        setup();
         v[0] = frame(seed, f, payload);
         v[1] = frame(seed, f + 1, payload);
         v[2] = (struct ntbt_tx_buf){.data = too_big, .len = payload + 1};
@@ -121,8 +150,19 @@ int main(void)
         CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, v + 2, 1, 0), -EMSGSIZE);
         drain(qa, qb, &s, (uint64_t)f);
         CHECK_EQ(txlog_get(&l, &l.n), f);
+        teardown();
+}
 
-        /* ---- 4. a stream in bursts, partly taken, across mode switches ---- */
+/* 20000 frames in bursts of 1..48, many taken only in part, the copy mode
+ * flipping every 13 bursts: whole, in order, every completion in order. */
+static void stream_in_partial_bursts(void)
+{
+        struct ntbt_tx_buf v[48];
+        uint64_t rng = 12345;
+        int64_t deadline;
+        int i, f = 0, bursts = 0, partial = 0;
+
+        setup();
         while (f < 20000) {
                 int m = 1 +
                         (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 58) %
@@ -137,9 +177,9 @@ int main(void)
                                                              : NTBT_TX_THREAD),
                                  0);
                 /* Pool slots are reused only after their completion. */
-                deadline = test_now_ns() + 20000000000LL;
+                deadline = now_ns() + 20000000000LL;
                 while (txlog_get(&l, &l.n) < f + m - POOL) {
-                        CHECK(test_now_ns() < deadline);
+                        CHECK(now_ns() < deadline);
                         ntbt_qp_poll(qb, 64);
                 }
                 for (i = 0; i < m; i++)
@@ -147,7 +187,7 @@ int main(void)
                 while (k < m) {
                         ret = ntbt_qp_tx_enqueue_burst(qa, v + k, (unsigned)(m - k), 0);
                         if (ret == -EAGAIN) {
-                                CHECK(test_now_ns() < deadline);
+                                CHECK(now_ns() < deadline);
                                 ntbt_qp_poll(qb, 64);
                                 ntbt_qp_poll(qa, 16);
                                 continue;
@@ -160,9 +200,9 @@ int main(void)
                 f += m;
         }
         drain(qa, qb, &s, (uint64_t)f);
-        deadline = test_now_ns() + 10000000000LL;
+        deadline = now_ns() + 10000000000LL;
         while (txlog_get(&l, &l.n) < f) /* the copy thread completes just after ringing */
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
         CHECK_EQ(txlog_get(&l, &l.n), 20000);
         pthread_mutex_lock(&l.lock);
         CHECK_EQ(l.out_of_order, 0);
@@ -171,13 +211,17 @@ int main(void)
         CHECK(partial > 0); /* the ring did cut bursts short */
         printf("tx_burst: %d bursts, %d taken in part, %d frames in order\n", bursts, partial, f);
 
-        ntbt_qp_free(qa);
-        ntbt_qp_free(qb);
-        session_destroy(&s);
-        ntbt_transport_close(ta);
-        ntbt_transport_close(tb);
-        ntbt_dev_close(da);
-        ntbt_dev_close(db);
-        ntbt_shm_remove(name);
-        return 0;
+        teardown();
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(bad_args_send_nothing),
+    TEST_CASE(more_defers_doorbell),
+    TEST_CASE(stops_before_too_long),
+    TEST_CASE(stream_in_partial_bursts),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

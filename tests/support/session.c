@@ -91,6 +91,17 @@ int session_get_int(struct session_rx *s, const int *field)
         return v;
 }
 
+void session_check_clean(struct ntbt_qp *qp)
+{
+        struct ntbt_qp_stats st = {.size = sizeof(st)};
+
+        CHECK_EQ(ntbt_qp_stats(qp, &st), 0);
+        CHECK_EQ(st.rx_err_ver, 0);
+        CHECK_EQ(st.rx_err_oflow, 0);
+        CHECK_EQ(st.rx_err_flags, 0);
+        CHECK_EQ(st.resets, 0);
+}
+
 void session_send(struct ntbt_qp *qp, uint64_t frames, enum size_mode sizes, int64_t timeout_ns)
 {
         uint32_t payload = ntbt_qp_max_payload(qp);

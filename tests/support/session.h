@@ -32,6 +32,8 @@ extern const struct ntbt_qp_handlers session_handlers;
 /* Snapshot a field under the lock. */
 uint64_t session_get(struct session_rx *s, const uint64_t *field);
 int session_get_int(struct session_rx *s, const int *field);
+/* CHECK that qp counted no protocol error (ver, oflow, flags) and no reset. */
+void session_check_clean(struct ntbt_qp *qp);
 /* Send `frames` frames of side 1's QP-0 stream (frames 0..n-1) on a poll-mode QP. */
 void session_send(struct ntbt_qp *qp, uint64_t frames, enum size_mode sizes, int64_t timeout_ns);
 

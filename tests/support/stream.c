@@ -120,7 +120,7 @@ static void *qp_thread(void *arg)
 {
         struct qp_side *s = arg;
         const struct stream_cfg *c = s->cfg;
-        int64_t deadline = test_now_ns() + c->timeout_ns;
+        int64_t deadline = now_ns() + c->timeout_ns;
         uint64_t seed = stream_seed(c->side, s->q), sent = 0, i = 0;
         uint8_t *buf = malloc(s->payload);
         int entries;
@@ -134,7 +134,7 @@ static void *qp_thread(void *arg)
                         len = (uint32_t)(c->bytes - sent);
                 stream_fill(seed, i, buf, len);
                 while ((ret = ntbt_qp_tx_enqueue(s->qp, NULL, buf, len, 0)) == -EAGAIN) {
-                        ret = ntbt_qp_wait_tx(s->qp, 1, deadline - test_now_ns());
+                        ret = ntbt_qp_wait_tx(s->qp, 1, deadline - now_ns());
                         if (ret)
                                 fprintf(stderr, "qp %d: wait_tx: %d\n", s->q, ret);
                         CHECK_EQ(ret, 0);
@@ -152,7 +152,7 @@ static void *qp_thread(void *arg)
                 /* The peer closes only after taking every frame. */
                 if (__atomic_load_n(&s->peer_closed, __ATOMIC_SEQ_CST))
                         break;
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 CHECK(ntbt_qp_link_is_up(s->qp));
                 if (c->poll)
                         ntbt_qp_poll(s->qp, 64);
@@ -160,10 +160,10 @@ static void *qp_thread(void *arg)
                         usleep(100);
         }
         while (c->recv && !__atomic_load_n(&s->rx_done, __ATOMIC_SEQ_CST)) {
-                if (test_now_ns() > deadline)
+                if (now_ns() > deadline)
                         fprintf(stderr, "qp %d: timeout with %llu of %llu bytes received\n", s->q,
                                 (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_target);
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 if (c->poll)
                         ntbt_qp_poll(s->qp, 64);
                 else

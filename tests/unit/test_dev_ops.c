@@ -7,6 +7,7 @@
  */
 #include "../harness.h"
 
+#include "../support/pair.h"
 #include "dev/dev.h"
 #include "dev/wrap.h"
 
@@ -223,25 +224,57 @@ static void overridden(struct ntbt_dev *peer)
         CHECK_EQ(db_sets, 1);
 }
 
-int main(void)
+static struct pair pr;
+static struct ntbt_dev *peer;
+
+/* A shm device, its port 1 open (which registers the built-in types). */
+static void fixture_up(void)
 {
-        struct ntbt_dev *peer;
-        char spec[128];
+        pair_create(&pr, "ops", NULL);
+        name = pr.name;
+        peer = pair_open_dev(&pr, 1);
+}
 
-        ntbt_set_log(test_log_hook, NULL);
-        name = test_dev_name("ops");
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, NULL), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &peer), 0); /* registers the built-in types */
-
+/* Registration refuses a table without a required op. */
+static void required_ops(void)
+{
+        fixture_up();
         required();
-        optional(peer);
-        forwarded(peer);
-        overridden(peer);
+        pair_destroy(&pr);
+}
 
-        ntbt_dev_close(peer);
-        CHECK_EQ(ntbt_shm_remove(name), 0);
-        printf("device ops: ok\n");
-        return 0;
+/* A missing optional op is filled with its stub. */
+static void optional_ops_stubbed(void)
+{
+        fixture_up();
+        optional(peer);
+        pair_destroy(&pr);
+}
+
+/* A wrapper forwards every op it does not define, open and close included. */
+static void wrapper_forwards(void)
+{
+        fixture_up();
+        forwarded(peer);
+        pair_destroy(&pr);
+}
+
+/* A wrapper's own op overrides the device inside. */
+static void wrapper_overrides(void)
+{
+        fixture_up();
+        overridden(peer);
+        pair_destroy(&pr);
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(required_ops),
+    TEST_CASE(optional_ops_stubbed),
+    TEST_CASE(wrapper_forwards),
+    TEST_CASE(wrapper_overrides),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

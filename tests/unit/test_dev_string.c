@@ -4,6 +4,8 @@
  */
 #include "../harness.h"
 
+#include "../support/pair.h"
+
 static void refused(const char *spec, const char *word)
 {
         struct ntbt_dev *dev = NULL;
@@ -159,17 +161,36 @@ static void parser(void)
         }
 }
 
-int main(void)
+static struct pair pr;
+static const char *name;
+
+static void fixture_up(void)
 {
-        const char *name = test_dev_name("str");
-        struct ntbt_dev *dev = NULL;
+        pair_create(&pr, "str", NULL);
+        name = pr.name;
+}
+
+static void fixture_down(void)
+{
+        pair_destroy(&pr);
+        CHECK_EQ(ntbt_shm_remove(name), -ENOENT);
+}
+
+/* ntbt_dev_parse splits a string into its parts, or names what is wrong. */
+static void parses(void)
+{
+        fixture_up();
+        parser();
+        fixture_down();
+}
+
+/* A bad string is refused, naming the fault; so is a kdev: path that is
+ * not an ntb_user bridge. */
+static void bad_strings_refused(void)
+{
         char spec[128];
 
-        ntbt_set_log(test_log_hook, NULL);
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, NULL), 0);
-
-        parser();
+        fixture_up();
         refused("nope:x", "unknown device type 'nope'");
         refused("noColon", "TYPE:NAME");
         refused(":x", "TYPE:NAME");
@@ -186,7 +207,16 @@ int main(void)
         kdev_refused("kdev:/tmp", -ENODEV, "not an ntb_user bridge");
         kdev_refused("kdev:/nonexistent-ntbt-user9", -ENOENT, "No such file");
         kdev_refused("kdev:0000:99:00.0", -ENODEV, "no ntb_user bridge is bound");
+        fixture_down();
+}
 
+/* Good strings open, on the port they name; pcie: wraps the shm device. */
+static void good_strings_open(void)
+{
+        struct ntbt_dev *dev = NULL;
+        char spec[128];
+
+        fixture_up();
         /* The control: a good string opens, on the port it names. */
         snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
         CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
@@ -205,8 +235,13 @@ int main(void)
         CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
         CHECK_EQ(ntbt_dev_port(dev), 0);
         ntbt_dev_close(dev);
+        fixture_down();
+}
 
-        /* Bad geometry on create names the field. */
+/* A bad geometry on create names the field. */
+static void bad_geometry_named(void)
+{
+        fixture_up();
         {
                 struct ntbt_shm_geom g = {.size = sizeof(g), .mw_size = 5000};
 
@@ -214,8 +249,17 @@ int main(void)
                 CHECK_EQ(ntbt_shm_create("t-geom-bad", &g), -EINVAL);
                 CHECK(strstr(test_last_log, "mw_size") != NULL);
         }
-        CHECK_EQ(ntbt_shm_remove(name), 0);
-        CHECK_EQ(ntbt_shm_remove(name), -ENOENT);
-        printf("device strings: ok\n");
-        return 0;
+        fixture_down();
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(parses),
+    TEST_CASE(bad_strings_refused),
+    TEST_CASE(good_strings_open),
+    TEST_CASE(bad_geometry_named),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

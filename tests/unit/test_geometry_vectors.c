@@ -4,7 +4,7 @@
 
 #include "transport/geometry.h"
 
-int main(void)
+static void every_vector_reproduced(void)
 {
         char line[512];
         int rows = 0;
@@ -65,5 +65,13 @@ int main(void)
                 CHECK_EQ(geom_qp(1ull << 32, 1, 1, 0, 65536, &g), -EINVAL); /* truncates to 0 */
         }
         printf("geometry vectors: %d rows ok\n", rows);
-        return 0;
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(every_vector_reproduced),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

@@ -114,27 +114,57 @@ static void check_refusal(const char *args, const char *want)
         CHECK(access(cmd, F_OK) != 0);
 }
 
-int main(void)
+/* Refused values are named by their option and create nothing. */
+static void refusals_named(void)
 {
-        char name[64];
-
         check_refusal("--mw-count 65", "--mw-count 65 is out of range");
         check_refusal("--heartbeat-ms 60001", "--heartbeat-ms 60001 is out of range");
         check_refusal("--heartbeat-ms 5", "--heartbeat-ms 5 is out of range (10-10000)");
         check_refusal("--heartbeat-ms 100 --remote-timeout-ms 150", "remote_timeout_ms");
         check_refusal("--mw-size x", "--mw-size: 'x' is not a number (4K-1G)");
+}
+
+static void default_geometry(void)
+{
+        char name[64];
 
         snprintf(name, sizeof(name), "fmt-def-%d", (int)getpid());
         check_file(name, "", 2, 16, 0xFFFF, 4ull << 20, 4096, 100, 1000);
+}
+
+static void odd_geometry(void)
+{
+        char name[64];
+
         snprintf(name, sizeof(name), "fmt-odd-%d", (int)getpid());
         check_file(name, "--mw-count 3 --mw-size 64K --spad-count 20 --db-bits 24 --xlat-align 8K",
                    3, 20, 0xFFFFFF, 65536, 8192, 100, 1000);
+}
+
+static void small_windows_timing(void)
+{
+        char name[64];
+
         snprintf(name, sizeof(name), "fmt-8k-%d", (int)getpid());
         check_file(name, "--mw-size 8K --heartbeat-ms 50 --remote-timeout-ms 300", 2, 16, 0xFFFF,
                    8192, 4096, 50, 300);
+}
+
+static void max_geometry(void)
+{
+        char name[64];
+
         snprintf(name, sizeof(name), "fmt-max-%d", (int)getpid());
         check_file(name, "--mw-count 8 --mw-size 4K --spad-count 64 --db-bits 64", 8, 64, ~0ull,
                    4096, 4096, 100, 1000);
-        printf("shm format: ok\n");
-        return 0;
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(refusals_named),       TEST_CASE(default_geometry), TEST_CASE(odd_geometry),
+    TEST_CASE(small_windows_timing), TEST_CASE(max_geometry),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

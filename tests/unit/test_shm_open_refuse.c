@@ -94,28 +94,62 @@ static void expect_refused(const char *tag, const struct hdr *h, uint64_t size, 
         unlink(path);
 }
 
-int main(void)
+/* Opening spec fails with err, and the log says word. */
+static void open_refused(const char *spec, int err, const char *word)
 {
-        struct hdr h;
+        struct ntbt_dev *dev = NULL;
+
+        test_last_log[0] = '\0';
+        CHECK_EQ(ntbt_dev_open(spec, &dev), err);
+        if (!strstr(test_last_log, word))
+                fprintf(stderr, "%s: the log said '%s', wanted '%s'\n", spec, test_last_log, word);
+        CHECK(strstr(test_last_log, word) != NULL);
+}
+
+/* A private folder for the case's files. */
+static void fixture_up(void)
+{
+        snprintf(dir, sizeof(dir), "/tmp/ntbt-refuse-XXXXXX");
+        CHECK(mkdtemp(dir) != NULL);
+}
+
+static void fixture_down(void)
+{
+        rmdir(dir);
+}
+
+/* A good file named tag in the folder. */
+static const char *good_file(const char *tag)
+{
+        struct hdr h = good();
+
+        return write_file(tag, &h, h.file_bytes);
+}
+
+/* Control: the good file opens, so the refusals below mean something. */
+static void good_file_opens(void)
+{
         struct ntbt_dev *dev = NULL;
         char spec[PATH_MAX + 80];
         const char *path;
-        char link[PATH_MAX + 64];
 
-        ntbt_set_log(test_log_hook, NULL);
-        snprintf(dir, sizeof(dir), "/tmp/ntbt-refuse-XXXXXX");
-        CHECK(mkdtemp(dir) != NULL);
-
-        /* Control: the good file opens, so the refusals below mean something. */
-        h = good();
-        path = write_file("good", &h, h.file_bytes);
+        fixture_up();
+        path = good_file("good");
         snprintf(spec, sizeof(spec), "shm:%s", path);
         CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
         CHECK_EQ(ntbt_dev_mw_count(dev), 1);
         CHECK_EQ(ntbt_dev_spad_count(dev), 8);
         ntbt_dev_close(dev);
         unlink(path);
+        fixture_down();
+}
 
+/* Each header field out of its range is refused, naming the field. */
+static void bad_header_refused(void)
+{
+        struct hdr h;
+
+        fixture_up();
         CHECK_EQ(good().file_bytes, 32768);
         h = good(), h.magic = "NTBTSHM3";
         expect_refused("magic", &h, h.file_bytes, EINVAL, "magic");
@@ -171,42 +205,59 @@ int main(void)
         expect_refused("tmo-short", &h, h.file_bytes, EINVAL, "remote_timeout_ms");
         h = good(), h.remote_timeout_ms = 60001;
         expect_refused("tmo-long", &h, h.file_bytes, EINVAL, "remote_timeout_ms");
+        fixture_down();
+}
 
-        /* A FIFO at the path neither blocks the open nor is accepted. */
+/* A FIFO at the path neither blocks the open nor is accepted. */
+static void fifo_refused(void)
+{
+        char spec[PATH_MAX + 80];
+        char link[PATH_MAX + 64];
+
+        fixture_up();
         snprintf(link, sizeof(link), "%s/fifo", dir);
         CHECK_EQ(mkfifo(link, 0600), 0);
         snprintf(spec, sizeof(spec), "shm:%s", link);
-        test_last_log[0] = '\0';
-        CHECK_EQ(ntbt_dev_open(spec, &dev), -EINVAL);
-        CHECK(strstr(test_last_log, "not a regular file") != NULL);
+        open_refused(spec, -EINVAL, "not a regular file");
         unlink(link);
+        fixture_down();
+}
 
-        /* A symlink to a good file is refused (O_NOFOLLOW). */
-        h = good();
-        path = write_file("target", &h, h.file_bytes);
+/* A symlink to a good file is refused (O_NOFOLLOW). */
+static void symlink_refused(void)
+{
+        char spec[PATH_MAX + 80];
+        const char *path;
+        char link[PATH_MAX + 64];
+
+        fixture_up();
+        path = good_file("target");
         snprintf(link, sizeof(link), "%s/link", dir);
         CHECK_EQ(symlink(path, link), 0);
         snprintf(spec, sizeof(spec), "shm:%s", link);
-        test_last_log[0] = '\0';
-        CHECK_EQ(ntbt_dev_open(spec, &dev), -ELOOP);
-        CHECK(strstr(test_last_log, "symbolic link") != NULL);
+        open_refused(spec, -ELOOP, "symbolic link");
         unlink(link);
         unlink(path);
+        fixture_down();
+}
 
-        /* A file that others may write, or that another user owns: refused
-         * unless the device string says shared=1 (issue: another local
-         * user could capture or inject data). */
-        h = good();
-        path = write_file("groupw", &h, h.file_bytes);
+/* A file that others may write, or that another user owns: refused unless
+ * the device string says shared=1 (issue: another local user could capture
+ * or inject data). */
+static void others_writable_refused(void)
+{
+        struct ntbt_dev *dev = NULL;
+        char spec[PATH_MAX + 80];
+        const char *path;
+
+        fixture_up();
+        path = good_file("groupw");
         CHECK_EQ(chmod(path, 0620), 0);
         snprintf(spec, sizeof(spec), "shm:%s", path);
-        test_last_log[0] = '\0';
-        CHECK_EQ(ntbt_dev_open(spec, &dev), -EPERM);
-        CHECK(strstr(test_last_log, "the group") && strstr(test_last_log, "shared=1"));
+        open_refused(spec, -EPERM, "the group");
+        CHECK(strstr(test_last_log, "shared=1") != NULL);
         CHECK_EQ(chmod(path, 0602), 0);
-        test_last_log[0] = '\0';
-        CHECK_EQ(ntbt_dev_open(spec, &dev), -EPERM);
-        CHECK(strstr(test_last_log, "others") != NULL);
+        open_refused(spec, -EPERM, "others");
         snprintf(spec, sizeof(spec), "shm:%s,shared=1", path);
         CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
         ntbt_dev_close(dev);
@@ -219,9 +270,7 @@ int main(void)
         if (geteuid() == 0) {
                 CHECK_EQ(chown(path, 65534, 65534), 0);
                 snprintf(spec, sizeof(spec), "shm:%s", path);
-                test_last_log[0] = '\0';
-                CHECK_EQ(ntbt_dev_open(spec, &dev), -EPERM);
-                CHECK(strstr(test_last_log, "owned by uid 65534") != NULL);
+                open_refused(spec, -EPERM, "owned by uid 65534");
                 snprintf(spec, sizeof(spec), "shm:%s,shared=1", path);
                 CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
                 ntbt_dev_close(dev);
@@ -229,11 +278,27 @@ int main(void)
                 printf("not root: the other-owner case is left out\n");
         }
         unlink(path);
+        fixture_down();
+}
 
-        /* A missing file. */
+/* A missing file: -ENOENT. */
+static void missing_file(void)
+{
+        struct ntbt_dev *dev = NULL;
+        char spec[PATH_MAX + 80];
+
+        fixture_up();
         snprintf(spec, sizeof(spec), "shm:%s/none", dir);
         CHECK_EQ(ntbt_dev_open(spec, &dev), -ENOENT);
-        rmdir(dir);
-        printf("shm open refusals: ok\n");
-        return 0;
+        fixture_down();
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(good_file_opens), TEST_CASE(bad_header_refused),      TEST_CASE(fifo_refused),
+    TEST_CASE(symlink_refused), TEST_CASE(others_writable_refused), TEST_CASE(missing_file),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }

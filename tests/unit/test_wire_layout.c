@@ -9,7 +9,7 @@
 #include "transport/geometry.h"
 #include "transport/wire.h"
 
-int main(void)
+static void offsets_match_spec(void)
 {
         struct qp_geom g;
 
@@ -52,5 +52,13 @@ int main(void)
         CHECK_EQ(g.offset, 1 << 19);
         CHECK_EQ(g.rx_info_off, (1 << 20) - 4);
         printf("wire layout: ok\n");
-        return 0;
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(offsets_match_spec),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }
