@@ -178,9 +178,18 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
  */
 void ntbt_qp_free(struct ntbt_qp *qp);
 
-/* Post a receive buffer of len bytes; buf_ctx comes back with it. */
+/*
+ * Post a receive buffer of len bytes, from any thread; buf_ctx comes back
+ * with it.  Buffers are used in the order they were posted (posts made
+ * concurrently on several threads in some order among them).
+ */
 int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t len);
-/* Take a posted buffer back while the QP is down: 0, -ENOENT when none, -EBUSY while up. */
+/*
+ * Take a posted buffer back while the QP is down, oldest first: 0, -ENOENT
+ * when none, -EBUSY while up, and after a link loss until the QP's owner has
+ * taken the QP down (the event thread does so at once, a poll-mode QP in
+ * its next ntbt_qp_poll).
+ */
 int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len);
 
 /* More frames follow at once: do not ring the doorbell for this one. */

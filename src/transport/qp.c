@@ -130,6 +130,9 @@ static void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
                 qp_links_write(t, qp->num, 0);
         if (tell)
                 forget_peer_request(qp);
+        /* The buffers the owner holds go back to the queue before the QP
+         * reads as down (link_up below), after which rx_remove may pop. */
+        rx_cache_return(qp);
         pthread_mutex_lock(&qp->tx_lock);
         tx_rollback_locked(qp);
         /* Spec section 7: the LINK_DOWN frame goes out after our bit is
@@ -429,6 +432,10 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         int n = qp_service_body(qp, budget, busy, handshaking);
 
+        /* Buffers held while down: a give-back that could not allocate. */
+        if (qp->state != QP_UP && qp->rxc.count)
+                rx_cache_return(qp);
+
         if (qp->t->stats && (qp->state != qp->stats_state || n == 0 || !(++qp->stats_svc & 63))) {
                 int64_t now = now_coarse_ns();
 
@@ -563,7 +570,7 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         pthread_mutex_init(&qp->tx_lock, NULL);
         pthread_mutex_init(&qp->frame_lock, NULL);
         qp->tx_mode = NTBT_TX_INLINE;
-        rxq_init(&qp->rxq);
+        rxq_init(qp);
 
         pthread_mutex_lock(&t->lock);
         if (o.qp_num != NTBT_QP_ANY) {
@@ -594,7 +601,7 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
 static void qp_destroy(struct ntbt_qp *qp)
 {
         copy_thread_stop(qp->copier);
-        rxq_destroy(&qp->rxq);
+        rxq_destroy(qp);
         pthread_mutex_destroy(&qp->frame_lock);
         pthread_mutex_destroy(&qp->tx_lock);
         free(qp);
@@ -617,7 +624,7 @@ static void cancel_rx_buffers(struct ntbt_qp *qp)
 {
         struct rx_buf b;
 
-        while (rxq_pop(&qp->rxq, &b) == 0)
+        while (rx_take_any(qp, &b) == 0)
                 if (qp->h.rx)
                         qp->h.rx(qp, qp->ctx, b.ctx, b.data, -ECANCELED);
 }
@@ -636,6 +643,7 @@ static void qp_close_owner(struct ntbt_qp *qp)
                 qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
         else if (qp->state != QP_DOWN)
                 qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        rx_cache_return(qp);                   /* if qp_go_down could not (see rx_cache_return) */
         stats_file_qp_gone(t->stats, qp->num); /* before the number can be reused */
 }
 
@@ -1063,19 +1071,21 @@ int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t l
         /* After a free nothing is posted (it would never come back). */
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
-        return rxq_push(&qp->rxq, &b);
+        return rx_post(qp, &b);
 }
 
 int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len)
 {
         struct rx_buf b;
+        int ret;
 
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
         if (ntbt_qp_link_is_up(qp))
                 return -EBUSY;
-        if (rxq_pop(&qp->rxq, &b))
-                return -ENOENT;
+        ret = rx_remove(qp, &b);
+        if (ret)
+                return ret;
         if (buf_ctx)
                 *buf_ctx = b.ctx;
         if (data)

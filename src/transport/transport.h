@@ -53,11 +53,26 @@ struct rx_buf {
         uint32_t len;
 };
 
-/* Posted receive buffers: a growable FIFO shared by the client and the owner. */
-struct rxq {
-        pthread_mutex_t lock;
+/* A growable FIFO of posted receive buffers. */
+struct rx_ring {
         struct rx_buf *v;
         uint32_t cap, head, count;
+};
+
+/*
+ * Posted receive buffers (rx.c): the shared queue, which any thread posts
+ * to under its lock, in front of which sits the owner's cache (struct
+ * ntbt_qp's rxc): the buffers the owner took from the queue in one go, and
+ * those its own rx handler posts again while the queue is empty.  Every
+ * cached buffer was posted before every queued one, so the owner uses them
+ * cache first, in posting order; the cache goes back to the queue's front
+ * before any other thread may pop (rx_cache_return).
+ */
+struct rxq {
+        pthread_mutex_t lock;
+        /* r.count is written under the lock, and read without it by the
+         * owner's handler (rx_post): an atomic, relaxed access. */
+        struct rx_ring r;
 };
 
 /*
@@ -160,6 +175,12 @@ struct ntbt_qp {
         uint32_t rx_info_every; /* frames between rx_info writes in a walk */
         uint8_t *rx_win;        /* our inbound window holding the RX ring */
         uint32_t rx_index, rx_pkts;
+        /* Posted buffers the owner took from rxq or its handler posted
+         * (struct rxq); rx_held mirrors rxc.count, written by the owner
+         * alone, read by ntbt_qp_rx_remove (an atomic: rx_cache_return
+         * says why relaxed is enough). */
+        struct rx_ring rxc;
+        uint32_t rx_held;
         /* When the statistics are next due: a relaxed atomic, as senders
          * publish too (qp_stats_publish says why relaxed is enough). */
         int64_t stats_next;
@@ -321,9 +342,21 @@ struct rx_stop {
 /* The owner, with the QP up: walk the ring, up to budget frames, each to a
  * posted buffer and the rx handler; returns frames delivered. */
 int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop);
-void rxq_init(struct rxq *q);
-void rxq_destroy(struct rxq *q);
-int rxq_push(struct rxq *q, const struct rx_buf *b);
-int rxq_pop(struct rxq *q, struct rx_buf *b);
+/* Posted buffers (struct rxq): rxq_init/rxq_destroy set up and free both
+ * the queue and the owner's cache. */
+void rxq_init(struct ntbt_qp *qp);
+void rxq_destroy(struct ntbt_qp *qp);
+/* Any thread: post a buffer (0 or -ENOMEM). */
+int rx_post(struct ntbt_qp *qp, const struct rx_buf *b);
+/* Any thread, the QP down: take the oldest posted buffer back; -ENOENT
+ * when none, -EBUSY while the owner still holds buffers (it has not yet
+ * seen the link go down). */
+int rx_remove(struct ntbt_qp *qp, struct rx_buf *b);
+/* The owner, before anything that lets another thread pop (the QP leaves
+ * QP_UP, a free): its cache back to the front of the queue. */
+void rx_cache_return(struct ntbt_qp *qp);
+/* The end of a free, the owner gone: the oldest buffer left, cache first;
+ * -ENOENT when none. */
+int rx_take_any(struct ntbt_qp *qp, struct rx_buf *b);
 
 #endif
