@@ -7,6 +7,7 @@
  *   stats.c        the statistics file's reader (another process)
  *   link.c         the transport: open/close, handshake, the event thread
  *   qp.c           queue pairs: state machine, lifetime, the client calls
+ *   zc.c           zero copy: frames read in place, a send into our buffer
  *   tx.c  rx.c     the transmit and receive rings
  *   stats_file.c   the statistics file's writer, handed whole records
  *   copy_thread.c  a job queue with its own thread
@@ -184,6 +185,14 @@ struct ntbt_qp {
         /* When the statistics are next due: a relaxed atomic, as senders
          * publish too (qp_stats_publish says why relaxed is enough). */
         int64_t stats_next;
+        /* Zero-copy receive (zc.c), owner-only.  Frames handed out are the
+         * slots from rx_index (the oldest held) up to zc_next; zc_skip marks
+         * those consumed already (a refused length); zc_gen moves on every
+         * reset and voids frames held from before. */
+        int zc_rx;
+        uint32_t zc_next, zc_next_pkts, zc_held, zc_gen, zc_released, zc_pending;
+        uint8_t *zc_skip;
+        uint32_t zc_skip_n;
 
         /* Posted receive buffers: clients and the owner, under its lock. */
         _Alignas(64) struct rxq rxq;
@@ -216,6 +225,11 @@ struct ntbt_qp {
          * the last one's DONE word and the tx_gen it was written in. */
         uint32_t job_unrung, job_gen;
         uint64_t job_done_off;
+        /* Zero-copy send (zc.c): zc_tx_open (seq_cst) is claimed by the one
+         * reservation open; its holder alone uses the staging buffer. */
+        int zc_tx_open;
+        uint32_t zc_len_max, zc_stage_cap;
+        void *zc_stage;
 
         struct qp_counters c;
 };
@@ -326,6 +340,13 @@ int tx_send_link_down_locked(struct ntbt_qp *qp);
 void tx_reset_locked(struct ntbt_qp *qp);
 void tx_rollback_locked(struct ntbt_qp *qp);
 
+/* tx_send's flags: also the library's own bit, besides NTBT_TX_MORE. */
+#define TX_INLINE_ONLY 0x80000000u /* -EOPNOTSUPP in thread mode (a staging buffer) */
+/* Under nothing: whether a frame of len could be sent now (0), or
+ * -ENOLINK, -EMSGSIZE, -EAGAIN (rings for MORE frames), -EOPNOTSUPP
+ * (thread mode). */
+int tx_can_send(struct ntbt_qp *qp, uint32_t len);
+
 /* ---- rx.c: the receive ring (called by qp.c) ---- */
 
 /* Why a walk stopped early, for the caller to act on (qp.c). */
@@ -358,5 +379,21 @@ void rx_cache_return(struct ntbt_qp *qp);
 /* The end of a free, the owner gone: the oldest buffer left, cache first;
  * -ENOENT when none. */
 int rx_take_any(struct ntbt_qp *qp, struct rx_buf *b);
+
+/* ---- zc.c: zero copy, on the rings (called by qp.c) ---- */
+
+/* The owner: forget what the ring handed out (a reset or a new ring);
+ * flush: write a pending rx_info first (the session still current). */
+void zc_rx_reset(struct ntbt_qp *qp, int flush);
+/* The owner: the next frame (0), -EAGAIN, -EMSGSIZE, or a stop (1, with
+ * stop->why set, as rx_process reports it). */
+int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop);
+int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f);
+void zc_rx_flush(struct ntbt_qp *qp);
+int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf);
+/* *tick as tx_send's. */
+int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick);
+int zc_tx_abort(struct ntbt_qp *qp);
+void zc_destroy(struct ntbt_qp *qp);
 
 #endif

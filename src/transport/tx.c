@@ -300,6 +300,10 @@ retry:
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
         }
+        if ((flags & TX_INLINE_ONLY) && qp->tx_mode == NTBT_TX_THREAD) {
+                pthread_mutex_unlock(&qp->tx_lock);
+                return -EOPNOTSUPP;
+        }
         if (qp->tx_mode == NTBT_TX_INLINE && qp->copier && !copy_thread_idle(qp->copier)) {
                 /* Just switched from thread mode: let the thread finish what
                  * it holds, so frames and completions stay in order.  Not
@@ -363,6 +367,27 @@ retry:
         pthread_mutex_unlock(&qp->frame_lock);
         pthread_mutex_unlock(&qp->tx_lock);
         return (int)k;
+}
+
+int tx_can_send(struct ntbt_qp *qp, uint32_t len)
+{
+        int ret = 0;
+
+        pthread_mutex_lock(&qp->tx_lock);
+        if (qp->tx_mode == NTBT_TX_THREAD) {
+                ret = -EOPNOTSUPP;
+        } else if (!tx_live_locked(qp)) {
+                ret = -ENOLINK;
+        } else if (len > qp->tx_g.payload) {
+                ret = -EMSGSIZE;
+        } else if (tx_free_for(qp, 1) == 0) {
+                STAT_ADD(qp, tx_ring_full, 1);
+                /* As tx_send: frames sent with MORE must be rung now. */
+                tx_doorbell_pending_locked(qp);
+                ret = -EAGAIN;
+        }
+        pthread_mutex_unlock(&qp->tx_lock);
+        return ret;
 }
 
 void tx_rollback_locked(struct ntbt_qp *qp)
