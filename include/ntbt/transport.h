@@ -269,12 +269,13 @@ int ntbt_qp_rx_release(struct ntbt_qp *qp, struct ntbt_rx_frame *f);
  * bytes (as ntbt_qp_tx_enqueue does: same ordering, NTBT_TX_MORE; no tx
  * handler call, the buffer is the library's), ntbt_qp_tx_abort drops it.
  * The buffer is a staging buffer the commit copies into the slot (no device
- * maps the peer's window for us yet).  reserve: -EBUSY (a reservation is
- * open), -EOPNOTSUPP (NTBT_TX_THREAD), -EINVAL (len_max 0), -EMSGSIZE,
- * -ENOLINK, -EAGAIN (no free slot now).  commit: -EINVAL (len 0 or no
- * reservation), -EMSGSIZE (len > len_max), and reserve's -ENOLINK,
- * -EAGAIN, -EOPNOTSUPP, after which the reservation stays open: commit
- * again or abort.  abort: 0, -EINVAL with none open.
+ * maps the peer's window for us yet).  A reservation takes no lock and
+ * does not look at the ring: reserve says -EBUSY (a reservation is open),
+ * -EOPNOTSUPP (NTBT_TX_THREAD), -EINVAL (len_max 0), -EMSGSIZE, -ENOLINK;
+ * commit says -EINVAL (len 0 or no reservation), -EMSGSIZE (len >
+ * len_max), and -EAGAIN (no free slot: ntbt_qp_wait_tx), -ENOLINK,
+ * -EOPNOTSUPP, after which the reservation stays open: commit again or
+ * abort.  abort: 0, -EINVAL with none open.
  */
 int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf);
 int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags);

@@ -534,7 +534,10 @@ int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
                         return ret;
                 }
         }
-        qp->tx_mode = mode;
+        /* Relaxed: read under tx_lock, except by ntbt_qp_tx_reserve's
+         * early check, which wants the value only; its commit checks again
+         * under the lock (tx_send). */
+        store_relaxed(&qp->tx_mode, mode);
         pthread_mutex_unlock(&qp->tx_lock);
         return 0;
 }
@@ -1162,7 +1165,8 @@ int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
 {
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
-        return zc_tx_reserve(qp, len_max, buf);
+        /* No lock: the commit checks all of it again under tx_lock. */
+        return zc_tx_reserve(qp, len_max, buf, ntbt_qp_link_is_up(qp), ntbt_qp_max_payload(qp));
 }
 
 int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags)

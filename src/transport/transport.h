@@ -342,10 +342,6 @@ void tx_rollback_locked(struct ntbt_qp *qp);
 
 /* tx_send's flags: also the library's own bit, besides NTBT_TX_MORE. */
 #define TX_INLINE_ONLY 0x80000000u /* -EOPNOTSUPP in thread mode (a staging buffer) */
-/* Under nothing: whether a frame of len could be sent now (0), or
- * -ENOLINK, -EMSGSIZE, -EAGAIN (rings for MORE frames), -EOPNOTSUPP
- * (thread mode). */
-int tx_can_send(struct ntbt_qp *qp, uint32_t len);
 
 /* ---- rx.c: the receive ring (called by qp.c) ---- */
 
@@ -390,7 +386,8 @@ void zc_rx_reset(struct ntbt_qp *qp, int flush);
 int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop);
 int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f);
 void zc_rx_flush(struct ntbt_qp *qp);
-int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf);
+/* up, max_payload: the QP's now (qp.c knows them). */
+int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload);
 /* *tick as tx_send's. */
 int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick);
 int zc_tx_abort(struct ntbt_qp *qp);

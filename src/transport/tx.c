@@ -369,27 +369,6 @@ retry:
         return (int)k;
 }
 
-int tx_can_send(struct ntbt_qp *qp, uint32_t len)
-{
-        int ret = 0;
-
-        pthread_mutex_lock(&qp->tx_lock);
-        if (qp->tx_mode == NTBT_TX_THREAD) {
-                ret = -EOPNOTSUPP;
-        } else if (!tx_live_locked(qp)) {
-                ret = -ENOLINK;
-        } else if (len > qp->tx_g.payload) {
-                ret = -EMSGSIZE;
-        } else if (tx_free_for(qp, 1) == 0) {
-                STAT_ADD(qp, tx_ring_full, 1);
-                /* As tx_send: frames sent with MORE must be rung now. */
-                tx_doorbell_pending_locked(qp);
-                ret = -EAGAIN;
-        }
-        pthread_mutex_unlock(&qp->tx_lock);
-        return ret;
-}
-
 void tx_rollback_locked(struct ntbt_qp *qp)
 {
         /* Slots reserved for jobs the copy thread has not written are given

@@ -168,9 +168,14 @@ int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f)
 
 /* ---- send (any thread; one reservation open per QP) ---- */
 
-int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
+/*
+ * No lock and no look at the ring: a reservation costs one CAS, and the
+ * commit, which sends under tx_lock as every send does, is where a full
+ * ring (-EAGAIN) or a link lost meanwhile is found.
+ */
+int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload)
 {
-        int none = 0, ret;
+        int none = 0, ret = 0;
 
         if (!len_max || !buf)
                 return -EINVAL;
@@ -179,7 +184,13 @@ int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
          * buffer happens before ours. */
         if (!cas_sc(&qp->zc_tx_open, &none, 1))
                 return -EBUSY;
-        ret = tx_can_send(qp, len_max);
+        /* Relaxed: an early answer only (set_tx_mode says why). */
+        if (load_relaxed(&qp->tx_mode) == NTBT_TX_THREAD)
+                ret = -EOPNOTSUPP;
+        else if (!up)
+                ret = -ENOLINK;
+        else if (len_max > max_payload)
+                ret = -EMSGSIZE;
         if (!ret && qp->zc_stage_cap < len_max) {
                 void *p = malloc(len_max);
 

@@ -127,11 +127,11 @@ static void send_zc(struct ntbt_qp *qp, uint64_t seq, uint32_t len)
         void *buf;
         int ret;
 
-        while ((ret = ntbt_qp_tx_reserve(qp, len, &buf)) == -EAGAIN)
+        CHECK_EQ(ntbt_qp_tx_reserve(qp, len, &buf), 0);
+        fill(buf, seq, len);
+        while ((ret = ntbt_qp_tx_commit(qp, len, 0)) == -EAGAIN)
                 CHECK(test_now_ns() < deadline);
         CHECK_EQ(ret, 0);
-        fill(buf, seq, len);
-        CHECK_EQ(ntbt_qp_tx_commit(qp, len, 0), 0);
 }
 
 /* 2: n frames from A to B (zc or copy send), B holding up to `hold`. */
@@ -152,11 +152,11 @@ static void stream_to_b(struct pair *p, int zc_send, uint64_t n, unsigned hold)
                         int ret;
 
                         if (zc_send) {
-                                ret = ntbt_qp_tx_reserve(p->qa, len, &buf);
-                                if (ret == 0) {
-                                        fill(buf, sent, len);
-                                        CHECK_EQ(ntbt_qp_tx_commit(p->qa, len, 0), 0);
-                                }
+                                CHECK_EQ(ntbt_qp_tx_reserve(p->qa, len, &buf), 0);
+                                fill(buf, sent, len);
+                                ret = ntbt_qp_tx_commit(p->qa, len, 0);
+                                if (ret)
+                                        CHECK_EQ(ntbt_qp_tx_abort(p->qa), 0);
                         } else {
                                 fill(src, sent, len);
                                 ret = ntbt_qp_tx_enqueue(p->qa, NULL, src, len, 0);
@@ -209,14 +209,14 @@ static void stream_to_a(struct pair *p, uint64_t n)
                 if (sent < n) {
                         uint32_t len = size_of(sent, max);
 
-                        ret = ntbt_qp_tx_reserve(p->qb, len, &buf);
+                        CHECK_EQ(ntbt_qp_tx_reserve(p->qb, len, &buf), 0);
+                        fill(buf, sent, len);
+                        ret = ntbt_qp_tx_commit(p->qb, len, NTBT_TX_MORE * (sent & 1));
                         if (ret == 0) {
-                                fill(buf, sent, len);
-                                CHECK_EQ(ntbt_qp_tx_commit(p->qb, len, NTBT_TX_MORE * (sent & 1)),
-                                         0);
                                 sent++;
                         } else {
                                 CHECK_EQ(ret, -EAGAIN);
+                                CHECK_EQ(ntbt_qp_tx_abort(p->qb), 0);
                         }
                 }
                 ntbt_qp_poll(p->qa, 16);
@@ -292,17 +292,24 @@ int main(void)
         CHECK_EQ(ntbt_qp_set_tx_mode(p->qa, NTBT_TX_INLINE), 0);
 
         /* ---- 4. holding every frame: the sender fills up, nothing is overwritten ---- */
-        for (n = 0; (ret = ntbt_qp_tx_reserve(p->qa, 64, &buf)) == 0; n++) {
+        for (n = 0;; n++) {
+                CHECK_EQ(ntbt_qp_tx_reserve(p->qa, 64, &buf), 0);
                 fill(buf, 10000 + (uint64_t)n, 64);
-                CHECK_EQ(ntbt_qp_tx_commit(p->qa, 64, 0), 0);
+                ret = ntbt_qp_tx_commit(p->qa, 64, 0);
+                if (ret)
+                        break;
         }
         CHECK_EQ(ret, -EAGAIN);
+        CHECK_EQ(ntbt_qp_tx_reserve(p->qa, 64, &buf2), -EBUSY); /* still open */
+        CHECK_EQ(ntbt_qp_tx_abort(p->qa), 0);
         CHECK_EQ((uint32_t)n, entries - 1);
         for (i = 0; i < n; i++)
                 CHECK_EQ(ntbt_qp_rx_get(p->qb, &f[i]), 0);
         CHECK_EQ(ntbt_qp_rx_get(p->qb, &g), -EAGAIN);
         ntbt_qp_poll(p->qb, 16);
-        CHECK_EQ(ntbt_qp_tx_reserve(p->qa, 64, &buf), -EAGAIN); /* still all held */
+        CHECK_EQ(ntbt_qp_tx_reserve(p->qa, 64, &buf), 0);
+        CHECK_EQ(ntbt_qp_tx_commit(p->qa, 64, 0), -EAGAIN); /* still all held */
+        CHECK_EQ(ntbt_qp_tx_abort(p->qa), 0);
         for (i = 0; i < n; i++)
                 CHECK(f[i].len == 64 && check(f[i].data, 10000 + (uint64_t)i, 64));
         CHECK_EQ(ntbt_qp_rx_release(p->qb, &f[1]), -EINVAL); /* out of order */
