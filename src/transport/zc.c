@@ -67,12 +67,16 @@ static void zc_consume(struct ntbt_qp *qp)
          * again before our rx_info (a release store) hands the slot back. */
         store_relaxed_u32(hdr + NTB_HDR_FLAGS_OFF, 0u);
         qp->zc_pending = qp->rx_index;
-        qp->rx_index = (qp->rx_index + 1) % qp->rx_g.entries;
+        /* Wraps by a compare, not a division: this runs for every frame. */
+        if (++qp->rx_index == qp->rx_g.entries)
+                qp->rx_index = 0;
         qp->rx_pkts++;
         STAT_SET(qp, rx_index, qp->rx_index);
         /* Every quarter ring, so a sender waiting for slots refills. */
-        if (++qp->zc_released % qp->rx_info_every == 0)
+        if (++qp->zc_released >= qp->rx_info_every) {
+                qp->zc_released = 0;
                 zc_rx_info_write(qp);
+        }
 }
 
 /* The slots at rx_index consumed already (refused lengths), up to zc_next. */
@@ -102,7 +106,8 @@ int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop
         }
         /* Every slot but one handed out: the peer cannot have written more
          * (a hostile one might have: we do not look at held slots again). */
-        out = (qp->zc_next + g->entries - qp->rx_index) % g->entries;
+        out = qp->zc_next >= qp->rx_index ? qp->zc_next - qp->rx_index
+                                          : qp->zc_next + g->entries - qp->rx_index;
         if (out == g->entries - 1)
                 return -EAGAIN;
         hdr = qp->rx_win + geom_hdr_off(g, slot);
@@ -131,7 +136,7 @@ int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop
                 *stop = (struct rx_stop){RX_STOP_BAD_VER, slot, ver, qp->zc_next_pkts};
                 return 1;
         }
-        qp->zc_next = (slot + 1) % g->entries;
+        qp->zc_next = slot + 1 == g->entries ? 0 : slot + 1;
         qp->zc_next_pkts++;
         STAT_ADD(qp, rx_pkts, 1);
         if (len > g->payload) {
