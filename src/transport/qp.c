@@ -312,6 +312,12 @@ static int qp_receive(struct ntbt_qp *qp, int budget)
         return n;
 }
 
+/*
+ * long: the owner's one pass over a QP, in the order the protocol needs it:
+ * a lost session first, then a client's link down, then one switch over
+ * the state machine whose cases are spec section 4's steps; split, the
+ * order between the three would live in a caller instead of here.
+ */
 static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         struct ntbt_transport *t = qp->t;

@@ -220,6 +220,13 @@ static void rx_info_flush(struct ntbt_qp *qp, uint32_t *pending)
         *pending = UINT32_MAX;
 }
 
+/*
+ * long: the receive hot loop, one frame per pass in spec section 6's order
+ * (DONE, flags, ver, buffer, length, copy, clear, rx_info, handler); every
+ * early exit sets why it stopped for qp.c, and the rx_info written after
+ * the loop must see every consumed slot, so the steps share the loop's
+ * locals (pending, n) rather than pass them through helpers.
+ */
 int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop)
 {
         const struct qp_geom *g = &qp->rx_g;
