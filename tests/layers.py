@@ -25,6 +25,7 @@ LAYERS = [
     ("job queue", ["transport/copy_thread"]),
     ("stats file", ["transport/stats_file"]),
     ("rings", ["transport/tx", "transport/rx"]),
+    ("zero copy", ["transport/zc"]),
     ("queue pair", ["transport/qp"]),
     ("transport", ["transport/link"]),
     ("stats", ["transport/stats"]),

@@ -125,15 +125,20 @@ enum ntbt_tx_mode {
 };
 
 struct ntbt_qp_opts {
-        uint32_t size; /* sizeof(struct ntbt_qp_opts) */
-        int qp_num;    /* a QP number, or NTBT_QP_ANY (0 also means QP 0) */
-        int poll;      /* 1: poll mode; 0: event mode */
-        int tx_mode;   /* enum ntbt_tx_mode; NTBT_TX_DEFAULT takes the transport's */
+        uint32_t size;  /* sizeof(struct ntbt_qp_opts) */
+        int qp_num;     /* a QP number, or NTBT_QP_ANY (0 also means QP 0) */
+        int poll;       /* 1: poll mode; 0: event mode */
+        int tx_mode;    /* enum ntbt_tx_mode; NTBT_TX_DEFAULT takes the transport's */
+        unsigned flags; /* NTBT_QP_*; older callers' shorter opts leave it 0 */
 };
+
+/* Zero-copy receive: frames are read in place (ntbt_qp_rx_get); poll mode only. */
+#define NTBT_QP_ZC_RX 0x1u
 
 /*
  * Create a QP.  opts may be NULL (event mode, lowest free QP).  -EBUSY if
- * the QP is taken, -ENOSPC if none is free, -EINVAL for a bad number.
+ * the QP is taken, -ENOSPC if none is free, -EINVAL for a bad number, an
+ * unknown flag, or NTBT_QP_ZC_RX without poll.
  * The QP starts with its link not requested: call ntbt_qp_link_up.
  */
 int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
@@ -178,9 +183,18 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
  */
 void ntbt_qp_free(struct ntbt_qp *qp);
 
-/* Post a receive buffer of len bytes; buf_ctx comes back with it. */
+/*
+ * Post a receive buffer of len bytes, from any thread; buf_ctx comes back
+ * with it.  Buffers are used in the order they were posted (posts made
+ * concurrently on several threads in some order among them).
+ */
 int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t len);
-/* Take a posted buffer back while the QP is down: 0, -ENOENT when none, -EBUSY while up. */
+/*
+ * Take a posted buffer back while the QP is down, oldest first: 0, -ENOENT
+ * when none, -EBUSY while up, and after a link loss until the QP's owner has
+ * taken the QP down (the event thread does so at once, a poll-mode QP in
+ * its next ntbt_qp_poll).
+ */
 int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len);
 
 /* More frames follow at once: do not ring the doorbell for this one. */
@@ -216,6 +230,56 @@ struct ntbt_tx_buf {
  */
 int ntbt_qp_tx_enqueue_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n,
                              unsigned flags);
+
+/*
+ * Zero-copy receive (a QP created with NTBT_QP_ZC_RX; on the polling
+ * thread).  ntbt_qp_poll then runs the handshake and link changes only;
+ * frames are taken here, in order, without a copy: data points at the
+ * payload in our inbound window.  Several may be held at once; each is
+ * given back with ntbt_qp_rx_release, in the order they were got (another
+ * order: -EINVAL).  Until then the peer may not reuse the slot (its ring
+ * fills, and it sees -EAGAIN).  The peer is not trusted: it can write the
+ * window at any time, so treat the bytes as untrusted input that may change
+ * while you read them (copy what you check before you use it).  After the
+ * link goes down the pointers are invalid and a release says -ENOLINK.
+ */
+struct ntbt_rx_frame {
+        const void *data; /* the payload, in the window */
+        uint32_t len;
+        uint32_t priv[3]; /* the library's */
+};
+
+/*
+ * The next frame into *f: 0; -EAGAIN when none is waiting (or every slot is
+ * held); -EMSGSIZE for a frame whose length exceeds the ring's payload (the
+ * peer broke the protocol: counted in rx_err_oflow, the slot consumed, get
+ * the next); -ENOLINK while down (the link went away: ntbt_qp_poll takes
+ * it down); -EINVAL on a QP without NTBT_QP_ZC_RX.  rx_info, which tells
+ * the peer what we released, is written every quarter ring of releases,
+ * and whenever a get finds nothing, a poll or a wait_rx.
+ */
+int ntbt_qp_rx_get(struct ntbt_qp *qp, struct ntbt_rx_frame *f);
+/* Give the oldest held frame back: 0, -EINVAL (not the oldest), -ENOLINK. */
+int ntbt_qp_rx_release(struct ntbt_qp *qp, struct ntbt_rx_frame *f);
+
+/*
+ * Zero-copy-friendly send, from any thread, one reservation at a time per
+ * QP: ntbt_qp_tx_reserve gives a buffer of len_max bytes to write the
+ * payload into, ntbt_qp_tx_commit(qp, len, flags) sends its first len
+ * bytes (as ntbt_qp_tx_enqueue does: same ordering, NTBT_TX_MORE; no tx
+ * handler call, the buffer is the library's), ntbt_qp_tx_abort drops it.
+ * The buffer is a staging buffer the commit copies into the slot (no device
+ * maps the peer's window for us yet).  A reservation takes no lock and
+ * does not look at the ring: reserve says -EBUSY (a reservation is open),
+ * -EOPNOTSUPP (NTBT_TX_THREAD), -EINVAL (len_max 0), -EMSGSIZE, -ENOLINK;
+ * commit says -EINVAL (len 0 or no reservation), -EMSGSIZE (len >
+ * len_max), and -EAGAIN (no free slot: ntbt_qp_wait_tx), -ENOLINK,
+ * -EOPNOTSUPP, after which the reservation stays open: commit again or
+ * abort.  abort: 0, -EINVAL with none open.
+ */
+int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf);
+int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags);
+int ntbt_qp_tx_abort(struct ntbt_qp *qp);
 
 /*
  * Switch the QP's copy mode, also while traffic flows: frames keep their

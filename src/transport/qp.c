@@ -99,7 +99,10 @@ static int peer_requested(struct ntbt_qp *qp)
  */
 static int peer_frame_waiting(struct ntbt_qp *qp)
 {
-        uint8_t *hdr = qp->rx_win + geom_hdr_off(&qp->rx_g, qp->rx_index);
+        /* Zero copy: the frames from rx_index on may be held; the next one
+         * not handed out is at zc_next. */
+        uint32_t slot = qp->zc_rx ? qp->zc_next : qp->rx_index;
+        uint8_t *hdr = qp->rx_win + geom_hdr_off(&qp->rx_g, slot);
 
         /* Acquire, as rx_process reads it. */
         return load_acquire_u32(hdr + NTB_HDR_FLAGS_OFF) & NTB_DESC_DONE_FLAG;
@@ -126,10 +129,17 @@ static void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
          * peer's request and send it an old session's LINK_DOWN. */
         int tell = transport_up && send_link_down && was == QP_UP && epoch == qp->seen_epoch;
 
+        /* Zero copy: what the application released goes to the peer first
+         * (in this session only); frames it holds are void from now on. */
+        if (qp->zc_rx)
+                zc_rx_reset(qp, 1);
         if (transport_up && (was == QP_HANDSHAKE || was == QP_UP))
                 qp_links_write(t, qp->num, 0);
         if (tell)
                 forget_peer_request(qp);
+        /* The buffers the owner holds go back to the queue before the QP
+         * reads as down (link_up below), after which rx_remove may pop. */
+        rx_cache_return(qp);
         pthread_mutex_lock(&qp->tx_lock);
         tx_rollback_locked(qp);
         /* Spec section 7: the LINK_DOWN frame goes out after our bit is
@@ -197,6 +207,7 @@ static void qp_prepare(struct ntbt_qp *qp)
         qp->rx_win = win;
         qp->rx_index = 0;
         qp->rx_pkts = 0;
+        zc_rx_reset(qp, 0);
         pthread_mutex_lock(&qp->tx_lock);
         qp->rx_g = rx; /* under the lock too: ntbt_qp_stats reads it */
         qp->rx_info_every = rx.entries >= 8 ? rx.entries / 4 : 1;
@@ -267,31 +278,46 @@ static void qp_come_up(struct ntbt_qp *qp)
         call_event(qp, 1, NTBT_QP_UP);
 }
 
-/* The owner, with the QP up: walk the receive ring, then act on why it
- * stopped (the peer's LINK_DOWN, a frame that breaks the protocol). */
-static int qp_receive(struct ntbt_qp *qp, int budget)
+/* What a walk that stopped early means for the QP (rx_process, zc_rx_next). */
+static void qp_rx_stopped(struct ntbt_qp *qp, const struct rx_stop *stop)
 {
-        struct rx_stop stop;
-        int n = rx_process(qp, budget, &stop);
-
-        switch (stop.why) {
+        switch (stop->why) {
         case RX_STOP_NONE:
                 break;
         case RX_STOP_LINK_DOWN:
                 qp_go_down(qp, 0, NTBT_QP_DOWN_PEER);
                 break;
         case RX_STOP_BAD_FLAGS:
-                qp_protocol_reset(qp, "frame %u has undefined flag bits 0x%x", stop.slot,
-                                  stop.value);
+                qp_protocol_reset(qp, "frame %u has undefined flag bits 0x%x", stop->slot,
+                                  stop->value);
                 break;
         case RX_STOP_BAD_VER:
-                qp_protocol_reset(qp, "frame %u has ver %u, expected %u", stop.slot, stop.value,
-                                  stop.want);
+                qp_protocol_reset(qp, "frame %u has ver %u, expected %u", stop->slot, stop->value,
+                                  stop->want);
                 break;
         }
+}
+
+/* The owner, with the QP up: walk the receive ring, then act on why it
+ * stopped.  A zero-copy QP is walked by ntbt_qp_rx_get instead. */
+static int qp_receive(struct ntbt_qp *qp, int budget)
+{
+        struct rx_stop stop;
+        int n;
+
+        if (qp->zc_rx)
+                return 0;
+        n = rx_process(qp, budget, &stop);
+        qp_rx_stopped(qp, &stop);
         return n;
 }
 
+/*
+ * long: the owner's one pass over a QP, in the order the protocol needs it:
+ * a lost session first, then a client's link down, then one switch over
+ * the state machine whose cases are spec section 4's steps; split, the
+ * order between the three would live in a caller instead of here.
+ */
 static int qp_service_body(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         struct ntbt_transport *t = qp->t;
@@ -429,6 +455,10 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
 {
         int n = qp_service_body(qp, budget, busy, handshaking);
 
+        /* Buffers held while down: a give-back that could not allocate. */
+        if (qp->state != QP_UP && qp->rxc.count)
+                rx_cache_return(qp);
+
         if (qp->t->stats && (qp->state != qp->stats_state || n == 0 || !(++qp->stats_svc & 63))) {
                 int64_t now = now_coarse_ns();
 
@@ -510,7 +540,10 @@ int ntbt_qp_set_tx_mode(struct ntbt_qp *qp, int mode)
                         return ret;
                 }
         }
-        qp->tx_mode = mode;
+        /* Relaxed: read under tx_lock, except by ntbt_qp_tx_reserve's
+         * early check, which wants the value only; its commit checks again
+         * under the lock (tx_send). */
+        store_relaxed(&qp->tx_mode, mode);
         pthread_mutex_unlock(&qp->tx_lock);
         return 0;
 }
@@ -541,6 +574,8 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                         return -EINVAL;
                 memcpy(&o, opts, opts->size);
         }
+        if ((o.flags & ~NTBT_QP_ZC_RX) || ((o.flags & NTBT_QP_ZC_RX) && !o.poll))
+                return -EINVAL;
         if (o.tx_mode != NTBT_TX_DEFAULT && o.tx_mode != NTBT_TX_INLINE &&
             o.tx_mode != NTBT_TX_THREAD)
                 return -EINVAL;
@@ -555,6 +590,8 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         memset(qp, 0, sizeof(*qp));
         qp->t = t;
         qp->poll_mode = !!o.poll;
+        qp->zc_rx = !!(o.flags & NTBT_QP_ZC_RX);
+        qp->zc_pending = UINT32_MAX;
         if (h)
                 qp->h = *h;
         qp->ctx = qp_ctx;
@@ -563,7 +600,7 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
         pthread_mutex_init(&qp->tx_lock, NULL);
         pthread_mutex_init(&qp->frame_lock, NULL);
         qp->tx_mode = NTBT_TX_INLINE;
-        rxq_init(&qp->rxq);
+        rxq_init(qp);
 
         pthread_mutex_lock(&t->lock);
         if (o.qp_num != NTBT_QP_ANY) {
@@ -594,7 +631,8 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
 static void qp_destroy(struct ntbt_qp *qp)
 {
         copy_thread_stop(qp->copier);
-        rxq_destroy(&qp->rxq);
+        rxq_destroy(qp);
+        zc_destroy(qp);
         pthread_mutex_destroy(&qp->frame_lock);
         pthread_mutex_destroy(&qp->tx_lock);
         free(qp);
@@ -617,7 +655,7 @@ static void cancel_rx_buffers(struct ntbt_qp *qp)
 {
         struct rx_buf b;
 
-        while (rxq_pop(&qp->rxq, &b) == 0)
+        while (rx_take_any(qp, &b) == 0)
                 if (qp->h.rx)
                         qp->h.rx(qp, qp->ctx, b.ctx, b.data, -ECANCELED);
 }
@@ -636,6 +674,7 @@ static void qp_close_owner(struct ntbt_qp *qp)
                 qp_go_down(qp, 0, NTBT_QP_DOWN_LINK_LOST);
         else if (qp->state != QP_DOWN)
                 qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
+        rx_cache_return(qp);                   /* if qp_go_down could not (see rx_cache_return) */
         stats_file_qp_gone(t->stats, qp->num); /* before the number can be reused */
 }
 
@@ -871,6 +910,8 @@ int ntbt_qp_poll(struct ntbt_qp *qp, int budget)
         qp_call_enter(&call, qp);
         if (!load_sc(&qp->dying)) {
                 n = qp_service(qp, budget, &busy, &handshaking);
+                if (qp->zc_rx)
+                        zc_rx_flush(qp); /* releases since the last get */
                 if (!load_sc(&qp->dying) && load_sc(&qp->down_req)) {
                         store_sc(&qp->down_req, 0);
                         qp_go_down(qp, 1, NTBT_QP_DOWN_LOCAL);
@@ -887,6 +928,8 @@ int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns)
 
         if (!qp->poll_mode)
                 return -EINVAL;
+        if (qp->zc_rx)
+                zc_rx_flush(qp); /* the peer may wait for what we released */
         for (;;) {
                 int64_t left;
 
@@ -1063,19 +1106,21 @@ int ntbt_qp_rx_enqueue(struct ntbt_qp *qp, void *buf_ctx, void *data, uint32_t l
         /* After a free nothing is posted (it would never come back). */
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
-        return rxq_push(&qp->rxq, &b);
+        return rx_post(qp, &b);
 }
 
 int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t *len)
 {
         struct rx_buf b;
+        int ret;
 
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
         if (ntbt_qp_link_is_up(qp))
                 return -EBUSY;
-        if (rxq_pop(&qp->rxq, &b))
-                return -ENOENT;
+        ret = rx_remove(qp, &b);
+        if (ret)
+                return ret;
         if (buf_ctx)
                 *buf_ctx = b.ctx;
         if (data)
@@ -1083,6 +1128,68 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
         if (len)
                 *len = b.len;
         return 0;
+}
+
+/* ---- zero copy (zc.c) ---- */
+
+int ntbt_qp_rx_get(struct ntbt_qp *qp, struct ntbt_rx_frame *f)
+{
+        struct qp_call call;
+        struct rx_stop stop;
+        int ret;
+
+        if (!f || !qp->zc_rx)
+                return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        /* A lost link is taken down by ntbt_qp_poll, as for any poll-mode QP. */
+        if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch)
+                return -ENOLINK;
+        ret = zc_rx_next(qp, f, &stop);
+        if (ret == -EAGAIN)
+                zc_rx_flush(qp); /* idle: the peer may wait for our releases */
+        if (ret != 1)
+                return ret;
+        /* The event handler runs inside: see ntbt_qp_poll. */
+        qp_call_enter(&call, qp);
+        qp_rx_stopped(qp, &stop);
+        return qp_call_leave(&call, -ENOLINK, 1);
+}
+
+int ntbt_qp_rx_release(struct ntbt_qp *qp, struct ntbt_rx_frame *f)
+{
+        if (!f || !qp->zc_rx)
+                return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch)
+                return -ENOLINK;
+        return zc_rx_release(qp, f);
+}
+
+int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
+{
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        /* No lock: the commit checks all of it again under tx_lock. */
+        return zc_tx_reserve(qp, len_max, buf, ntbt_qp_link_is_up(qp), ntbt_qp_max_payload(qp));
+}
+
+int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags)
+{
+        int tick, ret;
+
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        ret = zc_tx_commit(qp, len, flags, &tick);
+        if (tick)
+                qp_stats_tick(qp);
+        return ret;
+}
+
+int ntbt_qp_tx_abort(struct ntbt_qp *qp)
+{
+        return zc_tx_abort(qp);
 }
 
 int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)

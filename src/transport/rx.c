@@ -14,58 +14,191 @@
 #include "transport.h"
 #include "wire.h"
 
-void rxq_init(struct rxq *q)
+/*
+ * The QP whose rx handler this thread runs now (rx_process), or NULL: a
+ * post from it is the owner's own (rx_post).  Thread-local, so it needs no
+ * ordering; set and read on the owner's thread only while a walk runs.
+ */
+static _Thread_local struct ntbt_qp *tl_rx_handler_qp;
+
+/* Capacities are powers of two, so an index wraps with a mask. */
+static int ring_grow(struct rx_ring *r, uint32_t need)
 {
-        pthread_mutex_init(&q->lock, NULL);
-        q->v = NULL;
-        q->cap = q->head = q->count = 0;
-}
+        uint32_t cap = r->cap ? r->cap : 64, i;
+        struct rx_buf *v;
 
-void rxq_destroy(struct rxq *q)
-{
-        free(q->v);
-        pthread_mutex_destroy(&q->lock);
-}
-
-int rxq_push(struct rxq *q, const struct rx_buf *b)
-{
-        int ret = 0;
-
-        pthread_mutex_lock(&q->lock);
-        if (q->count == q->cap) {
-                uint32_t cap = q->cap ? q->cap * 2 : 64, i;
-                struct rx_buf *v = cap > q->cap ? malloc(sizeof(*v) * cap) : NULL;
-
-                if (!v) {
-                        ret = -ENOMEM;
-                        goto out;
-                }
-                for (i = 0; i < q->count; i++)
-                        v[i] = q->v[(q->head + i) % q->cap];
-                free(q->v);
-                q->v = v;
-                q->cap = cap;
-                q->head = 0;
+        while (cap < need) {
+                if (cap > UINT32_MAX / 2)
+                        return -ENOMEM;
+                cap *= 2;
         }
-        q->v[(q->head + q->count) % q->cap] = *b;
-        q->count++;
-out:
-        pthread_mutex_unlock(&q->lock);
+        if (cap == r->cap)
+                return 0;
+        v = malloc(sizeof(*v) * cap);
+        if (!v)
+                return -ENOMEM;
+        for (i = 0; i < r->count; i++)
+                v[i] = r->v[(r->head + i) & (r->cap - 1)];
+        free(r->v);
+        r->v = v;
+        r->cap = cap;
+        r->head = 0;
+        return 0;
+}
+
+/*
+ * count is stored with store_relaxed here and wherever it changes: the
+ * queue's count is read without the lock (rx_post, rx_cache_refill), so
+ * every write to it is atomic; the lock orders the writers, and a reader
+ * wants the value only (see rx_post for why no more ordering is needed).
+ */
+static int ring_push(struct rx_ring *r, const struct rx_buf *b)
+{
+        if (r->count == r->cap && ring_grow(r, r->count + 1))
+                return -ENOMEM;
+        r->v[(r->head + r->count) & (r->cap - 1)] = *b;
+        store_relaxed(&r->count, r->count + 1);
+        return 0;
+}
+
+static int ring_pop(struct rx_ring *r, struct rx_buf *b)
+{
+        if (!r->count)
+                return -ENOENT;
+        *b = r->v[r->head];
+        r->head = (r->head + 1) & (r->cap - 1);
+        store_relaxed(&r->count, r->count - 1);
+        return 0;
+}
+
+/* Swap the arrays of the queue and the cache (under the queue's lock). */
+static void ring_swap(struct rx_ring *q, struct rx_ring *c)
+{
+        struct rx_ring t = *c;
+
+        c->v = q->v;
+        c->cap = q->cap;
+        c->head = q->head;
+        store_relaxed(&c->count, q->count);
+        q->v = t.v;
+        q->cap = t.cap;
+        q->head = t.head;
+        store_relaxed(&q->count, t.count);
+}
+
+void rxq_init(struct ntbt_qp *qp)
+{
+        pthread_mutex_init(&qp->rxq.lock, NULL);
+        qp->rxq.r = (struct rx_ring){0};
+        qp->rxc = (struct rx_ring){0};
+}
+
+void rxq_destroy(struct ntbt_qp *qp)
+{
+        free(qp->rxq.r.v);
+        free(qp->rxc.v);
+        pthread_mutex_destroy(&qp->rxq.lock);
+}
+
+int rx_post(struct ntbt_qp *qp, const struct rx_buf *b)
+{
+        int ret;
+
+        /*
+         * The owner's rx handler posting while the queue is empty: the
+         * buffer goes behind the cache, no lock.  That keeps posting order:
+         * a post P that happens before this one stored the queue's count
+         * (under the lock, before P returned), so this relaxed load reads
+         * that store or a later one (coherence); 0 means P's buffer already
+         * left the queue, into the cache ahead of ours (the owner's refill,
+         * on this thread) or to an rx_remove.  A post racing with this one
+         * is not ordered with it, and either order is right.  state: the
+         * cache is for the QP up (qp_go_down gives it back first); an
+         * owner-only field, and we are the owner.
+         */
+        if (tl_rx_handler_qp == qp && qp->state == QP_UP && !load_relaxed(&qp->rxq.r.count)) {
+                ret = ring_push(&qp->rxc, b);
+                /* Relaxed: see rx_cache_return. */
+                store_relaxed(&qp->rx_held, qp->rxc.count);
+                return ret;
+        }
+        pthread_mutex_lock(&qp->rxq.lock);
+        ret = ring_push(&qp->rxq.r, b);
+        pthread_mutex_unlock(&qp->rxq.lock);
         return ret;
 }
 
-int rxq_pop(struct rxq *q, struct rx_buf *b)
+/* The owner, its cache empty: take every queued buffer in one go (0), or
+ * -ENOENT when none is posted. */
+static int rx_cache_refill(struct ntbt_qp *qp)
 {
-        int ret = -ENOENT;
+        /* Relaxed: a post that this load misses is racing with the walk,
+         * as one made just after the lock would be; its buffer is taken on
+         * a later walk.  The buffers themselves are read under the lock. */
+        if (!load_relaxed(&qp->rxq.r.count))
+                return -ENOENT;
+        pthread_mutex_lock(&qp->rxq.lock);
+        /* The cache is empty: it takes the queue's array whole, and the
+         * queue the cache's (with its capacity) for later posts. */
+        ring_swap(&qp->rxq.r, &qp->rxc);
+        pthread_mutex_unlock(&qp->rxq.lock);
+        store_relaxed(&qp->rx_held, qp->rxc.count); /* relaxed: see rx_cache_return */
+        return qp->rxc.count ? 0 : -ENOENT;
+}
 
-        pthread_mutex_lock(&q->lock);
-        if (q->count) {
-                *b = q->v[q->head];
-                q->head = (q->head + 1) % q->cap;
-                q->count--;
-                ret = 0;
+void rx_cache_return(struct ntbt_qp *qp)
+{
+        struct rx_ring *q = &qp->rxq.r, *c = &qp->rxc;
+        struct rx_buf b;
+
+        if (!c->count)
+                return;
+        pthread_mutex_lock(&qp->rxq.lock);
+        /* The queue's buffers go behind the cache's, and the whole lot
+         * becomes the queue.  Growing the cache is the one allocation;
+         * should it fail, the owner keeps the buffers (rx_remove says
+         * -EBUSY, a free still hands them back) and tries again on its
+         * next service (qp_service). */
+        if (ring_grow(c, c->count + q->count)) {
+                pthread_mutex_unlock(&qp->rxq.lock);
+                return;
         }
-        pthread_mutex_unlock(&q->lock);
+        while (ring_pop(q, &b) == 0)
+                ring_push(c, &b); /* room was made above */
+        ring_swap(q, c);
+        pthread_mutex_unlock(&qp->rxq.lock);
+        /*
+         * Relaxed: rx_remove reads rx_held after it saw the QP down through
+         * the seq_cst link_up, and qp_go_down clears link_up after this
+         * store, so a remover that sees the QP down sees 0 here too.
+         */
+        store_relaxed(&qp->rx_held, 0u);
+}
+
+int rx_remove(struct ntbt_qp *qp, struct rx_buf *b)
+{
+        int ret;
+
+        pthread_mutex_lock(&qp->rxq.lock);
+        /* Relaxed: see rx_cache_return. */
+        if (load_relaxed(&qp->rx_held))
+                ret = -EBUSY;
+        else
+                ret = ring_pop(&qp->rxq.r, b);
+        pthread_mutex_unlock(&qp->rxq.lock);
+        return ret;
+}
+
+int rx_take_any(struct ntbt_qp *qp, struct rx_buf *b)
+{
+        int ret;
+
+        /* The owner let go (a free's end), so its cache is ours to read. */
+        if (ring_pop(&qp->rxc, b) == 0)
+                return 0;
+        pthread_mutex_lock(&qp->rxq.lock);
+        ret = ring_pop(&qp->rxq.r, b);
+        pthread_mutex_unlock(&qp->rxq.lock);
         return ret;
 }
 
@@ -87,6 +220,13 @@ static void rx_info_flush(struct ntbt_qp *qp, uint32_t *pending)
         *pending = UINT32_MAX;
 }
 
+/*
+ * long: the receive hot loop, one frame per pass in spec section 6's order
+ * (DONE, flags, ver, buffer, length, copy, clear, rx_info, handler); every
+ * early exit sets why it stopped for qp.c, and the rx_info written after
+ * the loop must see every consumed slot, so the steps share the loop's
+ * locals (pending, n) rather than pass them through helpers.
+ */
 int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop)
 {
         const struct qp_geom *g = &qp->rx_g;
@@ -135,11 +275,14 @@ int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop)
                         *stop = (struct rx_stop){RX_STOP_BAD_VER, qp->rx_index, ver, qp->rx_pkts};
                         break;
                 }
-                if (rxq_pop(&qp->rxq, &b)) {
+                if (!qp->rxc.count && rx_cache_refill(qp)) {
                         /* Stop; the frame stays and is taken when a buffer is posted. */
                         STAT_ADD(qp, rx_err_no_buf, 1);
                         break;
                 }
+                ring_pop(&qp->rxc, &b);
+                /* Relaxed: see rx_cache_return. */
+                store_relaxed(&qp->rx_held, qp->rxc.count);
                 if (len > g->payload || len > b.len) {
                         STAT_ADD(qp, rx_err_oflow, 1);
                         res = -EMSGSIZE;
@@ -165,8 +308,12 @@ int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop)
                 if (n % qp->rx_info_every == 0)
                         rx_info_flush(qp, &pending);
                 if (qp->h.rx) {
+                        struct ntbt_qp *outer = tl_rx_handler_qp;
+
                         qp->in_handler++;
+                        tl_rx_handler_qp = qp; /* its posts may go to the cache: rx_post */
                         qp->h.rx(qp, qp->ctx, b.ctx, b.data, res);
+                        tl_rx_handler_qp = outer;
                         qp->in_handler--;
                 }
                 if (load_sc(&qp->down_req))

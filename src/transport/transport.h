@@ -7,6 +7,7 @@
  *   stats.c        the statistics file's reader (another process)
  *   link.c         the transport: open/close, handshake, the event thread
  *   qp.c           queue pairs: state machine, lifetime, the client calls
+ *   zc.c           zero copy: frames read in place, a send into our buffer
  *   tx.c  rx.c     the transmit and receive rings
  *   stats_file.c   the statistics file's writer, handed whole records
  *   copy_thread.c  a job queue with its own thread
@@ -53,11 +54,26 @@ struct rx_buf {
         uint32_t len;
 };
 
-/* Posted receive buffers: a growable FIFO shared by the client and the owner. */
-struct rxq {
-        pthread_mutex_t lock;
+/* A growable FIFO of posted receive buffers. */
+struct rx_ring {
         struct rx_buf *v;
         uint32_t cap, head, count;
+};
+
+/*
+ * Posted receive buffers (rx.c): the shared queue, which any thread posts
+ * to under its lock, in front of which sits the owner's cache (struct
+ * ntbt_qp's rxc): the buffers the owner took from the queue in one go, and
+ * those its own rx handler posts again while the queue is empty.  Every
+ * cached buffer was posted before every queued one, so the owner uses them
+ * cache first, in posting order; the cache goes back to the queue's front
+ * before any other thread may pop (rx_cache_return).
+ */
+struct rxq {
+        pthread_mutex_t lock;
+        /* r.count is written under the lock, and read without it by the
+         * owner's handler (rx_post): an atomic, relaxed access. */
+        struct rx_ring r;
 };
 
 /*
@@ -160,9 +176,23 @@ struct ntbt_qp {
         uint32_t rx_info_every; /* frames between rx_info writes in a walk */
         uint8_t *rx_win;        /* our inbound window holding the RX ring */
         uint32_t rx_index, rx_pkts;
+        /* Posted buffers the owner took from rxq or its handler posted
+         * (struct rxq); rx_held mirrors rxc.count, written by the owner
+         * alone, read by ntbt_qp_rx_remove (an atomic: rx_cache_return
+         * says why relaxed is enough). */
+        struct rx_ring rxc;
+        uint32_t rx_held;
         /* When the statistics are next due: a relaxed atomic, as senders
          * publish too (qp_stats_publish says why relaxed is enough). */
         int64_t stats_next;
+        /* Zero-copy receive (zc.c), owner-only.  Frames handed out are the
+         * slots from rx_index (the oldest held) up to zc_next; zc_skip marks
+         * those consumed already (a refused length); zc_gen moves on every
+         * reset and voids frames held from before. */
+        int zc_rx;
+        uint32_t zc_next, zc_next_pkts, zc_held, zc_gen, zc_released, zc_pending;
+        uint8_t *zc_skip;
+        uint32_t zc_skip_n;
 
         /* Posted receive buffers: clients and the owner, under its lock. */
         _Alignas(64) struct rxq rxq;
@@ -195,6 +225,11 @@ struct ntbt_qp {
          * the last one's DONE word and the tx_gen it was written in. */
         uint32_t job_unrung, job_gen;
         uint64_t job_done_off;
+        /* Zero-copy send (zc.c): zc_tx_open (seq_cst) is claimed by the one
+         * reservation open; its holder alone uses the staging buffer. */
+        int zc_tx_open;
+        uint32_t zc_len_max, zc_stage_cap;
+        void *zc_stage;
 
         struct qp_counters c;
 };
@@ -305,6 +340,9 @@ int tx_send_link_down_locked(struct ntbt_qp *qp);
 void tx_reset_locked(struct ntbt_qp *qp);
 void tx_rollback_locked(struct ntbt_qp *qp);
 
+/* tx_send's flags: also the library's own bit, besides NTBT_TX_MORE. */
+#define TX_INLINE_ONLY 0x80000000u /* -EOPNOTSUPP in thread mode (a staging buffer) */
+
 /* ---- rx.c: the receive ring (called by qp.c) ---- */
 
 /* Why a walk stopped early, for the caller to act on (qp.c). */
@@ -321,9 +359,38 @@ struct rx_stop {
 /* The owner, with the QP up: walk the ring, up to budget frames, each to a
  * posted buffer and the rx handler; returns frames delivered. */
 int rx_process(struct ntbt_qp *qp, int budget, struct rx_stop *stop);
-void rxq_init(struct rxq *q);
-void rxq_destroy(struct rxq *q);
-int rxq_push(struct rxq *q, const struct rx_buf *b);
-int rxq_pop(struct rxq *q, struct rx_buf *b);
+/* Posted buffers (struct rxq): rxq_init/rxq_destroy set up and free both
+ * the queue and the owner's cache. */
+void rxq_init(struct ntbt_qp *qp);
+void rxq_destroy(struct ntbt_qp *qp);
+/* Any thread: post a buffer (0 or -ENOMEM). */
+int rx_post(struct ntbt_qp *qp, const struct rx_buf *b);
+/* Any thread, the QP down: take the oldest posted buffer back; -ENOENT
+ * when none, -EBUSY while the owner still holds buffers (it has not yet
+ * seen the link go down). */
+int rx_remove(struct ntbt_qp *qp, struct rx_buf *b);
+/* The owner, before anything that lets another thread pop (the QP leaves
+ * QP_UP, a free): its cache back to the front of the queue. */
+void rx_cache_return(struct ntbt_qp *qp);
+/* The end of a free, the owner gone: the oldest buffer left, cache first;
+ * -ENOENT when none. */
+int rx_take_any(struct ntbt_qp *qp, struct rx_buf *b);
+
+/* ---- zc.c: zero copy, on the rings (called by qp.c) ---- */
+
+/* The owner: forget what the ring handed out (a reset or a new ring);
+ * flush: write a pending rx_info first (the session still current). */
+void zc_rx_reset(struct ntbt_qp *qp, int flush);
+/* The owner: the next frame (0), -EAGAIN, -EMSGSIZE, or a stop (1, with
+ * stop->why set, as rx_process reports it). */
+int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop);
+int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f);
+void zc_rx_flush(struct ntbt_qp *qp);
+/* up, max_payload: the QP's now (qp.c knows them). */
+int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload);
+/* *tick as tx_send's. */
+int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick);
+int zc_tx_abort(struct ntbt_qp *qp);
+void zc_destroy(struct ntbt_qp *qp);
 
 #endif

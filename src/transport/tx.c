@@ -282,6 +282,12 @@ void tx_job_drained(struct ntbt_qp *qp)
  * pair per frame made the sender wait for each frame's cache lines to cross
  * to the receiver's core before it could write the next (see bench/README).
  */
+/*
+ * long: everything between taking tx_lock and dropping it (checks, slot
+ * count, then the copy thread's jobs or the inline frames and one doorbell)
+ * is one critical section; each early return must unlock, and split into
+ * helpers the lock would be taken in one function and dropped in another.
+ */
 int tx_send(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n, unsigned flags,
             int *queued, int *tick)
 {
@@ -299,6 +305,10 @@ retry:
         if (v[0].len > qp->tx_g.payload) {
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
+        }
+        if ((flags & TX_INLINE_ONLY) && qp->tx_mode == NTBT_TX_THREAD) {
+                pthread_mutex_unlock(&qp->tx_lock);
+                return -EOPNOTSUPP;
         }
         if (qp->tx_mode == NTBT_TX_INLINE && qp->copier && !copy_thread_idle(qp->copier)) {
                 /* Just switched from thread mode: let the thread finish what
