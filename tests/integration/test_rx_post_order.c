@@ -154,9 +154,9 @@ static void run(int poll_rx)
                 r->free_list[r->nfree++] = i;
         CHECK_EQ(ntbt_qp_link_up(qa), 0);
         CHECK_EQ(ntbt_qp_link_up(qb), 0);
-        deadline = test_now_ns() + 10000000000LL;
+        deadline = now_ns() + 10000000000LL;
         while (!ntbt_qp_link_is_up(qa) || !ntbt_qp_link_is_up(qb)) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 ntbt_qp_poll(qa, 0);
                 if (poll_rx)
                         ntbt_qp_poll(qb, 0);
@@ -175,14 +175,14 @@ static void run(int poll_rx)
         for (i = 0; i < POSTERS; i++)
                 CHECK_EQ(pthread_create(&th[i], NULL, poster, r), 0);
 
-        deadline = test_now_ns() + 60000000000LL;
+        deadline = now_ns() + 60000000000LL;
         while (f < FRAMES) {
                 ret = ntbt_qp_tx_enqueue(qa, NULL, &f, 8, 0);
                 if (ret == 0) {
                         f++;
                 } else {
                         CHECK_EQ(ret, -EAGAIN);
-                        CHECK(test_now_ns() < deadline);
+                        CHECK(now_ns() < deadline);
                 }
                 if (poll_rx)
                         ntbt_qp_poll(qb, 32);
@@ -195,7 +195,7 @@ static void run(int poll_rx)
                 pthread_mutex_unlock(&r->lock);
                 if (f == FRAMES)
                         break;
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 if (poll_rx)
                         ntbt_qp_poll(qb, 32);
                 else
@@ -217,9 +217,9 @@ static void run(int poll_rx)
                 /* Down: the event thread gives its buffers back to the front
                  * of the queue; rx_remove takes the oldest first. */
                 CHECK_EQ(ntbt_qp_link_down(qb), 0);
-                deadline = test_now_ns() + 10000000000LL;
+                deadline = now_ns() + 10000000000LL;
                 while ((ret = ntbt_qp_rx_remove(qb, &ctx, &data, &len)) == -EBUSY) {
-                        CHECK(test_now_ns() < deadline);
+                        CHECK(now_ns() < deadline);
                         test_sleep_ms(1);
                 }
                 while (ret == 0) {

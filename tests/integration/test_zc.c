@@ -101,9 +101,9 @@ static void up(struct pair *p)
                 CHECK_EQ(ntbt_qp_rx_enqueue(p->qa, NULL, p->bufs[i], 65536), 0);
         CHECK_EQ(ntbt_qp_link_up(p->qa), 0);
         CHECK_EQ(ntbt_qp_link_up(p->qb), 0);
-        deadline = test_now_ns() + 10000000000LL;
+        deadline = now_ns() + 10000000000LL;
         while (!ntbt_qp_link_is_up(p->qa) || !ntbt_qp_link_is_up(p->qb)) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 ntbt_qp_poll(p->qa, 0);
                 ntbt_qp_poll(p->qb, 0);
                 test_sleep_ms(1);
@@ -123,14 +123,14 @@ static void down(struct pair *p)
 
 static void send_zc(struct ntbt_qp *qp, uint64_t seq, uint32_t len)
 {
-        int64_t deadline = test_now_ns() + 20000000000LL;
+        int64_t deadline = now_ns() + 20000000000LL;
         void *buf;
         int ret;
 
         CHECK_EQ(ntbt_qp_tx_reserve(qp, len, &buf), 0);
         fill(buf, seq, len);
         while ((ret = ntbt_qp_tx_commit(qp, len, 0)) == -EAGAIN)
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
         CHECK_EQ(ret, 0);
 }
 
@@ -142,10 +142,10 @@ static void stream_to_b(struct pair *p, int zc_send, uint64_t n, unsigned hold)
         uint32_t max = ntbt_qp_max_payload(p->qa);
         uint64_t sent = 0, got = 0;
         unsigned nh = 0;
-        int64_t deadline = test_now_ns() + 60000000000LL;
+        int64_t deadline = now_ns() + 60000000000LL;
 
         while (got < n) {
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 if (sent < n) {
                         uint32_t len = size_of(sent, max);
                         void *buf;
@@ -198,14 +198,14 @@ static void stream_to_a(struct pair *p, uint64_t n)
 {
         uint32_t max = ntbt_qp_max_payload(p->qb);
         uint64_t sent = 0;
-        int64_t deadline = test_now_ns() + 60000000000LL;
+        int64_t deadline = now_ns() + 60000000000LL;
 
         p->a_next = 0;
         while (p->a_next < n) {
                 void *buf;
                 int ret;
 
-                CHECK(test_now_ns() < deadline);
+                CHECK(now_ns() < deadline);
                 if (sent < n) {
                         uint32_t len = size_of(sent, max);
 
@@ -362,12 +362,12 @@ int main(void)
         CHECK_EQ(ntbt_qp_rx_get(p->qb, &f[0]), 0);
         CHECK_EQ(ntbt_qp_rx_get(p->qb, &f[1]), 0);
         CHECK_EQ(ntbt_qp_link_down(p->qa), 0);
-        deadline = test_now_ns() + 10000000000LL;
+        deadline = now_ns() + 10000000000LL;
         for (;;) {
                 ret = ntbt_qp_rx_get(p->qb, &g);
                 if (ret == -ENOLINK)
                         break;
-                CHECK(ret == 0 && test_now_ns() < deadline); /* frames 2 and 3 first */
+                CHECK(ret == 0 && now_ns() < deadline); /* frames 2 and 3 first */
         }
         CHECK_EQ(ntbt_qp_link_is_up(p->qb), 0);
         CHECK_EQ(ntbt_qp_rx_release(p->qb, &f[0]), -ENOLINK);
