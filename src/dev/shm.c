@@ -173,54 +173,50 @@ static int alloc_range(int fd, uint64_t off, uint64_t len)
 
 /* ---- create / remove ---- */
 
-int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
+/* Zero fields of a geometry get the spec's defaults. */
+static void geom_defaults(struct ntbt_shm_geom *g)
 {
-        struct ntbt_shm_geom g = {.size = sizeof(g)};
-        uint64_t db_mask, file_bytes, magic;
-        const char *field = NULL;
-        struct shm_hdr *hdr;
-        char path[PATH_MAX];
-        int fd, ret;
-        void *base;
+        if (!g->mw_count)
+                g->mw_count = SHM_MW_COUNT_DEF;
+        if (!g->spad_count)
+                g->spad_count = SHM_SPAD_DEF;
+        if (!g->db_bits)
+                g->db_bits = SHM_DB_BITS_DEF;
+        if (!g->mw_size)
+                g->mw_size = SHM_MW_SIZE_DEF;
+        if (!g->xlat_align)
+                g->xlat_align = SHM_XLAT_ALIGN_DEF;
+        if (!g->heartbeat_ms)
+                g->heartbeat_ms = SHM_HEARTBEAT_DEF;
+        if (!g->remote_timeout_ms) /* the spec's 1 s, or ten beats if they are slower */
+                g->remote_timeout_ms = g->heartbeat_ms > SHM_REMOTE_TMO_DEF / 10
+                                           ? g->heartbeat_ms * 10
+                                           : SHM_REMOTE_TMO_DEF;
+}
 
-        if (geom) {
-                if (geom->size < sizeof(uint32_t) || geom->size > sizeof(g))
-                        return -EINVAL;
-                memcpy(&g, geom, geom->size);
-        }
-        ret = ntbt_shm_path(name, path, sizeof(path));
-        if (ret) {
-                log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)",
-                        name ? name : "(null)");
-                return ret;
-        }
-        if (!g.mw_count)
-                g.mw_count = SHM_MW_COUNT_DEF;
-        if (!g.spad_count)
-                g.spad_count = SHM_SPAD_DEF;
-        if (!g.db_bits)
-                g.db_bits = SHM_DB_BITS_DEF;
-        if (!g.mw_size)
-                g.mw_size = SHM_MW_SIZE_DEF;
-        if (!g.xlat_align)
-                g.xlat_align = SHM_XLAT_ALIGN_DEF;
-        if (!g.heartbeat_ms)
-                g.heartbeat_ms = SHM_HEARTBEAT_DEF;
-        if (!g.remote_timeout_ms) /* the spec's 1 s, or ten beats if they are slower */
-                g.remote_timeout_ms = g.heartbeat_ms > SHM_REMOTE_TMO_DEF / 10 ? g.heartbeat_ms * 10
-                                                                               : SHM_REMOTE_TMO_DEF;
-        if (g.db_bits > SHM_DB_BITS_MAX) {
-                log_err("%s: db_bits %u out of range 2-64", name, g.db_bits);
+/* A geometry within the spec's limits; *db_mask from its db_bits. */
+static int geom_validate(const char *name, const struct ntbt_shm_geom *g, uint64_t *db_mask)
+{
+        const char *field = NULL;
+        int ret;
+
+        if (g->db_bits > SHM_DB_BITS_MAX) {
+                log_err("%s: db_bits %u out of range 2-64", name, g->db_bits);
                 return -EINVAL;
         }
-        db_mask = g.db_bits == 64 ? ~0ull : (1ull << g.db_bits) - 1;
-        ret = geom_check(g.mw_count, g.spad_count, db_mask, g.mw_size, g.xlat_align, g.heartbeat_ms,
-                         g.remote_timeout_ms, &field);
-        if (ret) {
+        *db_mask = g->db_bits == 64 ? ~0ull : (1ull << g->db_bits) - 1;
+        ret = geom_check(g->mw_count, g->spad_count, *db_mask, g->mw_size, g->xlat_align,
+                         g->heartbeat_ms, g->remote_timeout_ms, &field);
+        if (ret)
                 log_err("%s: bad %s", name, field);
-                return ret;
-        }
-        file_bytes = geom_file_bytes(g.mw_count, g.mw_size);
+        return ret;
+}
+
+/* A new file of file_bytes at path, with room for the registers and windows:
+ * the fd, or -errno (and no file). */
+static int shm_file_create(const char *path, const struct ntbt_shm_geom *g, uint64_t file_bytes)
+{
+        int fd, ret;
 
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -234,41 +230,83 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
          * padding nobody touches may stay a hole. */
         ret = alloc_range(fd, 0, SHM_HEADER_BYTES);
         if (!ret)
-                ret = alloc_range(fd, geom_window_offset(g.mw_size), 2ull * g.mw_count * g.mw_size);
+                ret = alloc_range(fd, geom_window_offset(g->mw_size),
+                                  2ull * g->mw_count * g->mw_size);
         if (ret) {
                 log_err("%s: cannot allocate %llu bytes for the device: %s", path,
-                        (unsigned long long)(SHM_HEADER_BYTES + 2ull * g.mw_count * g.mw_size),
+                        (unsigned long long)(SHM_HEADER_BYTES + 2ull * g->mw_count * g->mw_size),
                         strerror(-ret));
                 goto fail_unlink;
         }
+        return fd;
+
+fail_unlink:
+        unlink(path);
+        close(fd);
+        return ret;
+}
+
+/* The header, magic last: until then nobody opens the file. */
+static int shm_hdr_write(int fd, const struct ntbt_shm_geom *g, uint64_t db_mask,
+                         uint64_t file_bytes)
+{
+        struct shm_hdr *hdr;
+        uint64_t magic;
+        void *base;
+
         base = mmap(NULL, SHM_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (base == MAP_FAILED) {
-                ret = -errno;
-                goto fail_unlink;
-        }
+        if (base == MAP_FAILED)
+                return -errno;
         hdr = base;
         /* Nobody can validate the file before the magic is there, so plain
          * relaxed stores are enough for the fields; the magic's release store
          * publishes them all. */
         store_relaxed(&hdr->format, SHM_FORMAT);
         store_relaxed(&hdr->header_bytes, SHM_HEADER_BYTES);
-        store_relaxed(&hdr->mw_count, g.mw_count);
-        store_relaxed(&hdr->spad_count, g.spad_count);
+        store_relaxed(&hdr->mw_count, g->mw_count);
+        store_relaxed(&hdr->spad_count, g->spad_count);
         store_relaxed(&hdr->db_valid_mask, db_mask);
-        store_relaxed(&hdr->mw_size, g.mw_size);
-        store_relaxed(&hdr->xlat_align, g.xlat_align);
+        store_relaxed(&hdr->mw_size, g->mw_size);
+        store_relaxed(&hdr->xlat_align, g->xlat_align);
         store_relaxed(&hdr->file_bytes, file_bytes);
-        store_relaxed(&hdr->heartbeat_ms, g.heartbeat_ms);
-        store_relaxed(&hdr->remote_timeout_ms, g.remote_timeout_ms);
-        store_relaxed(&hdr->window_offset, geom_window_offset(g.mw_size));
+        store_relaxed(&hdr->heartbeat_ms, g->heartbeat_ms);
+        store_relaxed(&hdr->remote_timeout_ms, g->remote_timeout_ms);
+        store_relaxed(&hdr->window_offset, geom_window_offset(g->mw_size));
         memcpy(&magic, SHM_MAGIC, 8);
         store_release((uint64_t *)(void *)hdr->magic, magic);
         munmap(base, SHM_HEADER_BYTES);
-        close(fd);
         return 0;
+}
 
-fail_unlink:
-        unlink(path);
+int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
+{
+        struct ntbt_shm_geom g = {.size = sizeof(g)};
+        uint64_t db_mask, file_bytes;
+        char path[PATH_MAX];
+        int fd, ret;
+
+        if (geom) {
+                if (geom->size < sizeof(uint32_t) || geom->size > sizeof(g))
+                        return -EINVAL;
+                memcpy(&g, geom, geom->size);
+        }
+        ret = ntbt_shm_path(name, path, sizeof(path));
+        if (ret) {
+                log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)",
+                        name ? name : "(null)");
+                return ret;
+        }
+        geom_defaults(&g);
+        ret = geom_validate(name, &g, &db_mask);
+        if (ret)
+                return ret;
+        file_bytes = geom_file_bytes(g.mw_count, g.mw_size);
+        fd = shm_file_create(path, &g, file_bytes);
+        if (fd < 0)
+                return fd;
+        ret = shm_hdr_write(fd, &g, db_mask, file_bytes);
+        if (ret)
+                unlink(path);
         close(fd);
         return ret;
 }
@@ -325,39 +363,25 @@ static uint64_t le64(const uint8_t *p)
  * real size, so that a malformed file never leads to an access outside the
  * mapping (shm_regs.h).
  */
-int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_size,
-                  struct shm_geom *g)
+static int hdr_check_magic(const char *path, const uint8_t *raw)
 {
-        const char *field = NULL;
-        int ret;
-
-        if (memcmp(raw, SHM_MAGIC, 8) != 0) {
-                if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
-                        log_err("%s: shm device format 1 (an older ntbt); this build reads format "
-                                "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
-                                path);
-                        return -EPROTO;
-                }
-                if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
-                        log_err("%s: wrong magic (not an ntbt shm device)", path);
-                        return -EINVAL;
-                }
-                return -EAGAIN; /* not initialised yet: the creator writes the magic last */
-        }
-        if (n < SHM_HDR_READ || file_size < SHM_HEADER_BYTES) {
-                log_err("%s: truncated (%llu bytes, the header alone is 0x3000)", path,
-                        (unsigned long long)file_size);
-                return -EINVAL;
-        }
-        if (le32(raw + 0x08) != SHM_FORMAT) {
-                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
-                        SHM_FORMAT);
+        if (memcmp(raw, SHM_MAGIC, 8) == 0)
+                return 0;
+        if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
+                log_err("%s: shm device format 1 (an older ntbt); this build reads format "
+                        "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
+                        path);
                 return -EPROTO;
         }
-        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
-                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
+        if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
+                log_err("%s: wrong magic (not an ntbt shm device)", path);
                 return -EINVAL;
         }
+        return -EAGAIN; /* not initialised yet: the creator writes the magic last */
+}
+
+static void hdr_read_geom(const uint8_t *raw, struct shm_geom *g)
+{
         g->mw_count = le32(raw + 0x10);
         g->spad_count = le32(raw + 0x14);
         g->db_valid_mask = le64(raw + 0x18);
@@ -367,12 +391,11 @@ int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_
         g->heartbeat_ms = le32(raw + 0x3C);
         g->remote_timeout_ms = le32(raw + 0x40);
         g->window_offset = le64(raw + 0x48);
-        ret = geom_check(g->mw_count, g->spad_count, g->db_valid_mask, g->mw_size, g->xlat_align,
-                         g->heartbeat_ms, g->remote_timeout_ms, &field);
-        if (ret) {
-                log_err("%s: bad %s", path, field);
-                return ret;
-        }
+}
+
+/* The sizes the geometry implies against the header's and the file's. */
+static int hdr_check_sizes(const char *path, const struct shm_geom *g, uint64_t file_size)
+{
         if (g->file_bytes != geom_file_bytes(g->mw_count, g->mw_size)) {
                 log_err("%s: file_bytes %llu, the geometry needs %llu", path,
                         (unsigned long long)g->file_bytes,
@@ -391,6 +414,44 @@ int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_
                 return -EINVAL;
         }
         return 0;
+}
+
+/*
+ * Every header field is checked against the spec's limits and the file's
+ * real size, so that a malformed file never leads to an access outside the
+ * mapping (shm_regs.h).
+ */
+int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_size,
+                  struct shm_geom *g)
+{
+        const char *field = NULL;
+        int ret;
+
+        ret = hdr_check_magic(path, raw);
+        if (ret)
+                return ret;
+        if (n < SHM_HDR_READ || file_size < SHM_HEADER_BYTES) {
+                log_err("%s: truncated (%llu bytes, the header alone is 0x3000)", path,
+                        (unsigned long long)file_size);
+                return -EINVAL;
+        }
+        if (le32(raw + 0x08) != SHM_FORMAT) {
+                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
+                        SHM_FORMAT);
+                return -EPROTO;
+        }
+        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
+                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
+                return -EINVAL;
+        }
+        hdr_read_geom(raw, g);
+        ret = geom_check(g->mw_count, g->spad_count, g->db_valid_mask, g->mw_size, g->xlat_align,
+                         g->heartbeat_ms, g->remote_timeout_ms, &field);
+        if (ret) {
+                log_err("%s: bad %s", path, field);
+                return ret;
+        }
+        return hdr_check_sizes(path, g, file_size);
 }
 
 /* Open flags of shm_map_open. */
@@ -424,18 +485,62 @@ static int check_owner(const char *path, const struct stat *st, int flags)
         return 0;
 }
 
+/* The checked header of an open device file into *g.  The creator writes the
+ * magic last: wait up to a second for it. */
+static int shm_wait_header(const char *path, int fd, int flags, struct shm_geom *g)
+{
+        int64_t deadline = now_ns() + NS_PER_SEC;
+        uint8_t raw[SHM_HDR_READ];
+        struct stat st;
+        ssize_t n;
+        int ret;
+
+        for (;;) {
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (!S_ISREG(st.st_mode)) {
+                        log_err("%s: not a regular file", path);
+                        return -EINVAL;
+                }
+                ret = check_owner(path, &st, flags);
+                if (ret)
+                        return ret;
+                memset(raw, 0, sizeof(raw));
+                n = pread(fd, raw, sizeof(raw), 0);
+                if (n < 0)
+                        return -errno;
+                ret = shm_hdr_parse(path, raw, (size_t)n, (uint64_t)st.st_size, g);
+                if (ret != -EAGAIN)
+                        return ret;
+                if (now_ns() > deadline) {
+                        log_err("%s: no magic after 1 s (file not initialised)", path);
+                        return -EINVAL;
+                }
+                nanosleep(&(struct timespec){0, 10 * NS_PER_MS}, NULL);
+        }
+}
+
+static void map_set_geom(struct shm_map *m, const struct shm_geom *g)
+{
+        m->mw_count = g->mw_count;
+        m->spad_count = g->spad_count;
+        m->db_valid_mask = g->db_valid_mask;
+        m->mw_size = g->mw_size;
+        m->xlat_align = g->xlat_align;
+        m->file_bytes = g->file_bytes;
+        m->heartbeat_ms = g->heartbeat_ms;
+        m->remote_timeout_ms = g->remote_timeout_ms;
+        m->window_offset = g->window_offset;
+}
+
 /* Open and map a device file: its header is checked (shm_hdr_parse) before
  * anything is mapped. */
 static int shm_map_open(const char *name, int flags, struct shm_map *m)
 {
         int writable = flags & SHM_OPEN_RW;
-        uint8_t raw[SHM_HDR_READ];
         char path[PATH_MAX];
         struct shm_geom g;
-        int64_t deadline = now_ns() + NS_PER_SEC;
-        struct stat st;
         int fd, ret;
-        ssize_t n;
 
         memset(m, 0, sizeof(*m));
         m->fd = -1;
@@ -445,7 +550,7 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                 return ret;
         }
         /* O_NONBLOCK: a FIFO planted at the path must not block the open;
-         * the fstat below then refuses anything but a regular file. */
+         * shm_wait_header's fstat then refuses anything but a regular file. */
         fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
                 ret = -errno;
@@ -455,47 +560,10 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                         log_err("%s: cannot open: %s", path, strerror(-ret));
                 return ret;
         }
-        /* The creator writes the magic last: wait up to a second for it. */
-        for (;;) {
-                if (fstat(fd, &st) < 0) {
-                        ret = -errno;
-                        goto fail;
-                }
-                if (!S_ISREG(st.st_mode)) {
-                        log_err("%s: not a regular file", path);
-                        ret = -EINVAL;
-                        goto fail;
-                }
-                ret = check_owner(path, &st, flags);
-                if (ret)
-                        goto fail;
-                memset(raw, 0, sizeof(raw));
-                n = pread(fd, raw, sizeof(raw), 0);
-                if (n < 0) {
-                        ret = -errno;
-                        goto fail;
-                }
-                ret = shm_hdr_parse(path, raw, (size_t)n, (uint64_t)st.st_size, &g);
-                if (ret != -EAGAIN)
-                        break;
-                if (now_ns() > deadline) {
-                        log_err("%s: no magic after 1 s (file not initialised)", path);
-                        ret = -EINVAL;
-                        goto fail;
-                }
-                nanosleep(&(struct timespec){0, 10 * NS_PER_MS}, NULL);
-        }
+        ret = shm_wait_header(path, fd, flags, &g);
         if (ret)
                 goto fail;
-        m->mw_count = g.mw_count;
-        m->spad_count = g.spad_count;
-        m->db_valid_mask = g.db_valid_mask;
-        m->mw_size = g.mw_size;
-        m->xlat_align = g.xlat_align;
-        m->file_bytes = g.file_bytes;
-        m->heartbeat_ms = g.heartbeat_ms;
-        m->remote_timeout_ms = g.remote_timeout_ms;
-        m->window_offset = g.window_offset;
+        map_set_geom(m, &g);
         m->len = (size_t)m->file_bytes;
         m->base =
             mmap(NULL, m->len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
@@ -802,29 +870,14 @@ static const struct dev_opt shm_opts[] = {
     {NULL, DEV_OPT_BOOL, 0, 0, NULL},
 };
 
-static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
+/* Claim a port of first..last for s: a free one first; only then one whose
+ * owner is gone (judging a remote owner gone takes remote_timeout_ms).  Under
+ * the claim lock, so that of two processes of this host taking over one port
+ * the second sees the first's pid, not the dead owner's. */
+static int shm_claim_port(struct ntbt_dev *dev, struct shm_dev *s, int first, int last)
 {
-        uint64_t port, nt = 0, shared_ok = 0;
-        struct shm_dev *s;
-        int ret, p, pass, first = 0, last = 1;
+        int ret, p, pass;
 
-        if (dev_args_num(args, "port", &port))
-                first = last = (int)port;
-        dev_args_num(args, "nt", &nt);
-        dev_args_num(args, "shared", &shared_ok);
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->nt = (int)nt;
-        ret = shm_map_open(args->name, SHM_OPEN_RW | (shared_ok ? SHM_OPEN_SHARED_OK : 0), &s->map);
-        if (ret) {
-                free(s);
-                return ret;
-        }
-        /* A free port first; only then one whose owner is gone (judging a
-         * remote owner gone takes remote_timeout_ms).  Under the claim lock,
-         * so that of two processes of this host taking over one port the
-         * second sees the first's pid, not the dead owner's. */
         ret = claim_lock(&s->map);
         if (ret) {
                 if (ret == -EBUSY)
@@ -833,8 +886,6 @@ static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
                                 dev->spec, claim_lock_ms(&s->map));
                 else
                         log_err("%s: cannot take the claim lock: %s", dev->spec, strerror(-ret));
-                shm_map_close(&s->map);
-                free(s);
                 return ret;
         }
         ret = -EBUSY;
@@ -845,13 +896,32 @@ static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
                                 s->port = p;
                 }
         claim_unlock(&s->map);
-        if (ret) {
+        if (ret)
                 log_err("%s: %s busy (claimed by a live owner)", dev->spec,
                         first == last ? "port" : "both ports");
-                shm_map_close(&s->map);
-                free(s);
-                return ret;
-        }
+        return ret;
+}
+
+static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
+{
+        uint64_t port, nt = 0, shared_ok = 0;
+        struct shm_dev *s;
+        int ret, first = 0, last = 1;
+
+        if (dev_args_num(args, "port", &port))
+                first = last = (int)port;
+        dev_args_num(args, "nt", &nt);
+        dev_args_num(args, "shared", &shared_ok);
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->nt = (int)nt;
+        ret = shm_map_open(args->name, SHM_OPEN_RW | (shared_ok ? SHM_OPEN_SHARED_OK : 0), &s->map);
+        if (ret)
+                goto fail_free;
+        ret = shm_claim_port(dev, s, first, last);
+        if (ret)
+                goto fail_unmap;
         s->me = map_port(&s->map, s->port);
         s->peer = map_port(&s->map, 1 - s->port);
         s->peer_pidfd = -1;
@@ -859,13 +929,17 @@ static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
         if (ret) {
                 log_err("%s: cannot start the heartbeat thread: %s", dev->spec, strerror(-ret));
                 port_release(s);
-                shm_map_close(&s->map);
-                free(s);
-                return ret;
+                goto fail_unmap;
         }
         pthread_mutex_init(&s->peer_lock, NULL);
         dev->priv = s;
         return 0;
+
+fail_unmap:
+        shm_map_close(&s->map);
+fail_free:
+        free(s);
+        return ret;
 }
 
 static void shm_close(struct ntbt_dev *dev)
