@@ -521,29 +521,19 @@ static uint8_t *outbound(struct kdev_dev *k, int widx, uint64_t off, size_t len)
         return w->out + off;
 }
 
+/* Posted writes into the write-combining buffers, as memcpy_toio; ordered by
+ * the wmb or flush the transport issues before DONE. */
 static int kdev_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const void *src,
                               size_t len)
 {
-        uint8_t *dst = outbound(to_kdev(dev), widx, off, len);
-
-        if (!dst)
-                return -EINVAL;
-        /* Posted writes into the write-combining buffers, as memcpy_toio;
-         * ordered by the wmb or flush the transport issues before DONE. */
-        memcpy(dst, src, len);
-        return 0;
+        return dev_mw_copy(outbound(to_kdev(dev), widx, off, len), src, len);
 }
 
+/* One 32-bit store (iowrite32); release orders the compiler's view of the
+ * stores before it.  The hardware ordering comes from wmb/flush. */
 static int kdev_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
 {
-        uint8_t *dst = outbound(to_kdev(dev), widx, off, 4);
-
-        if (!dst)
-                return -EINVAL;
-        /* One 32-bit store (iowrite32); release orders the compiler's view of
-         * the stores before it.  The hardware ordering comes from wmb/flush. */
-        store_release_u32(dst, val);
-        return 0;
+        return dev_mw_store32(outbound(to_kdev(dev), widx, off, 4), val);
 }
 
 /* A store fence that also drains write-combining buffers. */

@@ -1197,33 +1197,19 @@ static int shm_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const
 {
         uint8_t *dst = outbound(to_shm(dev), widx, off, len);
 
-        if (!dst)
-                return -EINVAL;
 #if defined(__x86_64__)
-        if (to_shm(dev)->nt && len >= NT_MIN) {
+        if (dst && to_shm(dev)->nt && len >= NT_MIN) {
                 copy_nt(dst, src, len);
                 return 0;
         }
 #endif
-        /* Plain stores: they are published by the release store (write32) or
-         * the fence (wmb) that the transport issues before the DONE flag. */
-        memcpy(dst, src, len);
-        return 0;
+        return dev_mw_copy(dst, src, len);
 }
 
+/* On x86 the release store is a plain mov. */
 static int shm_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
 {
-        uint8_t *dst = outbound(to_shm(dev), widx, off, 4);
-
-        if (!dst)
-                return -EINVAL;
-        /* Release: a 32-bit window store (a header field or rx_info) is never
-         * seen before the stores that preceded it, in particular the payload
-         * before DONE and the receiver's copy-out before rx_info.  On x86 this
-         * is a plain mov; it also lets TSan see the hand-off, which it cannot
-         * through a standalone fence. */
-        store_release_u32(dst, val);
-        return 0;
+        return dev_mw_store32(outbound(to_shm(dev), widx, off, 4), val);
 }
 
 static int shm_peer_mw_wmb(struct ntbt_dev *dev, int widx)
