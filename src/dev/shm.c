@@ -33,6 +33,7 @@
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/futex.h"
+#include "../util/hostile.h"
 #include "../util/log.h"
 #include "../util/parse.h"
 #include "dev.h"
@@ -218,9 +219,9 @@ static int shm_file_create(const char *path, const struct ntbt_shm_geom *g, uint
 {
         int fd, ret;
 
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = util_open_hostile(path, &(struct hostile_open){.flags = O_RDWR | O_CREAT | O_EXCL});
         if (fd < 0)
-                return -errno;
+                return fd;
         if (ftruncate(fd, (off_t)file_bytes) < 0) {
                 ret = -errno;
                 goto fail_unlink;
@@ -314,7 +315,7 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
 int ntbt_shm_remove(const char *name)
 {
         char path[PATH_MAX], magic[8] = {0};
-        struct stat st;
+        struct hostile_open h = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
         int fd, ret = ntbt_shm_path(name, path, sizeof(path));
         ssize_t n;
 
@@ -324,15 +325,13 @@ int ntbt_shm_remove(const char *name)
          * delete it.  No symlink (O_NOFOLLOW), no FIFO (O_NONBLOCK, then a
          * regular file), and the magic of format 2 or 1.  A file with no
          * magic yet (a creator that died) is ours only under /dev/shm. */
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-                ret = -errno;
-                if (ret == -ELOOP)
+        fd = util_open_hostile(path, &h);
+        if (fd < 0 && h.why == HOSTILE_OPEN) {
+                if (fd == -ELOOP)
                         log_err("%s: is a symbolic link; not removing it", path);
-                return ret;
+                return fd;
         }
-        if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-                close(fd);
+        if (fd < 0) {
                 log_err("%s: not a regular file; not removing it", path);
                 return -EINVAL;
         }
@@ -496,12 +495,9 @@ static int shm_wait_header(const char *path, int fd, int flags, struct shm_geom 
         int ret;
 
         for (;;) {
+                /* Again each time: the size grows as the creator works. */
                 if (fstat(fd, &st) < 0)
                         return -errno;
-                if (!S_ISREG(st.st_mode)) {
-                        log_err("%s: not a regular file", path);
-                        return -EINVAL;
-                }
                 ret = check_owner(path, &st, flags);
                 if (ret)
                         return ret;
@@ -538,6 +534,8 @@ static void map_set_geom(struct shm_map *m, const struct shm_geom *g)
 static int shm_map_open(const char *name, int flags, struct shm_map *m)
 {
         int writable = flags & SHM_OPEN_RW;
+        struct hostile_open h = {.flags = (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK,
+                                 .type = S_IFREG};
         char path[PATH_MAX];
         struct shm_geom g;
         int fd, ret;
@@ -550,16 +548,16 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                 return ret;
         }
         /* O_NONBLOCK: a FIFO planted at the path must not block the open;
-         * shm_wait_header's fstat then refuses anything but a regular file. */
-        fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-                ret = -errno;
-                if (ret == -ELOOP)
-                        log_err("%s: is a symbolic link; refusing it", path);
-                else
-                        log_err("%s: cannot open: %s", path, strerror(-ret));
-                return ret;
-        }
+         * the type check then refuses anything but a regular file. */
+        fd = util_open_hostile(path, &h);
+        if (fd == -ELOOP && h.why == HOSTILE_OPEN)
+                log_err("%s: is a symbolic link; refusing it", path);
+        else if (fd < 0 && h.why == HOSTILE_OPEN)
+                log_err("%s: cannot open: %s", path, strerror(-fd));
+        else if (fd < 0 && h.why == HOSTILE_TYPE)
+                log_err("%s: not a regular file", path);
+        if (fd < 0)
+                return fd;
         ret = shm_wait_header(path, fd, flags, &g);
         if (ret)
                 goto fail;

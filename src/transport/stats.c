@@ -16,6 +16,7 @@
 #include <ntbt/stats.h>
 
 #include "../util/clock.h"
+#include "../util/hostile.h"
 #include "../util/log.h"
 #include "stats_file.h"
 
@@ -53,20 +54,21 @@ static int read_rec(int fd, off_t off, struct stats_rec *out)
 int ntbt_stats_remove(const char *name, int port)
 {
         char path[4200], magic[8] = {0};
-        struct stat sb;
+        struct hostile_open h = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
         int fd, ret = ntbt_stats_path(name, port, path, sizeof(path));
 
         if (ret)
                 return ret;
         /* Only an ntbt statistics file (regular, not a link, our magic, or
          * empty: a transport killed before it wrote the header). */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
-            (sb.st_size > 0 && (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
-                                memcmp(magic, STATS_MAGIC, 8)))) {
-                close(fd);
+        fd = util_open_hostile(path, &h);
+        if (fd < 0 && h.why == HOSTILE_OPEN)
+                return fd;
+        if (fd < 0 ||
+            (h.st.st_size > 0 && (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+                                  memcmp(magic, STATS_MAGIC, 8)))) {
+                if (fd >= 0)
+                        close(fd);
                 log_err("%s: not an ntbt statistics file; not removing it", path);
                 return -EINVAL;
         }
@@ -140,9 +142,9 @@ static int stats_fill(int fd, const struct stats_hdr *h, struct ntbt_stats *out)
 
 int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
 {
+        struct hostile_open ho = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
         char path[4200];
         struct stats_hdr h;
-        struct stat sb;
         int fd, ret;
 
         if (!out)
@@ -152,19 +154,21 @@ int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
                 return ret;
         /* Another user can plant anything at the path: no symlink
          * (O_NOFOLLOW), no hang on a FIFO (O_NONBLOCK), a regular file only. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
-                ret = -errno;
-                if (ret == -ELOOP)
+        fd = util_open_hostile(path, &ho);
+        if (fd < 0 && ho.why == HOSTILE_OPEN) {
+                if (fd == -ELOOP)
                         log_err("%s: is a symbolic link; not reading it", path);
-                return ret;
+                return fd;
         }
         memset(out, 0, sizeof(*out));
-        ret = -EINVAL;
-        if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode))
-                log_err("%s: not a regular file", path);
-        else
-                ret = stats_hdr_read(path, fd, port, &h);
+        if (fd < 0) {
+                /* A failed fstat read as a short file, as stats_hdr_read says. */
+                log_err("%s: %s", path,
+                        ho.why == HOSTILE_TYPE ? "not a regular file"
+                                               : "statistics file too short");
+                return -EINVAL;
+        }
+        ret = stats_hdr_read(path, fd, port, &h);
         if (!ret)
                 ret = stats_fill(fd, &h, out);
         close(fd);
