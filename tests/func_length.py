@@ -59,6 +59,12 @@ def check_file(path, limit):
     return bad
 
 
+def c_files(root):
+    for top in ("src", "tools"):
+        for d, _, names in sorted(os.walk(os.path.join(root, top))):
+            yield from (os.path.join(d, n) for n in sorted(names) if n.endswith(".c"))
+
+
 def main():
     args = sys.argv[1:]
     limit = LIMIT
@@ -67,23 +73,14 @@ def main():
         limit = int(args[i + 1])
         del args[i : i + 2]
     root = args[0] if args else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bad = 0
-    for top in ("src", "tools"):
-        for d, _, names in sorted(os.walk(os.path.join(root, top))):
-            for name in sorted(names):
-                if not name.endswith(".c"):
-                    continue
-                path = os.path.join(d, name)
-                for line, func, body in check_file(path, limit):
-                    rel = os.path.relpath(path, root)
-                    print(f"{rel}:{line}: {func}: {body} lines (over {limit}; "
-                          "split it, or say why in a comment with 'long:' before it)")
-                    bad += 1
-    if bad:
-        print(f"{bad} functions over {limit} lines without a 'long:' comment")
-        return 1
-    print(f"func_length: every function in src/ and tools/ is at most {limit} lines or says why")
-    return 0
+    long_ones = [(os.path.relpath(path, root), hit) for path in c_files(root)
+                 for hit in check_file(path, limit)]
+    for rel, (line, func, body) in long_ones:
+        print(f"{rel}:{line}: {func}: {body} lines (over {limit}; "
+              "split it, or say why in a comment with 'long:' before it)")
+    print(f"{len(long_ones)} functions over {limit} lines without a 'long:' comment" if long_ones
+          else f"func_length: every function in src/ and tools/ is at most {limit} lines or says why")
+    return 1 if long_ones else 0
 
 
 if __name__ == "__main__":

@@ -53,8 +53,7 @@ struct shm_map {
         uint8_t *base;
         size_t len;
         struct shm_hdr *hdr;
-        uint32_t mw_count, spad_count, heartbeat_ms, remote_timeout_ms;
-        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes, window_offset;
+        struct shm_geom g; /* the header's, checked (shm_hdr_parse) */
 };
 
 struct shm_dev {
@@ -174,25 +173,22 @@ static int alloc_range(int fd, uint64_t off, uint64_t len)
 
 /* ---- create / remove ---- */
 
+/* v, or d when v is zero (an option not given). */
+#define OR_DEFAULT(v, d) ((v) ? (v) : (d))
+
 /* Zero fields of a geometry get the spec's defaults. */
 static void geom_defaults(struct ntbt_shm_geom *g)
 {
-        if (!g->mw_count)
-                g->mw_count = SHM_MW_COUNT_DEF;
-        if (!g->spad_count)
-                g->spad_count = SHM_SPAD_DEF;
-        if (!g->db_bits)
-                g->db_bits = SHM_DB_BITS_DEF;
-        if (!g->mw_size)
-                g->mw_size = SHM_MW_SIZE_DEF;
-        if (!g->xlat_align)
-                g->xlat_align = SHM_XLAT_ALIGN_DEF;
-        if (!g->heartbeat_ms)
-                g->heartbeat_ms = SHM_HEARTBEAT_DEF;
-        if (!g->remote_timeout_ms) /* the spec's 1 s, or ten beats if they are slower */
-                g->remote_timeout_ms = g->heartbeat_ms > SHM_REMOTE_TMO_DEF / 10
-                                           ? g->heartbeat_ms * 10
-                                           : SHM_REMOTE_TMO_DEF;
+        g->mw_count = OR_DEFAULT(g->mw_count, SHM_MW_COUNT_DEF);
+        g->spad_count = OR_DEFAULT(g->spad_count, SHM_SPAD_DEF);
+        g->db_bits = OR_DEFAULT(g->db_bits, SHM_DB_BITS_DEF);
+        g->mw_size = OR_DEFAULT(g->mw_size, SHM_MW_SIZE_DEF);
+        g->xlat_align = OR_DEFAULT(g->xlat_align, SHM_XLAT_ALIGN_DEF);
+        g->heartbeat_ms = OR_DEFAULT(g->heartbeat_ms, SHM_HEARTBEAT_DEF);
+        /* The spec's 1 s, or ten beats if they are slower. */
+        g->remote_timeout_ms = OR_DEFAULT(
+            g->remote_timeout_ms,
+            g->heartbeat_ms > SHM_REMOTE_TMO_DEF / 10 ? g->heartbeat_ms * 10 : SHM_REMOTE_TMO_DEF);
 }
 
 /* A geometry within the spec's limits; *db_mask from its db_bits. */
@@ -516,19 +512,6 @@ static int shm_wait_header(const char *path, int fd, int flags, struct shm_geom 
         }
 }
 
-static void map_set_geom(struct shm_map *m, const struct shm_geom *g)
-{
-        m->mw_count = g->mw_count;
-        m->spad_count = g->spad_count;
-        m->db_valid_mask = g->db_valid_mask;
-        m->mw_size = g->mw_size;
-        m->xlat_align = g->xlat_align;
-        m->file_bytes = g->file_bytes;
-        m->heartbeat_ms = g->heartbeat_ms;
-        m->remote_timeout_ms = g->remote_timeout_ms;
-        m->window_offset = g->window_offset;
-}
-
 /* Open and map a device file: its header is checked (shm_hdr_parse) before
  * anything is mapped. */
 static int shm_map_open(const char *name, int flags, struct shm_map *m)
@@ -537,7 +520,6 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
         struct hostile_open h = {.flags = (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK,
                                  .type = S_IFREG};
         char path[PATH_MAX];
-        struct shm_geom g;
         int fd, ret;
 
         memset(m, 0, sizeof(*m));
@@ -558,11 +540,10 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                 log_err("%s: not a regular file", path);
         if (fd < 0)
                 return fd;
-        ret = shm_wait_header(path, fd, flags, &g);
+        ret = shm_wait_header(path, fd, flags, &m->g);
         if (ret)
                 goto fail;
-        map_set_geom(m, &g);
-        m->len = (size_t)m->file_bytes;
+        m->len = (size_t)m->g.file_bytes;
         m->base =
             mmap(NULL, m->len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
         if (m->base == MAP_FAILED) {
@@ -596,7 +577,8 @@ static struct shm_port *map_port(struct shm_map *m, int p)
 /* Inbound window n of port p. */
 static uint8_t *map_window(struct shm_map *m, int p, int n)
 {
-        return m->base + m->window_offset + ((uint64_t)p * m->mw_count + (uint64_t)n) * m->mw_size;
+        return m->base + m->g.window_offset +
+               ((uint64_t)p * m->g.mw_count + (uint64_t)n) * m->g.mw_size;
 }
 
 static void bump_link_seq(struct shm_map *m)
@@ -645,9 +627,9 @@ static void port_reset(struct shm_map *m, struct shm_port *pt)
         /* Resets of a port we now own; seq_cst like every register access. */
         store_sc(&pt->db, 0);
         store_sc(&pt->db_mask, 0);
-        for (i = 0; i < m->spad_count; i++)
+        for (i = 0; i < m->g.spad_count; i++)
                 store_sc(&pt->spad[i], 0);
-        for (i = 0; i < m->mw_count; i++)
+        for (i = 0; i < m->g.mw_count; i++)
                 store_sc(&pt->xlat_size[i], 0);
         store_sc(&pt->link_enabled, 0);
 }
@@ -663,8 +645,8 @@ static int owner_gone(struct shm_map *m, struct shm_port *pt, uint32_t gen)
 {
         uint32_t kind = load_sc(&pt->owner_kind), pid = load_sc(&pt->pid);
         uint32_t hb = load_sc(&pt->heartbeat);
-        int64_t deadline = now_ns() + m->remote_timeout_ms * NS_PER_MS;
-        int64_t step = m->heartbeat_ms * NS_PER_MS / 4;
+        int64_t deadline = now_ns() + m->g.remote_timeout_ms * NS_PER_MS;
+        int64_t step = m->g.heartbeat_ms * NS_PER_MS / 4;
 
         if (kind == SHM_OWNER_PROCESS) {
                 if (pid == (uint32_t)getpid())
@@ -763,7 +745,7 @@ static int port_claim(struct shm_dev *s, int p, int takeover)
  */
 static uint32_t claim_lock_ms(const struct shm_map *m)
 {
-        return 2 * m->remote_timeout_ms + 1000;
+        return 2 * m->g.remote_timeout_ms + 1000;
 }
 
 static int claim_lock(struct shm_map *m)
@@ -801,7 +783,7 @@ static int own_port(struct shm_dev *s)
 static void *hb_main(void *arg)
 {
         struct shm_dev *s = arg;
-        int64_t period = s->map.heartbeat_ms * NS_PER_MS / 2;
+        int64_t period = s->map.g.heartbeat_ms * NS_PER_MS / 2;
         struct timespec ts;
 
         pthread_mutex_lock(&s->hb_lock);
@@ -995,7 +977,7 @@ static int peer_alive(struct shm_dev *s, uint32_t kind, uint32_t pid, uint32_t g
                         s->peer_hb = hb;
                         s->peer_hb_at = now;
                 }
-                alive = now - s->peer_hb_at < s->map.remote_timeout_ms * NS_PER_MS;
+                alive = now - s->peer_hb_at < s->map.g.remote_timeout_ms * NS_PER_MS;
         } else {
                 alive = s->peer_pidfd >= 0 ? !pidfd_exited(s->peer_pidfd) : pid_alive(pid);
         }
@@ -1046,7 +1028,7 @@ static int shm_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
 {
         struct shm_dev *s = to_shm(dev);
         int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
-        int64_t slice = s->map.heartbeat_ms * NS_PER_MS;
+        int64_t slice = s->map.g.heartbeat_ms * NS_PER_MS;
 
         /* A remote owner's changes wake nobody: look at least every
          * heartbeat_ms (and every LINK_POLL_NS for a killed process peer). */
@@ -1075,12 +1057,12 @@ static uint32_t shm_link_events(struct ntbt_dev *dev)
 
 static int check_widx(struct shm_dev *s, int widx)
 {
-        return widx >= 0 && (uint32_t)widx < s->map.mw_count ? 0 : -EINVAL;
+        return widx >= 0 && (uint32_t)widx < s->map.g.mw_count ? 0 : -EINVAL;
 }
 
 static int shm_mw_count(struct ntbt_dev *dev)
 {
-        return (int)to_shm(dev)->map.mw_count;
+        return (int)to_shm(dev)->map.g.mw_count;
 }
 
 static int shm_mw_get_align(struct ntbt_dev *dev, int widx, uint64_t *addr_align,
@@ -1091,11 +1073,11 @@ static int shm_mw_get_align(struct ntbt_dev *dev, int widx, uint64_t *addr_align
         if (check_widx(s, widx))
                 return -EINVAL;
         if (addr_align)
-                *addr_align = s->map.xlat_align;
+                *addr_align = s->map.g.xlat_align;
         if (size_align)
-                *size_align = s->map.xlat_align;
+                *size_align = s->map.g.xlat_align;
         if (size_max)
-                *size_max = s->map.mw_size;
+                *size_max = s->map.g.mw_size;
         return 0;
 }
 
@@ -1103,7 +1085,8 @@ static int shm_mw_set_trans(struct ntbt_dev *dev, int widx, uint64_t size)
 {
         struct shm_dev *s = to_shm(dev);
 
-        if (check_widx(s, widx) || size == 0 || size > s->map.mw_size || size % s->map.xlat_align)
+        if (check_widx(s, widx) || size == 0 || size > s->map.g.mw_size ||
+            size % s->map.g.xlat_align)
                 return -EINVAL;
         store_sc(&s->me->xlat_size[widx], size);
         return 0;
@@ -1125,7 +1108,7 @@ static int shm_peer_mw_size(struct ntbt_dev *dev, int widx, uint64_t *size)
 
         if (check_widx(s, widx))
                 return -EINVAL;
-        *size = s->map.mw_size;
+        *size = s->map.g.mw_size;
         return 0;
 }
 
@@ -1136,14 +1119,14 @@ static int shm_mw_inbound(struct ntbt_dev *dev, int widx, void **base, uint64_t 
         if (check_widx(s, widx))
                 return -EINVAL;
         *base = map_window(&s->map, s->port, widx);
-        *size = s->map.mw_size;
+        *size = s->map.g.mw_size;
         return 0;
 }
 
 /* The outbound window widx, with [off, off+len) checked against it. */
 static uint8_t *outbound(struct shm_dev *s, int widx, uint64_t off, uint64_t len)
 {
-        if (check_widx(s, widx) || off > s->map.mw_size || len > s->map.mw_size - off)
+        if (check_widx(s, widx) || off > s->map.g.mw_size || len > s->map.g.mw_size - off)
                 return NULL;
         return map_window(&s->map, 1 - s->port, widx) + off;
 }
@@ -1241,7 +1224,7 @@ static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
 
 static uint64_t shm_db_valid_mask(struct ntbt_dev *dev)
 {
-        return to_shm(dev)->map.db_valid_mask;
+        return to_shm(dev)->map.g.db_valid_mask;
 }
 
 static uint64_t shm_db_read(struct ntbt_dev *dev)
@@ -1264,7 +1247,7 @@ static int shm_db_set_mask(struct ntbt_dev *dev, uint64_t bits)
 {
         struct shm_dev *s = to_shm(dev);
 
-        fetch_or_sc(&s->me->db_mask, bits & s->map.db_valid_mask);
+        fetch_or_sc(&s->me->db_mask, bits & s->map.g.db_valid_mask);
         return 0;
 }
 
@@ -1292,7 +1275,7 @@ static int shm_peer_db_set(struct ntbt_dev *dev, uint64_t bits)
 {
         struct shm_dev *s = to_shm(dev);
 
-        bits &= s->map.db_valid_mask;
+        bits &= s->map.g.db_valid_mask;
         if (!bits)
                 return 0;
         /*
@@ -1370,12 +1353,12 @@ static int shm_db_wait_interrupt(struct ntbt_dev *dev)
 
 static int shm_spad_count(struct ntbt_dev *dev)
 {
-        return (int)to_shm(dev)->map.spad_count;
+        return (int)to_shm(dev)->map.g.spad_count;
 }
 
 static uint32_t *spad_ptr(struct shm_dev *s, struct shm_port *pt, int idx)
 {
-        if (idx < 0 || (uint32_t)idx >= s->map.spad_count)
+        if (idx < 0 || (uint32_t)idx >= s->map.g.spad_count)
                 return NULL;
         return &pt->spad[idx];
 }
@@ -1429,7 +1412,7 @@ static int shm_peer_spad_write(struct ntbt_dev *dev, int idx, uint32_t val)
  */
 static void watch_heartbeats(struct shm_map *m, struct ntbt_shm_info *info)
 {
-        int64_t t0 = now_ns(), deadline = t0 + m->remote_timeout_ms * NS_PER_MS;
+        int64_t t0 = now_ns(), deadline = t0 + m->g.remote_timeout_ms * NS_PER_MS;
         uint32_t hb0[2];
         int need[2], p;
 
@@ -1467,15 +1450,15 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
         memset(info, 0, sizeof(*info));
         info->size = sizeof(*info);
         info->format = SHM_FORMAT;
-        info->mw_count = m.mw_count;
-        info->spad_count = m.spad_count;
-        info->db_valid_mask = m.db_valid_mask;
-        info->mw_size = m.mw_size;
-        info->xlat_align = m.xlat_align;
-        info->file_bytes = m.file_bytes;
-        info->window_offset = m.window_offset;
-        info->heartbeat_ms = m.heartbeat_ms;
-        info->remote_timeout_ms = m.remote_timeout_ms;
+        info->mw_count = m.g.mw_count;
+        info->spad_count = m.g.spad_count;
+        info->db_valid_mask = m.g.db_valid_mask;
+        info->mw_size = m.g.mw_size;
+        info->xlat_align = m.g.xlat_align;
+        info->file_bytes = m.g.file_bytes;
+        info->window_offset = m.g.window_offset;
+        info->heartbeat_ms = m.g.heartbeat_ms;
+        info->remote_timeout_ms = m.g.remote_timeout_ms;
         info->link_seq = load_sc(&m.hdr->link_seq);
         for (p = 0; p < 2; p++) {
                 struct shm_port *pt = map_port(&m, p);
@@ -1491,9 +1474,9 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
                 pi->db_mask = load_sc(&pt->db_mask);
                 pi->db_seq = load_sc(&pt->db_seq);
                 pi->db_sleepers = load_sc(&pt->db_sleepers);
-                for (i = 0; i < m.spad_count; i++)
+                for (i = 0; i < m.g.spad_count; i++)
                         pi->spad[i] = load_sc(&pt->spad[i]);
-                for (i = 0; i < m.mw_count; i++)
+                for (i = 0; i < m.g.mw_count; i++)
                         pi->xlat_size[i] = load_sc(&pt->xlat_size[i]);
         }
         watch_heartbeats(&m, info);
