@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/abi.h"
 #include "../util/log.h"
 #include "../util/parse.h"
 #include "wrap.h"
@@ -428,19 +429,21 @@ static int parse_spec(const char *spec, unsigned flags, struct dev_parse *P)
         return ret;
 }
 
+/* The first version of struct ntbt_dev_parsed ends at nopts (src/util/abi.h). */
+#define DEV_PARSED_VER0 ABI_SIZE_TO(struct ntbt_dev_parsed, nopts)
+
 int ntbt_dev_parse(const char *spec, unsigned flags, struct ntbt_dev_parsed *out)
 {
         struct dev_parse P;
         int ret;
 
-        if (!spec || !out || out->size != sizeof(*out) || (flags & ~NTBT_DEV_PARSE_BARE))
+        if (!spec || !out || abi_out_ok(out, DEV_PARSED_VER0) || (flags & ~NTBT_DEV_PARSE_BARE))
                 return -EINVAL;
         ret = parse_spec(spec, flags, &P);
         if (ret)
                 return ret;
-        *out = P.pub;
-        out->size = sizeof(*out);
-        return 0;
+        P.pub.size = sizeof(P.pub);
+        return abi_out(out, &P.pub, sizeof(P.pub), DEV_PARSED_VER0);
 }
 
 int ntbt_dev_display_name(const char *spec, char *buf, size_t len)

@@ -30,6 +30,7 @@
 
 #include <ntbt/shm.h>
 
+#include "../util/abi.h"
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/futex.h"
@@ -282,11 +283,9 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
         char path[PATH_MAX];
         int fd, ret;
 
-        if (geom) {
-                if (geom->size < sizeof(uint32_t) || geom->size > sizeof(g))
-                        return -EINVAL;
-                memcpy(&g, geom, geom->size);
-        }
+        ret = geom ? abi_in(&g, sizeof(g), geom, ABI_OPTS_VER0) : 0;
+        if (ret)
+                return ret;
         ret = ntbt_shm_path(name, path, sizeof(path));
         if (ret) {
                 log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)",
@@ -1436,32 +1435,27 @@ static void watch_heartbeats(struct shm_map *m, struct ntbt_shm_info *info)
         }
 }
 
-int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
+/* The registers of the open device m, the heartbeats watched, into info. */
+static void shm_info_fill(struct shm_map *m, struct ntbt_shm_info *info)
 {
-        struct shm_map m;
-        int ret, p;
+        int p;
         uint32_t i;
 
-        if (!info || info->size != sizeof(*info))
-                return -EINVAL;
-        ret = shm_map_open(name, 0, &m);
-        if (ret)
-                return ret;
         memset(info, 0, sizeof(*info));
         info->size = sizeof(*info);
         info->format = SHM_FORMAT;
-        info->mw_count = m.g.mw_count;
-        info->spad_count = m.g.spad_count;
-        info->db_valid_mask = m.g.db_valid_mask;
-        info->mw_size = m.g.mw_size;
-        info->xlat_align = m.g.xlat_align;
-        info->file_bytes = m.g.file_bytes;
-        info->window_offset = m.g.window_offset;
-        info->heartbeat_ms = m.g.heartbeat_ms;
-        info->remote_timeout_ms = m.g.remote_timeout_ms;
-        info->link_seq = load_sc(&m.hdr->link_seq);
+        info->mw_count = m->g.mw_count;
+        info->spad_count = m->g.spad_count;
+        info->db_valid_mask = m->g.db_valid_mask;
+        info->mw_size = m->g.mw_size;
+        info->xlat_align = m->g.xlat_align;
+        info->file_bytes = m->g.file_bytes;
+        info->window_offset = m->g.window_offset;
+        info->heartbeat_ms = m->g.heartbeat_ms;
+        info->remote_timeout_ms = m->g.remote_timeout_ms;
+        info->link_seq = load_sc(&m->hdr->link_seq);
         for (p = 0; p < 2; p++) {
-                struct shm_port *pt = map_port(&m, p);
+                struct shm_port *pt = map_port(m, p);
                 struct ntbt_shm_port_info *pi = &info->port[p];
 
                 pi->state = load_sc(&pt->state);
@@ -1474,12 +1468,12 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
                 pi->db_mask = load_sc(&pt->db_mask);
                 pi->db_seq = load_sc(&pt->db_seq);
                 pi->db_sleepers = load_sc(&pt->db_sleepers);
-                for (i = 0; i < m.g.spad_count; i++)
+                for (i = 0; i < m->g.spad_count; i++)
                         pi->spad[i] = load_sc(&pt->spad[i]);
-                for (i = 0; i < m.g.mw_count; i++)
+                for (i = 0; i < m->g.mw_count; i++)
                         pi->xlat_size[i] = load_sc(&pt->xlat_size[i]);
         }
-        watch_heartbeats(&m, info);
+        watch_heartbeats(m, info);
         for (p = 0; p < 2; p++) {
                 struct ntbt_shm_port_info *pi = &info->port[p];
 
@@ -1492,8 +1486,25 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
         }
         info->link_up = info->port[0].alive && info->port[1].alive &&
                         info->port[0].link_enabled == 1 && info->port[1].link_enabled == 1;
+}
+
+/* The first version of struct ntbt_shm_info ends at port[] (src/util/abi.h). */
+#define SHM_INFO_VER0 ABI_SIZE_TO(struct ntbt_shm_info, port)
+
+int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
+{
+        struct ntbt_shm_info r;
+        struct shm_map m;
+        int ret;
+
+        if (!info || abi_out_ok(info, SHM_INFO_VER0))
+                return -EINVAL;
+        ret = shm_map_open(name, 0, &m);
+        if (ret)
+                return ret;
+        shm_info_fill(&m, &r);
         shm_map_close(&m);
-        return 0;
+        return abi_out(info, &r, sizeof(r), SHM_INFO_VER0);
 }
 
 const struct ntbt_dev_ops shm_dev_ops = {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/abi.h"
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/log.h"
@@ -339,16 +340,15 @@ static void *event_thread(void *arg)
         return NULL;
 }
 
-/* The caller's options with the defaults filled, or -EINVAL. */
+/* The caller's options (<ntbt/ntbt.h>: the size rule) with the defaults
+ * filled: 0, -EINVAL, or -E2BIG for an option this build does not know. */
 static int transport_opts(struct ntbt_dev *dev, const struct ntbt_transport_opts *opts,
                           struct ntbt_transport_opts *o)
 {
-        if (opts) {
-                if (opts->size < sizeof(uint32_t) || opts->size > sizeof(*o))
-                        return -EINVAL;
-                memcpy(o, opts, opts->size);
-                o->size = sizeof(*o);
-        }
+        int ret = opts ? abi_in(o, sizeof(*o), opts, ABI_OPTS_VER0) : 0;
+
+        if (ret)
+                return ret;
         if (!o->transport_mtu)
                 o->transport_mtu = NTB_TRANSPORT_MTU_DEFAULT;
         if (o->flags & ~NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
