@@ -10,10 +10,11 @@
  * them all (the kernel's for extensible structs, copy_struct_from_user):
  *
  *  - size must be at least the struct's first version: 4 for options (the
- *    size field alone: every option's zero is its default), the whole first
+ *    size field alone: every option has a default), the whole first
  *    version for a result.  Less is -EINVAL.
  *  - Options from an older caller (a smaller struct): the fields it lacks
- *    are zero.  From a newer one (larger): the bytes beyond ours must be
+ *    take their defaults (what a zero there means, except qp_num's
+ *    NTBT_QP_ANY).  From a newer one (larger): the bytes beyond ours must be
  *    zero, else -E2BIG (it asks for an option this library does not have).
  *  - Results: we write as many bytes as both structs have, min(size, ours),
  *    and set size to that count; a newer caller's extra fields are left as

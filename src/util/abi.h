@@ -6,10 +6,10 @@
  * (copy_struct_from_user):
  *
  *   size is the caller's sizeof, at least the struct's first version's
- *   (min below: 4 for an options struct, whose every field defaults to 0;
+ *   (min below: 4 for an options struct, whose every field has a default;
  *   the whole first version for a result).  Given to us (abi_in), the
  *   bytes beyond our struct must be zero (-E2BIG: an option this build does
- *   not know), and those the caller's lacks read as zero.  Filled by us
+ *   not know), and the fields the caller's lacks keep our defaults.  Filled by us
  *   (abi_out), we write min(size, ours) bytes and set size to that count.
  *
  * Header-only: the util layer's files do not call each other
@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* An options struct's least size: the size field alone (every option
- * defaults to 0). */
+/* An options struct's least size: the size field alone (every option has a
+ * default). */
 #define ABI_OPTS_VER0 sizeof(uint32_t)
 /* A result struct's least size: its first version, which ends at field
  * last (fields are only ever added after it). */
@@ -40,9 +40,10 @@ static inline uint32_t abi_size(const void *p)
 }
 
 /*
- * The caller's options src into our struct dst of dst_size bytes: 0, -EINVAL
- * when src's size is under min (or 4), -E2BIG when it sets a byte beyond
- * ours.  dst's size field then says dst_size.
+ * The caller's options src into our struct dst of dst_size bytes, which
+ * holds the defaults: the fields src lacks keep them.  0, -EINVAL when src's
+ * size is under min (or 4), -E2BIG when it sets a byte beyond ours.  dst's
+ * size field then says dst_size.
  */
 static inline int abi_in(void *dst, size_t dst_size, const void *src, size_t min)
 {
@@ -57,7 +58,6 @@ static inline int abi_in(void *dst, size_t dst_size, const void *src, size_t min
                         return -E2BIG;
         copy = n < dst_size ? n : dst_size;
         memcpy(dst, src, copy);
-        memset((uint8_t *)dst + copy, 0, dst_size - copy);
         memcpy(dst, &ours, sizeof(ours));
         return 0;
 }

@@ -29,17 +29,17 @@ static void options_in(void)
         struct v3 newer = {.size = sizeof(newer), .a = 1, .b = 2};
         uint32_t bare = 4, tiny = 2;
 
-        /* Older: the fields it lacks read as zero; size says ours. */
-        memset(&ours, 0xff, sizeof(ours));
+        /* Older: the fields it lacks keep our defaults; size says ours. */
+        ours = (struct v2){.size = sizeof(ours), .a = 3, .b = 4};
         CHECK_EQ(abi_in(&ours, sizeof(ours), &old, 4), 0);
         CHECK_EQ(ours.size, sizeof(ours));
         CHECK_EQ(ours.a, 7);
-        CHECK_EQ(ours.b, 0);
+        CHECK_EQ(ours.b, 4);
         /* The size field alone: every option takes its default. */
-        memset(&ours, 0xff, sizeof(ours));
+        ours = (struct v2){.size = sizeof(ours), .a = 3, .b = 4};
         CHECK_EQ(abi_in(&ours, sizeof(ours), &bare, 4), 0);
-        CHECK_EQ(ours.a, 0);
-        CHECK_EQ(ours.b, 0);
+        CHECK_EQ(ours.a, 3);
+        CHECK_EQ(ours.b, 4);
         /* Newer, its extra field zero: taken. */
         CHECK_EQ(abi_in(&ours, sizeof(ours), &newer, 4), 0);
         CHECK_EQ(ours.size, sizeof(ours));
