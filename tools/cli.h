@@ -90,6 +90,8 @@ enum {
 #define CLI_O_LOOPBACK {"loopback", no_argument, NULL, CLI_OPT_LOOPBACK}
 #define CLI_O_UNSAFE   {"unsafe-no-flush", no_argument, NULL, CLI_OPT_UNSAFE_NO_FLUSH}
 #define CLI_O_END      {0, 0, 0, 0}
+/* A two-sided command's roles (cli_cmd.two_sided: exactly one is given). */
+#define CLI_O_ROLES    CLI_O_SERVER, CLI_O_CLIENT, CLI_O_LOOPBACK
 /* clang-format on */
 
 /* cli_parse's answer when the command is to run (else an exit status). */

@@ -476,9 +476,7 @@ int cmd_ping(int argc, char **argv)
 {
         static const struct option opts[] = {
             CLI_O_DEV,
-            CLI_O_SERVER,
-            CLI_O_CLIENT,
-            CLI_O_LOOPBACK,
+            CLI_O_ROLES,
             {"count", required_argument, NULL, 'c'},
             {"size", required_argument, NULL, 's'},
             {"stall-timeout", required_argument, NULL, 't'},

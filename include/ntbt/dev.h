@@ -36,7 +36,7 @@ struct ntbt_dev;
  * takes it (pcie's keys to pcie, port= to the shm device inside).
  */
 struct ntbt_dev_parsed {
-        uint32_t size;                /* set by the caller to sizeof(struct ntbt_dev_parsed) */
+        uint32_t size;                /* sizeof(struct ntbt_dev_parsed): <ntbt/ntbt.h>'s rule */
         char type[NTBT_DEV_TYPE_MAX]; /* TYPE: "shm", "pcie", "kdev" */
         char
             base_type[NTBT_DEV_TYPE_MAX]; /* the type of the device NAME names: TYPE, or the

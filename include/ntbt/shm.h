@@ -23,7 +23,7 @@ extern "C" {
 
 /* Geometry of a new device.  A zero field takes the spec's default. */
 struct ntbt_shm_geom {
-        uint32_t size; /* sizeof(struct ntbt_shm_geom) */
+        uint32_t size; /* sizeof(struct ntbt_shm_geom): <ntbt/ntbt.h>'s rule */
         uint32_t mw_count;
         uint32_t spad_count;
         uint32_t db_bits;
@@ -62,7 +62,7 @@ struct ntbt_shm_port_info {
 };
 
 struct ntbt_shm_info {
-        uint32_t size; /* set by the caller to sizeof(struct ntbt_shm_info) */
+        uint32_t size; /* sizeof(struct ntbt_shm_info): <ntbt/ntbt.h>'s rule */
         uint32_t format, mw_count, spad_count;
         uint64_t db_valid_mask, mw_size, xlat_align, file_bytes, window_offset;
         uint32_t link_seq, heartbeat_ms, remote_timeout_ms;

@@ -47,6 +47,13 @@ struct ntbt_stats_qp {
         uint64_t c[NTBT_STATS_COUNTERS];
 };
 
+/*
+ * No size field, unlike the other structs the caller hands in (<ntbt/ntbt.h>):
+ * adding one in front would move every field, an ABI break that needs a new
+ * soname (libntbt.so.1) and every caller rebuilt.  It gets one with the next
+ * change that breaks it anyway (a new counter in NTBT_QP_COUNTERS grows each
+ * qp[].c and so this struct).
+ */
 struct ntbt_stats {
         int pid;          /* the process running the transport */
         int alive;        /* 1 if that process still runs; 0: the file is stale */

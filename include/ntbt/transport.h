@@ -55,7 +55,7 @@ struct ntbt_qp;
 
 /* Options of a transport; zero fields take the defaults (the kernel's). */
 struct ntbt_transport_opts {
-        uint32_t size;          /* sizeof(struct ntbt_transport_opts) */
+        uint32_t size;          /* sizeof(struct ntbt_transport_opts): <ntbt/ntbt.h> */
         uint32_t transport_mtu; /* largest frame, default 65536 */
         uint32_t max_qps;       /* the kernel's max_num_clients, 0 to NTBT_MAX_QPS, default 0
                                  * (one per window) */
@@ -125,7 +125,7 @@ enum ntbt_tx_mode {
 };
 
 struct ntbt_qp_opts {
-        uint32_t size;  /* sizeof(struct ntbt_qp_opts) */
+        uint32_t size;  /* sizeof(struct ntbt_qp_opts): <ntbt/ntbt.h> */
         int qp_num;     /* a QP number, or NTBT_QP_ANY (0 also means QP 0) */
         int poll;       /* 1: poll mode; 0: event mode */
         int tx_mode;    /* enum ntbt_tx_mode; NTBT_TX_DEFAULT takes the transport's */
@@ -375,7 +375,7 @@ int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns);
 
 #define NTBT_QP_STATS_FIELD_(name, source, description) uint64_t name;
 struct ntbt_qp_stats {
-        uint32_t size; /* set by the caller to sizeof(struct ntbt_qp_stats) */
+        uint32_t size; /* the caller's sizeof(struct ntbt_qp_stats): <ntbt/ntbt.h> */
         uint32_t qp_num;
         /* uint64_t rx_bytes, rx_pkts, ..., resets: NTBT_QP_COUNTERS in order. */
         NTBT_QP_COUNTERS(NTBT_QP_STATS_FIELD_)

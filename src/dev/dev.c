@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/abi.h"
 #include "../util/log.h"
 #include "../util/parse.h"
 #include "wrap.h"
@@ -46,30 +47,14 @@ static int type_name_ok(const char *t)
         return n > 0 && n < NTBT_DEV_TYPE_MAX && !t[n];
 }
 
-int dev_register(const struct ntbt_dev_ops *ops)
+/* As the kernel's ntb_dev_ops_is_valid: required ops must be there (dev.h
+ * labels each op Required or Optional). */
+static int ops_required_present(const struct ntbt_dev_ops *o)
 {
-        struct ntbt_dev_ops o = *ops;
-        int i, ret = 0;
-
-        if (!o.type || !type_name_ok(o.type)) {
-                log_err("device type '%s': a bad name", o.type ? o.type : "(null)");
-                return -EINVAL;
-        }
-        if (o.wraps) {
-                /* The base's close frees the base's own open's state only. */
-                if (!o.open != !o.close) {
-                        log_err("device type %s: a wrapper defines open and close or neither",
-                                o.type);
-                        return -EINVAL;
-                }
-                dev_wrap_fill(&o);
-        }
-        /* As the kernel's ntb_dev_ops_is_valid: required ops must be there
-         * (dev.h labels each op Required or Optional). */
 #define REQUIRE(op)                                                                                \
         do {                                                                                       \
-                if (!o.op) {                                                                       \
-                        log_err("device type %s: no " #op " op (required)", o.type);               \
+                if (!o->op) {                                                                      \
+                        log_err("device type %s: no " #op " op (required)", o->type);              \
                         return -EINVAL;                                                            \
                 }                                                                                  \
         } while (0)
@@ -102,30 +87,66 @@ int dev_register(const struct ntbt_dev_ops *ops)
         REQUIRE(peer_spad_read);
         REQUIRE(peer_spad_write);
 #undef REQUIRE
-        /* The optional ones, each with its stub. */
-        if (!o.describe)
-                o.describe = no_describe;
-        if (!o.link_events)
-                o.link_events = no_link_events;
-        if (!o.db_mask)
-                o.db_mask = no_db_mask;
-        if (!o.db_set_mask)
-                o.db_set_mask = no_db_bits_op;
-        if (!o.db_clear_mask)
-                o.db_clear_mask = no_db_bits_op;
+        return 0;
+}
+
+/* The optional ops, each with its stub. */
+static void ops_fill_optional(struct ntbt_dev_ops *o)
+{
+        if (!o->describe)
+                o->describe = no_describe;
+        if (!o->link_events)
+                o->link_events = no_link_events;
+        if (!o->db_mask)
+                o->db_mask = no_db_mask;
+        if (!o->db_set_mask)
+                o->db_set_mask = no_db_bits_op;
+        if (!o->db_clear_mask)
+                o->db_clear_mask = no_db_bits_op;
+}
+
+/* Add a checked table to the registry: -EINVAL for a type registered already. */
+static int types_add(const struct ntbt_dev_ops *o)
+{
+        int i, ret = 0;
 
         pthread_mutex_lock(&types_lock);
         for (i = 0; i < ntypes; i++)
-                if (strcmp(types[i].type, o.type) == 0)
+                if (strcmp(types[i].type, o->type) == 0)
                         ret = -EINVAL;
         if (!ret && ntypes == MAX_TYPES)
                 ret = -ENOSPC;
         if (!ret)
-                types[ntypes++] = o;
+                types[ntypes++] = *o;
         pthread_mutex_unlock(&types_lock);
         if (ret == -EINVAL)
-                log_err("device type %s: registered already", o.type);
+                log_err("device type %s: registered already", o->type);
         return ret;
+}
+
+int dev_register(const struct ntbt_dev_ops *ops)
+{
+        struct ntbt_dev_ops o = *ops;
+        int ret;
+
+        if (!o.type || !type_name_ok(o.type)) {
+                log_err("device type '%s': a bad name", o.type ? o.type : "(null)");
+                return -EINVAL;
+        }
+        if (o.wraps) {
+                /* The base's close frees the base's own open's state only. */
+                if (!o.open != !o.close) {
+                        log_err("device type %s: a wrapper defines open and close or neither",
+                                o.type);
+                        return -EINVAL;
+                }
+                dev_wrap_fill(&o);
+        }
+        ret = ops_required_present(&o);
+        if (ret)
+                return ret;
+        ops_fill_optional(&o);
+        return types_add(&o);
 }
 
 static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
@@ -208,94 +229,140 @@ struct dev_parse {
         char inner[NTBT_DEV_SPEC_MAX]; /* a wrapper's inner device string */
 };
 
-/*
- * The one parser of "TYPE:NAME[,key=value...]".  A wrapper's NAME is its
- * inner device's "[TYPE:]NAME" (TYPE: omitted: the wrapper's .wraps type);
- * the chain ends at a type that wraps nothing, and no type appears twice in
- * it (their options would be one list).  Each key belongs to the outermost
- * type in the chain that takes it; a wrapper's open gets the options of the
- * types inside it in args.inner, with their device string.
- */
-static int parse_spec(const char *spec, unsigned flags, struct dev_parse *P)
+/* The chain of types a device string names, outermost first. */
+struct spec_chain {
+        const struct ntbt_dev_ops *ops[MAX_TYPES];
+        int depth;
+        size_t pos;         /* where NAME begins, once the chain is read */
+        size_t seg_end;     /* where the options begin (the first ',') */
+        size_t inner_pos;   /* where the inner device's string begins */
+        int inner_implicit; /* it names no TYPE: (the wrapper's .wraps) */
+};
+
+static int spec_too_long(const char *spec)
 {
-        const struct ntbt_dev_ops *chain[MAX_TYPES];
-        size_t pos = 0, inner_pos = 0, seg_end, n;
-        int depth = 0, inner_implicit = 0, nopts = 0, i;
-        const char *seen[DEV_MAX_KV];
-        char *save = NULL, *tok;
+        log_err("%.40s...: device string too long", spec);
+        return -EINVAL;
+}
 
-        pthread_once(&builtin_once, register_builtins);
-        memset(P, 0, sizeof(*P));
-        if (strlen(spec) >= NTBT_DEV_SPEC_MAX)
-                goto too_long;
-        seg_end = strcspn(spec, ",");
-        for (;;) {
-                const char *seg = spec + pos;
-                const char *colon = memchr(seg, ':', seg_end - pos);
-                const struct ntbt_dev_ops *ops;
-                /* No "TYPE:" (a path may hold a ':'): the wrapper's inner type,
-                 * or at the top shm if the caller allows a bare NAME. */
-                int implicit =
-                    (!colon || seg[0] == '/') && (depth > 0 || (flags & NTBT_DEV_PARSE_BARE));
+/* The type of the segment at c->pos into *out; c->pos moves past its "TYPE:". */
+static int chain_next_type(const char *spec, unsigned flags, struct spec_chain *c,
+                           const struct ntbt_dev_ops **out, int *implicit)
+{
+        const char *seg = spec + c->pos;
+        const char *colon = memchr(seg, ':', c->seg_end - c->pos);
 
-                if (implicit) {
-                        const char *t = depth ? chain[depth - 1]->wraps : "shm";
+        /* No "TYPE:" (a path may hold a ':'): the wrapper's inner type, or at
+         * the top shm if the caller allows a bare NAME. */
+        *implicit = (!colon || seg[0] == '/') && (c->depth > 0 || (flags & NTBT_DEV_PARSE_BARE));
+        if (*implicit) {
+                const char *t = c->depth ? c->ops[c->depth - 1]->wraps : "shm";
 
-                        ops = find_type(t, strlen(t));
-                        if (!ops) {
-                                log_err("%s: unknown device type '%s'", spec, t);
-                                return -EINVAL;
-                        }
-                } else if (!colon || colon == seg) {
-                        log_err("%s: device string must be TYPE:NAME[,key=value...]", spec);
+                *out = find_type(t, strlen(t));
+                if (!*out) {
+                        log_err("%s: unknown device type '%s'", spec, t);
                         return -EINVAL;
-                } else {
-                        ops = find_type(seg, (size_t)(colon - seg));
-                        if (!ops) {
-                                log_err("%s: unknown device type '%.*s'", spec, (int)(colon - seg),
-                                        seg);
-                                return -EINVAL;
-                        }
-                        pos += (size_t)(colon - seg) + 1;
                 }
-                for (i = 0; i < depth; i++) {
-                        if (chain[i] == ops) {
+                return 0;
+        }
+        if (!colon || colon == seg) {
+                log_err("%s: device string must be TYPE:NAME[,key=value...]", spec);
+                return -EINVAL;
+        }
+        *out = find_type(seg, (size_t)(colon - seg));
+        if (!*out) {
+                log_err("%s: unknown device type '%.*s'", spec, (int)(colon - seg), seg);
+                return -EINVAL;
+        }
+        c->pos += (size_t)(colon - seg) + 1;
+        return 0;
+}
+
+/* Read the types from the outermost to the first that wraps nothing. */
+static int parse_chain(const char *spec, unsigned flags, struct spec_chain *c)
+{
+        const struct ntbt_dev_ops *ops;
+        int implicit, i, ret;
+
+        c->seg_end = strcspn(spec, ",");
+        for (;;) {
+                ret = chain_next_type(spec, flags, c, &ops, &implicit);
+                if (ret)
+                        return ret;
+                for (i = 0; i < c->depth; i++) {
+                        if (c->ops[i] == ops) {
                                 log_err("%s: a %s device inside a %s device (each type at most "
                                         "once: the options are one list)",
-                                        spec, ops->type, chain[i]->type);
+                                        spec, ops->type, c->ops[i]->type);
                                 return -EINVAL;
                         }
                 }
-                if (depth == 1) {
-                        inner_implicit = implicit;
-                        inner_pos = implicit ? pos : pos - strlen(ops->type) - 1;
+                if (c->depth == 1) {
+                        c->inner_implicit = implicit;
+                        c->inner_pos = implicit ? c->pos : c->pos - strlen(ops->type) - 1;
                 }
-                chain[depth++] = ops;
+                c->ops[c->depth++] = ops;
                 if (!ops->wraps)
-                        break;
+                        return 0;
         }
-        n = seg_end - pos;
+}
+
+/* NAME, the types, and a wrapper's inner device string (without options yet). */
+static int parse_name(const char *spec, const struct spec_chain *c, struct dev_parse *P)
+{
+        size_t n = c->seg_end - c->pos;
+
         if (n == 0) {
                 log_err("%s: no device name after the type", spec);
                 return -EINVAL;
         }
-        P->ops = chain[0];
-        snprintf(P->pub.type, sizeof(P->pub.type), "%s", chain[0]->type);
-        snprintf(P->pub.base_type, sizeof(P->pub.base_type), "%s", chain[depth - 1]->type);
-        memcpy(P->pub.name, spec + pos, n);
-        P->pub.name_off = pos;
+        P->ops = c->ops[0];
+        snprintf(P->pub.type, sizeof(P->pub.type), "%s", c->ops[0]->type);
+        snprintf(P->pub.base_type, sizeof(P->pub.base_type), "%s", c->ops[c->depth - 1]->type);
+        memcpy(P->pub.name, spec + c->pos, n);
+        P->pub.name_off = c->pos;
         P->args.name = P->pub.name;
-        if (depth > 1) {
+        if (c->depth > 1) {
                 /* The inner device's string: its type, its NAME, then its options. */
-                n = (size_t)snprintf(
-                    P->inner, sizeof(P->inner), "%s%s%.*s", inner_implicit ? chain[1]->type : "",
-                    inner_implicit ? ":" : "", (int)(seg_end - inner_pos), spec + inner_pos);
+                n = (size_t)snprintf(P->inner, sizeof(P->inner), "%s%s%.*s",
+                                     c->inner_implicit ? c->ops[1]->type : "",
+                                     c->inner_implicit ? ":" : "", (int)(c->seg_end - c->inner_pos),
+                                     spec + c->inner_pos);
                 if (n >= sizeof(P->inner))
-                        goto too_long;
+                        return spec_too_long(spec);
                 P->args.inner = P->inner;
         }
+        return 0;
+}
 
-        strcpy(P->opts, spec + seg_end);
+/* One checked option goes to the outermost type (level 0) or to the inner
+ * device's string. */
+static int option_place(const char *spec, struct dev_parse *P, int level, const struct dev_opt *opt,
+                        const char *key, const char *val)
+{
+        size_t len;
+
+        if (level == 0) {
+                P->args.kv[P->args.nkv].opt = opt;
+                P->args.kv[P->args.nkv].val = val;
+                P->args.nkv++;
+                return 0;
+        }
+        len = strlen(P->inner);
+        if ((size_t)snprintf(P->inner + len, sizeof(P->inner) - len, ",%s=%s", key, val) >=
+            sizeof(P->inner) - len)
+                return spec_too_long(spec);
+        return 0;
+}
+
+/* The ",key=value" list: each key once, to the outermost type that takes it. */
+static int parse_options(const char *spec, const struct spec_chain *c, struct dev_parse *P)
+{
+        const char *seen[DEV_MAX_KV];
+        char *save = NULL, *tok;
+        int nopts = 0, i;
+
+        strcpy(P->opts, spec + c->seg_end);
         while ((tok = strtok_r(save ? NULL : P->opts, ",", &save))) {
                 const struct dev_opt *opt = NULL;
                 char *eq = strchr(tok, '=');
@@ -311,12 +378,12 @@ static int parse_spec(const char *spec, unsigned flags, struct dev_parse *P)
                         return -EINVAL;
                 }
                 *eq = '\0';
-                for (level = 0; level < depth; level++)
-                        if ((opt = find_opt(chain[level], tok)))
+                for (level = 0; level < c->depth; level++)
+                        if ((opt = find_opt(c->ops[level], tok)))
                                 break;
                 if (!opt) {
                         log_err("%s: unknown option '%s' for device type %s", spec, tok,
-                                chain[0]->type);
+                                c->ops[0]->type);
                         return -EINVAL;
                 }
                 for (i = 0; i < nopts; i++) {
@@ -330,38 +397,53 @@ static int parse_spec(const char *spec, unsigned flags, struct dev_parse *P)
                         return -EINVAL;
                 }
                 seen[nopts++] = tok;
-                if (level == 0) {
-                        P->args.kv[P->args.nkv].opt = opt;
-                        P->args.kv[P->args.nkv].val = eq + 1;
-                        P->args.nkv++;
-                } else {
-                        size_t len = strlen(P->inner);
-
-                        if ((size_t)snprintf(P->inner + len, sizeof(P->inner) - len, ",%s=%s", tok,
-                                             eq + 1) >= sizeof(P->inner) - len)
-                                goto too_long;
-                }
+                if (option_place(spec, P, level, opt, tok, eq + 1))
+                        return -EINVAL;
         }
         P->pub.nopts = nopts;
         return 0;
-too_long:
-        log_err("%.40s...: device string too long", spec);
-        return -EINVAL;
 }
+
+/*
+ * The one parser of "TYPE:NAME[,key=value...]".  A wrapper's NAME is its
+ * inner device's "[TYPE:]NAME" (TYPE: omitted: the wrapper's .wraps type);
+ * the chain ends at a type that wraps nothing, and no type appears twice in
+ * it (their options would be one list).  Each key belongs to the outermost
+ * type in the chain that takes it; a wrapper's open gets the options of the
+ * types inside it in args.inner, with their device string.
+ */
+static int parse_spec(const char *spec, unsigned flags, struct dev_parse *P)
+{
+        struct spec_chain c = {0};
+        int ret;
+
+        pthread_once(&builtin_once, register_builtins);
+        memset(P, 0, sizeof(*P));
+        if (strlen(spec) >= NTBT_DEV_SPEC_MAX)
+                return spec_too_long(spec);
+        ret = parse_chain(spec, flags, &c);
+        if (!ret)
+                ret = parse_name(spec, &c, P);
+        if (!ret)
+                ret = parse_options(spec, &c, P);
+        return ret;
+}
+
+/* The first version of struct ntbt_dev_parsed ends at nopts (src/util/abi.h). */
+#define DEV_PARSED_VER0 ABI_SIZE_TO(struct ntbt_dev_parsed, nopts)
 
 int ntbt_dev_parse(const char *spec, unsigned flags, struct ntbt_dev_parsed *out)
 {
         struct dev_parse P;
         int ret;
 
-        if (!spec || !out || out->size != sizeof(*out) || (flags & ~NTBT_DEV_PARSE_BARE))
+        if (!spec || !out || abi_out_ok(out, DEV_PARSED_VER0) || (flags & ~NTBT_DEV_PARSE_BARE))
                 return -EINVAL;
         ret = parse_spec(spec, flags, &P);
         if (ret)
                 return ret;
-        *out = P.pub;
-        out->size = sizeof(*out);
-        return 0;
+        P.pub.size = sizeof(P.pub);
+        return abi_out(out, &P.pub, sizeof(P.pub), DEV_PARSED_VER0);
 }
 
 int ntbt_dev_display_name(const char *spec, char *buf, size_t len)

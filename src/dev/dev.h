@@ -16,10 +16,14 @@
 #ifndef NTBT_DEV_DEV_H
 #define NTBT_DEV_DEV_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ntbt/dev.h>
+
+#include "../util/barrier.h"
 
 /*
  * An option a type takes: the parser (dev.c) refuses any other key and any
@@ -168,5 +172,32 @@ int dev_register(const struct ntbt_dev_ops *ops);
 extern const struct ntbt_dev_ops shm_dev_ops;
 extern const struct ntbt_dev_ops pcie_dev_ops;
 extern const struct ntbt_dev_ops kdev_dev_ops;
+
+/*
+ * The tails of the window-write ops that devices share: dst is the device's
+ * outbound address of the range, NULL when the range is outside the window
+ * (the device's own bounds check), which is -EINVAL.
+ */
+/* Plain stores: they are published by the release store (write32) or the
+ * fence or flush that the transport issues before the DONE flag. */
+static inline int dev_mw_copy(uint8_t *dst, const void *src, size_t len)
+{
+        if (!dst)
+                return -EINVAL;
+        memcpy(dst, src, len);
+        return 0;
+}
+
+/* One 32-bit store, release: a header field or rx_info is never seen before
+ * the stores that preceded it (the payload before DONE, the receiver's
+ * copy-out before rx_info).  It also lets TSan see the hand-off, which it
+ * cannot through a standalone fence. */
+static inline int dev_mw_store32(uint8_t *dst, uint32_t val)
+{
+        if (!dst)
+                return -EINVAL;
+        store_release_u32(dst, val);
+        return 0;
+}
 
 #endif

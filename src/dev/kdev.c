@@ -38,6 +38,7 @@
 
 #include "../util/barrier.h"
 #include "../util/clock.h"
+#include "../util/hostile.h"
 #include "../util/log.h"
 #include "dev.h"
 
@@ -98,11 +99,11 @@ static int is_bridge(const struct stat *st)
 /* Read a one-line sysfs attribute into buf (newline dropped). */
 static int read_attr(const char *path, char *buf, size_t len)
 {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = util_open_hostile(path, &(struct hostile_open){.flags = O_RDONLY});
         ssize_t n;
 
         if (fd < 0)
-                return -errno;
+                return fd;
         n = read(fd, buf, len - 1);
         close(fd);
         if (n < 0)
@@ -139,7 +140,8 @@ static int find_by_ntb(const char *name, char *path, size_t len)
 static int kdev_open_fd(struct ntbt_dev *dev, const char *name)
 {
         char path[PATH_MAX];
-        struct stat st, now;
+        struct stat st;
+        struct hostile_open h = {.flags = O_RDWR | O_NONBLOCK, .type = S_IFCHR, .same = &st};
         int fd;
 
         if (name[0] == '/') {
@@ -162,18 +164,15 @@ static int kdev_open_fd(struct ntbt_dev *dev, const char *name)
                 log_err("%s: %s is not an ntb_user bridge device", dev->spec, path);
                 return -ENODEV;
         }
-        fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
-                int err = errno;
-
-                log_err("%s: %s: %s%s", dev->spec, path, strerror(err),
-                        err == EBUSY ? " (another process has it open)" : "");
-                return -err;
-        }
         /* The same node (not one swapped in since the lstat). */
-        if (fstat(fd, &now) || now.st_rdev != st.st_rdev || !S_ISCHR(now.st_mode)) {
+        fd = util_open_hostile(path, &h);
+        if (fd < 0 && h.why == HOSTILE_OPEN) {
+                log_err("%s: %s: %s%s", dev->spec, path, strerror(-fd),
+                        fd == -EBUSY ? " (another process has it open)" : "");
+                return fd;
+        }
+        if (fd < 0) {
                 log_err("%s: %s changed while it was opened", dev->spec, path);
-                close(fd);
                 return -ENODEV;
         }
         return fd;
@@ -521,29 +520,19 @@ static uint8_t *outbound(struct kdev_dev *k, int widx, uint64_t off, size_t len)
         return w->out + off;
 }
 
+/* Posted writes into the write-combining buffers, as memcpy_toio; ordered by
+ * the wmb or flush the transport issues before DONE. */
 static int kdev_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const void *src,
                               size_t len)
 {
-        uint8_t *dst = outbound(to_kdev(dev), widx, off, len);
-
-        if (!dst)
-                return -EINVAL;
-        /* Posted writes into the write-combining buffers, as memcpy_toio;
-         * ordered by the wmb or flush the transport issues before DONE. */
-        memcpy(dst, src, len);
-        return 0;
+        return dev_mw_copy(outbound(to_kdev(dev), widx, off, len), src, len);
 }
 
+/* One 32-bit store (iowrite32); release orders the compiler's view of the
+ * stores before it.  The hardware ordering comes from wmb/flush. */
 static int kdev_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
 {
-        uint8_t *dst = outbound(to_kdev(dev), widx, off, 4);
-
-        if (!dst)
-                return -EINVAL;
-        /* One 32-bit store (iowrite32); release orders the compiler's view of
-         * the stores before it.  The hardware ordering comes from wmb/flush. */
-        store_release_u32(dst, val);
-        return 0;
+        return dev_mw_store32(outbound(to_kdev(dev), widx, off, 4), val);
 }
 
 /* A store fence that also drains write-combining buffers. */

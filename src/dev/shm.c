@@ -30,9 +30,11 @@
 
 #include <ntbt/shm.h>
 
+#include "../util/abi.h"
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/futex.h"
+#include "../util/hostile.h"
 #include "../util/log.h"
 #include "../util/parse.h"
 #include "dev.h"
@@ -52,8 +54,7 @@ struct shm_map {
         uint8_t *base;
         size_t len;
         struct shm_hdr *hdr;
-        uint32_t mw_count, spad_count, heartbeat_ms, remote_timeout_ms;
-        uint64_t db_valid_mask, mw_size, xlat_align, file_bytes, window_offset;
+        struct shm_geom g; /* the header's, checked (shm_hdr_parse) */
 };
 
 struct shm_dev {
@@ -173,58 +174,51 @@ static int alloc_range(int fd, uint64_t off, uint64_t len)
 
 /* ---- create / remove ---- */
 
-int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
-{
-        struct ntbt_shm_geom g = {.size = sizeof(g)};
-        uint64_t db_mask, file_bytes, magic;
-        const char *field = NULL;
-        struct shm_hdr *hdr;
-        char path[PATH_MAX];
-        int fd, ret;
-        void *base;
+/* v, or d when v is zero (an option not given). */
+#define OR_DEFAULT(v, d) ((v) ? (v) : (d))
 
-        if (geom) {
-                if (geom->size < sizeof(uint32_t) || geom->size > sizeof(g))
-                        return -EINVAL;
-                memcpy(&g, geom, geom->size);
-        }
-        ret = ntbt_shm_path(name, path, sizeof(path));
-        if (ret) {
-                log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)",
-                        name ? name : "(null)");
-                return ret;
-        }
-        if (!g.mw_count)
-                g.mw_count = SHM_MW_COUNT_DEF;
-        if (!g.spad_count)
-                g.spad_count = SHM_SPAD_DEF;
-        if (!g.db_bits)
-                g.db_bits = SHM_DB_BITS_DEF;
-        if (!g.mw_size)
-                g.mw_size = SHM_MW_SIZE_DEF;
-        if (!g.xlat_align)
-                g.xlat_align = SHM_XLAT_ALIGN_DEF;
-        if (!g.heartbeat_ms)
-                g.heartbeat_ms = SHM_HEARTBEAT_DEF;
-        if (!g.remote_timeout_ms) /* the spec's 1 s, or ten beats if they are slower */
-                g.remote_timeout_ms = g.heartbeat_ms > SHM_REMOTE_TMO_DEF / 10 ? g.heartbeat_ms * 10
-                                                                               : SHM_REMOTE_TMO_DEF;
-        if (g.db_bits > SHM_DB_BITS_MAX) {
-                log_err("%s: db_bits %u out of range 2-64", name, g.db_bits);
+/* Zero fields of a geometry get the spec's defaults. */
+static void geom_defaults(struct ntbt_shm_geom *g)
+{
+        g->mw_count = OR_DEFAULT(g->mw_count, SHM_MW_COUNT_DEF);
+        g->spad_count = OR_DEFAULT(g->spad_count, SHM_SPAD_DEF);
+        g->db_bits = OR_DEFAULT(g->db_bits, SHM_DB_BITS_DEF);
+        g->mw_size = OR_DEFAULT(g->mw_size, SHM_MW_SIZE_DEF);
+        g->xlat_align = OR_DEFAULT(g->xlat_align, SHM_XLAT_ALIGN_DEF);
+        g->heartbeat_ms = OR_DEFAULT(g->heartbeat_ms, SHM_HEARTBEAT_DEF);
+        /* The spec's 1 s, or ten beats if they are slower. */
+        g->remote_timeout_ms = OR_DEFAULT(
+            g->remote_timeout_ms,
+            g->heartbeat_ms > SHM_REMOTE_TMO_DEF / 10 ? g->heartbeat_ms * 10 : SHM_REMOTE_TMO_DEF);
+}
+
+/* A geometry within the spec's limits; *db_mask from its db_bits. */
+static int geom_validate(const char *name, const struct ntbt_shm_geom *g, uint64_t *db_mask)
+{
+        const char *field = NULL;
+        int ret;
+
+        if (g->db_bits > SHM_DB_BITS_MAX) {
+                log_err("%s: db_bits %u out of range 2-64", name, g->db_bits);
                 return -EINVAL;
         }
-        db_mask = g.db_bits == 64 ? ~0ull : (1ull << g.db_bits) - 1;
-        ret = geom_check(g.mw_count, g.spad_count, db_mask, g.mw_size, g.xlat_align, g.heartbeat_ms,
-                         g.remote_timeout_ms, &field);
-        if (ret) {
+        *db_mask = g->db_bits == 64 ? ~0ull : (1ull << g->db_bits) - 1;
+        ret = geom_check(g->mw_count, g->spad_count, *db_mask, g->mw_size, g->xlat_align,
+                         g->heartbeat_ms, g->remote_timeout_ms, &field);
+        if (ret)
                 log_err("%s: bad %s", name, field);
-                return ret;
-        }
-        file_bytes = geom_file_bytes(g.mw_count, g.mw_size);
+        return ret;
+}
 
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+/* A new file of file_bytes at path, with room for the registers and windows:
+ * the fd, or -errno (and no file). */
+static int shm_file_create(const char *path, const struct ntbt_shm_geom *g, uint64_t file_bytes)
+{
+        int fd, ret;
+
+        fd = util_open_hostile(path, &(struct hostile_open){.flags = O_RDWR | O_CREAT | O_EXCL});
         if (fd < 0)
-                return -errno;
+                return fd;
         if (ftruncate(fd, (off_t)file_bytes) < 0) {
                 ret = -errno;
                 goto fail_unlink;
@@ -234,38 +228,15 @@ int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
          * padding nobody touches may stay a hole. */
         ret = alloc_range(fd, 0, SHM_HEADER_BYTES);
         if (!ret)
-                ret = alloc_range(fd, geom_window_offset(g.mw_size), 2ull * g.mw_count * g.mw_size);
+                ret = alloc_range(fd, geom_window_offset(g->mw_size),
+                                  2ull * g->mw_count * g->mw_size);
         if (ret) {
                 log_err("%s: cannot allocate %llu bytes for the device: %s", path,
-                        (unsigned long long)(SHM_HEADER_BYTES + 2ull * g.mw_count * g.mw_size),
+                        (unsigned long long)(SHM_HEADER_BYTES + 2ull * g->mw_count * g->mw_size),
                         strerror(-ret));
                 goto fail_unlink;
         }
-        base = mmap(NULL, SHM_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (base == MAP_FAILED) {
-                ret = -errno;
-                goto fail_unlink;
-        }
-        hdr = base;
-        /* Nobody can validate the file before the magic is there, so plain
-         * relaxed stores are enough for the fields; the magic's release store
-         * publishes them all. */
-        store_relaxed(&hdr->format, SHM_FORMAT);
-        store_relaxed(&hdr->header_bytes, SHM_HEADER_BYTES);
-        store_relaxed(&hdr->mw_count, g.mw_count);
-        store_relaxed(&hdr->spad_count, g.spad_count);
-        store_relaxed(&hdr->db_valid_mask, db_mask);
-        store_relaxed(&hdr->mw_size, g.mw_size);
-        store_relaxed(&hdr->xlat_align, g.xlat_align);
-        store_relaxed(&hdr->file_bytes, file_bytes);
-        store_relaxed(&hdr->heartbeat_ms, g.heartbeat_ms);
-        store_relaxed(&hdr->remote_timeout_ms, g.remote_timeout_ms);
-        store_relaxed(&hdr->window_offset, geom_window_offset(g.mw_size));
-        memcpy(&magic, SHM_MAGIC, 8);
-        store_release((uint64_t *)(void *)hdr->magic, magic);
-        munmap(base, SHM_HEADER_BYTES);
-        close(fd);
-        return 0;
+        return fd;
 
 fail_unlink:
         unlink(path);
@@ -273,10 +244,73 @@ fail_unlink:
         return ret;
 }
 
+/* The header, magic last: until then nobody opens the file. */
+static int shm_hdr_write(int fd, const struct ntbt_shm_geom *g, uint64_t db_mask,
+                         uint64_t file_bytes)
+{
+        struct shm_hdr *hdr;
+        uint64_t magic;
+        void *base;
+
+        base = mmap(NULL, SHM_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED)
+                return -errno;
+        hdr = base;
+        /* Nobody can validate the file before the magic is there, so plain
+         * relaxed stores are enough for the fields; the magic's release store
+         * publishes them all. */
+        store_relaxed(&hdr->format, SHM_FORMAT);
+        store_relaxed(&hdr->header_bytes, SHM_HEADER_BYTES);
+        store_relaxed(&hdr->mw_count, g->mw_count);
+        store_relaxed(&hdr->spad_count, g->spad_count);
+        store_relaxed(&hdr->db_valid_mask, db_mask);
+        store_relaxed(&hdr->mw_size, g->mw_size);
+        store_relaxed(&hdr->xlat_align, g->xlat_align);
+        store_relaxed(&hdr->file_bytes, file_bytes);
+        store_relaxed(&hdr->heartbeat_ms, g->heartbeat_ms);
+        store_relaxed(&hdr->remote_timeout_ms, g->remote_timeout_ms);
+        store_relaxed(&hdr->window_offset, geom_window_offset(g->mw_size));
+        memcpy(&magic, SHM_MAGIC, 8);
+        store_release((uint64_t *)(void *)hdr->magic, magic);
+        munmap(base, SHM_HEADER_BYTES);
+        return 0;
+}
+
+int ntbt_shm_create(const char *name, const struct ntbt_shm_geom *geom)
+{
+        struct ntbt_shm_geom g = {.size = sizeof(g)};
+        uint64_t db_mask, file_bytes;
+        char path[PATH_MAX];
+        int fd, ret;
+
+        ret = geom ? abi_in(&g, sizeof(g), geom, ABI_OPTS_VER0) : 0;
+        if (ret)
+                return ret;
+        ret = ntbt_shm_path(name, path, sizeof(path));
+        if (ret) {
+                log_err("%s: bad device name (1-64 of [A-Za-z0-9_.-], or an absolute path)",
+                        name ? name : "(null)");
+                return ret;
+        }
+        geom_defaults(&g);
+        ret = geom_validate(name, &g, &db_mask);
+        if (ret)
+                return ret;
+        file_bytes = geom_file_bytes(g.mw_count, g.mw_size);
+        fd = shm_file_create(path, &g, file_bytes);
+        if (fd < 0)
+                return fd;
+        ret = shm_hdr_write(fd, &g, db_mask, file_bytes);
+        if (ret)
+                unlink(path);
+        close(fd);
+        return ret;
+}
+
 int ntbt_shm_remove(const char *name)
 {
         char path[PATH_MAX], magic[8] = {0};
-        struct stat st;
+        struct hostile_open h = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
         int fd, ret = ntbt_shm_path(name, path, sizeof(path));
         ssize_t n;
 
@@ -286,15 +320,13 @@ int ntbt_shm_remove(const char *name)
          * delete it.  No symlink (O_NOFOLLOW), no FIFO (O_NONBLOCK, then a
          * regular file), and the magic of format 2 or 1.  A file with no
          * magic yet (a creator that died) is ours only under /dev/shm. */
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-                ret = -errno;
-                if (ret == -ELOOP)
+        fd = util_open_hostile(path, &h);
+        if (fd < 0 && h.why == HOSTILE_OPEN) {
+                if (fd == -ELOOP)
                         log_err("%s: is a symbolic link; not removing it", path);
-                return ret;
+                return fd;
         }
-        if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-                close(fd);
+        if (fd < 0) {
                 log_err("%s: not a regular file; not removing it", path);
                 return -EINVAL;
         }
@@ -325,39 +357,25 @@ static uint64_t le64(const uint8_t *p)
  * real size, so that a malformed file never leads to an access outside the
  * mapping (shm_regs.h).
  */
-int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_size,
-                  struct shm_geom *g)
+static int hdr_check_magic(const char *path, const uint8_t *raw)
 {
-        const char *field = NULL;
-        int ret;
-
-        if (memcmp(raw, SHM_MAGIC, 8) != 0) {
-                if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
-                        log_err("%s: shm device format 1 (an older ntbt); this build reads format "
-                                "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
-                                path);
-                        return -EPROTO;
-                }
-                if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
-                        log_err("%s: wrong magic (not an ntbt shm device)", path);
-                        return -EINVAL;
-                }
-                return -EAGAIN; /* not initialised yet: the creator writes the magic last */
-        }
-        if (n < SHM_HDR_READ || file_size < SHM_HEADER_BYTES) {
-                log_err("%s: truncated (%llu bytes, the header alone is 0x3000)", path,
-                        (unsigned long long)file_size);
-                return -EINVAL;
-        }
-        if (le32(raw + 0x08) != SHM_FORMAT) {
-                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
-                        SHM_FORMAT);
+        if (memcmp(raw, SHM_MAGIC, 8) == 0)
+                return 0;
+        if (memcmp(raw, SHM_MAGIC_V1, 8) == 0) {
+                log_err("%s: shm device format 1 (an older ntbt); this build reads format "
+                        "2: remove it and create it again (ntbt dev rm, ntbt dev create)",
+                        path);
                 return -EPROTO;
         }
-        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
-                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
+        if (memcmp(raw, "\0\0\0\0\0\0\0\0", 8) != 0) {
+                log_err("%s: wrong magic (not an ntbt shm device)", path);
                 return -EINVAL;
         }
+        return -EAGAIN; /* not initialised yet: the creator writes the magic last */
+}
+
+static void hdr_read_geom(const uint8_t *raw, struct shm_geom *g)
+{
         g->mw_count = le32(raw + 0x10);
         g->spad_count = le32(raw + 0x14);
         g->db_valid_mask = le64(raw + 0x18);
@@ -367,12 +385,11 @@ int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_
         g->heartbeat_ms = le32(raw + 0x3C);
         g->remote_timeout_ms = le32(raw + 0x40);
         g->window_offset = le64(raw + 0x48);
-        ret = geom_check(g->mw_count, g->spad_count, g->db_valid_mask, g->mw_size, g->xlat_align,
-                         g->heartbeat_ms, g->remote_timeout_ms, &field);
-        if (ret) {
-                log_err("%s: bad %s", path, field);
-                return ret;
-        }
+}
+
+/* The sizes the geometry implies against the header's and the file's. */
+static int hdr_check_sizes(const char *path, const struct shm_geom *g, uint64_t file_size)
+{
         if (g->file_bytes != geom_file_bytes(g->mw_count, g->mw_size)) {
                 log_err("%s: file_bytes %llu, the geometry needs %llu", path,
                         (unsigned long long)g->file_bytes,
@@ -391,6 +408,44 @@ int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_
                 return -EINVAL;
         }
         return 0;
+}
+
+/*
+ * Every header field is checked against the spec's limits and the file's
+ * real size, so that a malformed file never leads to an access outside the
+ * mapping (shm_regs.h).
+ */
+int shm_hdr_parse(const char *path, const uint8_t *raw, size_t n, uint64_t file_size,
+                  struct shm_geom *g)
+{
+        const char *field = NULL;
+        int ret;
+
+        ret = hdr_check_magic(path, raw);
+        if (ret)
+                return ret;
+        if (n < SHM_HDR_READ || file_size < SHM_HEADER_BYTES) {
+                log_err("%s: truncated (%llu bytes, the header alone is 0x3000)", path,
+                        (unsigned long long)file_size);
+                return -EINVAL;
+        }
+        if (le32(raw + 0x08) != SHM_FORMAT) {
+                log_err("%s: format %u, this build reads format %u", path, le32(raw + 0x08),
+                        SHM_FORMAT);
+                return -EPROTO;
+        }
+        if (le32(raw + 0x0C) != SHM_HEADER_BYTES) {
+                log_err("%s: header_bytes 0x%x, must be 0x3000", path, le32(raw + 0x0C));
+                return -EINVAL;
+        }
+        hdr_read_geom(raw, g);
+        ret = geom_check(g->mw_count, g->spad_count, g->db_valid_mask, g->mw_size, g->xlat_align,
+                         g->heartbeat_ms, g->remote_timeout_ms, &field);
+        if (ret) {
+                log_err("%s: bad %s", path, field);
+                return ret;
+        }
+        return hdr_check_sizes(path, g, file_size);
 }
 
 /* Open flags of shm_map_open. */
@@ -424,18 +479,47 @@ static int check_owner(const char *path, const struct stat *st, int flags)
         return 0;
 }
 
+/* The checked header of an open device file into *g.  The creator writes the
+ * magic last: wait up to a second for it. */
+static int shm_wait_header(const char *path, int fd, int flags, struct shm_geom *g)
+{
+        int64_t deadline = now_ns() + NS_PER_SEC;
+        uint8_t raw[SHM_HDR_READ];
+        struct stat st;
+        ssize_t n;
+        int ret;
+
+        for (;;) {
+                /* Again each time: the size grows as the creator works. */
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                ret = check_owner(path, &st, flags);
+                if (ret)
+                        return ret;
+                memset(raw, 0, sizeof(raw));
+                n = pread(fd, raw, sizeof(raw), 0);
+                if (n < 0)
+                        return -errno;
+                ret = shm_hdr_parse(path, raw, (size_t)n, (uint64_t)st.st_size, g);
+                if (ret != -EAGAIN)
+                        return ret;
+                if (now_ns() > deadline) {
+                        log_err("%s: no magic after 1 s (file not initialised)", path);
+                        return -EINVAL;
+                }
+                nanosleep(&(struct timespec){0, 10 * NS_PER_MS}, NULL);
+        }
+}
+
 /* Open and map a device file: its header is checked (shm_hdr_parse) before
  * anything is mapped. */
 static int shm_map_open(const char *name, int flags, struct shm_map *m)
 {
         int writable = flags & SHM_OPEN_RW;
-        uint8_t raw[SHM_HDR_READ];
+        struct hostile_open h = {.flags = (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK,
+                                 .type = S_IFREG};
         char path[PATH_MAX];
-        struct shm_geom g;
-        int64_t deadline = now_ns() + NS_PER_SEC;
-        struct stat st;
         int fd, ret;
-        ssize_t n;
 
         memset(m, 0, sizeof(*m));
         m->fd = -1;
@@ -445,58 +529,20 @@ static int shm_map_open(const char *name, int flags, struct shm_map *m)
                 return ret;
         }
         /* O_NONBLOCK: a FIFO planted at the path must not block the open;
-         * the fstat below then refuses anything but a regular file. */
-        fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-                ret = -errno;
-                if (ret == -ELOOP)
-                        log_err("%s: is a symbolic link; refusing it", path);
-                else
-                        log_err("%s: cannot open: %s", path, strerror(-ret));
-                return ret;
-        }
-        /* The creator writes the magic last: wait up to a second for it. */
-        for (;;) {
-                if (fstat(fd, &st) < 0) {
-                        ret = -errno;
-                        goto fail;
-                }
-                if (!S_ISREG(st.st_mode)) {
-                        log_err("%s: not a regular file", path);
-                        ret = -EINVAL;
-                        goto fail;
-                }
-                ret = check_owner(path, &st, flags);
-                if (ret)
-                        goto fail;
-                memset(raw, 0, sizeof(raw));
-                n = pread(fd, raw, sizeof(raw), 0);
-                if (n < 0) {
-                        ret = -errno;
-                        goto fail;
-                }
-                ret = shm_hdr_parse(path, raw, (size_t)n, (uint64_t)st.st_size, &g);
-                if (ret != -EAGAIN)
-                        break;
-                if (now_ns() > deadline) {
-                        log_err("%s: no magic after 1 s (file not initialised)", path);
-                        ret = -EINVAL;
-                        goto fail;
-                }
-                nanosleep(&(struct timespec){0, 10 * NS_PER_MS}, NULL);
-        }
+         * the type check then refuses anything but a regular file. */
+        fd = util_open_hostile(path, &h);
+        if (fd == -ELOOP && h.why == HOSTILE_OPEN)
+                log_err("%s: is a symbolic link; refusing it", path);
+        else if (fd < 0 && h.why == HOSTILE_OPEN)
+                log_err("%s: cannot open: %s", path, strerror(-fd));
+        else if (fd < 0 && h.why == HOSTILE_TYPE)
+                log_err("%s: not a regular file", path);
+        if (fd < 0)
+                return fd;
+        ret = shm_wait_header(path, fd, flags, &m->g);
         if (ret)
                 goto fail;
-        m->mw_count = g.mw_count;
-        m->spad_count = g.spad_count;
-        m->db_valid_mask = g.db_valid_mask;
-        m->mw_size = g.mw_size;
-        m->xlat_align = g.xlat_align;
-        m->file_bytes = g.file_bytes;
-        m->heartbeat_ms = g.heartbeat_ms;
-        m->remote_timeout_ms = g.remote_timeout_ms;
-        m->window_offset = g.window_offset;
-        m->len = (size_t)m->file_bytes;
+        m->len = (size_t)m->g.file_bytes;
         m->base =
             mmap(NULL, m->len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
         if (m->base == MAP_FAILED) {
@@ -530,7 +576,8 @@ static struct shm_port *map_port(struct shm_map *m, int p)
 /* Inbound window n of port p. */
 static uint8_t *map_window(struct shm_map *m, int p, int n)
 {
-        return m->base + m->window_offset + ((uint64_t)p * m->mw_count + (uint64_t)n) * m->mw_size;
+        return m->base + m->g.window_offset +
+               ((uint64_t)p * m->g.mw_count + (uint64_t)n) * m->g.mw_size;
 }
 
 static void bump_link_seq(struct shm_map *m)
@@ -579,9 +626,9 @@ static void port_reset(struct shm_map *m, struct shm_port *pt)
         /* Resets of a port we now own; seq_cst like every register access. */
         store_sc(&pt->db, 0);
         store_sc(&pt->db_mask, 0);
-        for (i = 0; i < m->spad_count; i++)
+        for (i = 0; i < m->g.spad_count; i++)
                 store_sc(&pt->spad[i], 0);
-        for (i = 0; i < m->mw_count; i++)
+        for (i = 0; i < m->g.mw_count; i++)
                 store_sc(&pt->xlat_size[i], 0);
         store_sc(&pt->link_enabled, 0);
 }
@@ -597,8 +644,8 @@ static int owner_gone(struct shm_map *m, struct shm_port *pt, uint32_t gen)
 {
         uint32_t kind = load_sc(&pt->owner_kind), pid = load_sc(&pt->pid);
         uint32_t hb = load_sc(&pt->heartbeat);
-        int64_t deadline = now_ns() + m->remote_timeout_ms * NS_PER_MS;
-        int64_t step = m->heartbeat_ms * NS_PER_MS / 4;
+        int64_t deadline = now_ns() + m->g.remote_timeout_ms * NS_PER_MS;
+        int64_t step = m->g.heartbeat_ms * NS_PER_MS / 4;
 
         if (kind == SHM_OWNER_PROCESS) {
                 if (pid == (uint32_t)getpid())
@@ -697,7 +744,7 @@ static int port_claim(struct shm_dev *s, int p, int takeover)
  */
 static uint32_t claim_lock_ms(const struct shm_map *m)
 {
-        return 2 * m->remote_timeout_ms + 1000;
+        return 2 * m->g.remote_timeout_ms + 1000;
 }
 
 static int claim_lock(struct shm_map *m)
@@ -735,7 +782,7 @@ static int own_port(struct shm_dev *s)
 static void *hb_main(void *arg)
 {
         struct shm_dev *s = arg;
-        int64_t period = s->map.heartbeat_ms * NS_PER_MS / 2;
+        int64_t period = s->map.g.heartbeat_ms * NS_PER_MS / 2;
         struct timespec ts;
 
         pthread_mutex_lock(&s->hb_lock);
@@ -802,29 +849,14 @@ static const struct dev_opt shm_opts[] = {
     {NULL, DEV_OPT_BOOL, 0, 0, NULL},
 };
 
-static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
+/* Claim a port of first..last for s: a free one first; only then one whose
+ * owner is gone (judging a remote owner gone takes remote_timeout_ms).  Under
+ * the claim lock, so that of two processes of this host taking over one port
+ * the second sees the first's pid, not the dead owner's. */
+static int shm_claim_port(struct ntbt_dev *dev, struct shm_dev *s, int first, int last)
 {
-        uint64_t port, nt = 0, shared_ok = 0;
-        struct shm_dev *s;
-        int ret, p, pass, first = 0, last = 1;
+        int ret, p, pass;
 
-        if (dev_args_num(args, "port", &port))
-                first = last = (int)port;
-        dev_args_num(args, "nt", &nt);
-        dev_args_num(args, "shared", &shared_ok);
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->nt = (int)nt;
-        ret = shm_map_open(args->name, SHM_OPEN_RW | (shared_ok ? SHM_OPEN_SHARED_OK : 0), &s->map);
-        if (ret) {
-                free(s);
-                return ret;
-        }
-        /* A free port first; only then one whose owner is gone (judging a
-         * remote owner gone takes remote_timeout_ms).  Under the claim lock,
-         * so that of two processes of this host taking over one port the
-         * second sees the first's pid, not the dead owner's. */
         ret = claim_lock(&s->map);
         if (ret) {
                 if (ret == -EBUSY)
@@ -833,8 +865,6 @@ static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
                                 dev->spec, claim_lock_ms(&s->map));
                 else
                         log_err("%s: cannot take the claim lock: %s", dev->spec, strerror(-ret));
-                shm_map_close(&s->map);
-                free(s);
                 return ret;
         }
         ret = -EBUSY;
@@ -845,13 +875,32 @@ static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
                                 s->port = p;
                 }
         claim_unlock(&s->map);
-        if (ret) {
+        if (ret)
                 log_err("%s: %s busy (claimed by a live owner)", dev->spec,
                         first == last ? "port" : "both ports");
-                shm_map_close(&s->map);
-                free(s);
-                return ret;
-        }
+        return ret;
+}
+
+static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
+{
+        uint64_t port, nt = 0, shared_ok = 0;
+        struct shm_dev *s;
+        int ret, first = 0, last = 1;
+
+        if (dev_args_num(args, "port", &port))
+                first = last = (int)port;
+        dev_args_num(args, "nt", &nt);
+        dev_args_num(args, "shared", &shared_ok);
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->nt = (int)nt;
+        ret = shm_map_open(args->name, SHM_OPEN_RW | (shared_ok ? SHM_OPEN_SHARED_OK : 0), &s->map);
+        if (ret)
+                goto fail_free;
+        ret = shm_claim_port(dev, s, first, last);
+        if (ret)
+                goto fail_unmap;
         s->me = map_port(&s->map, s->port);
         s->peer = map_port(&s->map, 1 - s->port);
         s->peer_pidfd = -1;
@@ -859,13 +908,17 @@ static int shm_open_dev(struct ntbt_dev *dev, const struct dev_args *args)
         if (ret) {
                 log_err("%s: cannot start the heartbeat thread: %s", dev->spec, strerror(-ret));
                 port_release(s);
-                shm_map_close(&s->map);
-                free(s);
-                return ret;
+                goto fail_unmap;
         }
         pthread_mutex_init(&s->peer_lock, NULL);
         dev->priv = s;
         return 0;
+
+fail_unmap:
+        shm_map_close(&s->map);
+fail_free:
+        free(s);
+        return ret;
 }
 
 static void shm_close(struct ntbt_dev *dev)
@@ -923,7 +976,7 @@ static int peer_alive(struct shm_dev *s, uint32_t kind, uint32_t pid, uint32_t g
                         s->peer_hb = hb;
                         s->peer_hb_at = now;
                 }
-                alive = now - s->peer_hb_at < s->map.remote_timeout_ms * NS_PER_MS;
+                alive = now - s->peer_hb_at < s->map.g.remote_timeout_ms * NS_PER_MS;
         } else {
                 alive = s->peer_pidfd >= 0 ? !pidfd_exited(s->peer_pidfd) : pid_alive(pid);
         }
@@ -974,7 +1027,7 @@ static int shm_link_wait(struct ntbt_dev *dev, int was_up, int64_t timeout_ns)
 {
         struct shm_dev *s = to_shm(dev);
         int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
-        int64_t slice = s->map.heartbeat_ms * NS_PER_MS;
+        int64_t slice = s->map.g.heartbeat_ms * NS_PER_MS;
 
         /* A remote owner's changes wake nobody: look at least every
          * heartbeat_ms (and every LINK_POLL_NS for a killed process peer). */
@@ -1003,12 +1056,12 @@ static uint32_t shm_link_events(struct ntbt_dev *dev)
 
 static int check_widx(struct shm_dev *s, int widx)
 {
-        return widx >= 0 && (uint32_t)widx < s->map.mw_count ? 0 : -EINVAL;
+        return widx >= 0 && (uint32_t)widx < s->map.g.mw_count ? 0 : -EINVAL;
 }
 
 static int shm_mw_count(struct ntbt_dev *dev)
 {
-        return (int)to_shm(dev)->map.mw_count;
+        return (int)to_shm(dev)->map.g.mw_count;
 }
 
 static int shm_mw_get_align(struct ntbt_dev *dev, int widx, uint64_t *addr_align,
@@ -1019,11 +1072,11 @@ static int shm_mw_get_align(struct ntbt_dev *dev, int widx, uint64_t *addr_align
         if (check_widx(s, widx))
                 return -EINVAL;
         if (addr_align)
-                *addr_align = s->map.xlat_align;
+                *addr_align = s->map.g.xlat_align;
         if (size_align)
-                *size_align = s->map.xlat_align;
+                *size_align = s->map.g.xlat_align;
         if (size_max)
-                *size_max = s->map.mw_size;
+                *size_max = s->map.g.mw_size;
         return 0;
 }
 
@@ -1031,7 +1084,8 @@ static int shm_mw_set_trans(struct ntbt_dev *dev, int widx, uint64_t size)
 {
         struct shm_dev *s = to_shm(dev);
 
-        if (check_widx(s, widx) || size == 0 || size > s->map.mw_size || size % s->map.xlat_align)
+        if (check_widx(s, widx) || size == 0 || size > s->map.g.mw_size ||
+            size % s->map.g.xlat_align)
                 return -EINVAL;
         store_sc(&s->me->xlat_size[widx], size);
         return 0;
@@ -1053,7 +1107,7 @@ static int shm_peer_mw_size(struct ntbt_dev *dev, int widx, uint64_t *size)
 
         if (check_widx(s, widx))
                 return -EINVAL;
-        *size = s->map.mw_size;
+        *size = s->map.g.mw_size;
         return 0;
 }
 
@@ -1064,14 +1118,14 @@ static int shm_mw_inbound(struct ntbt_dev *dev, int widx, void **base, uint64_t 
         if (check_widx(s, widx))
                 return -EINVAL;
         *base = map_window(&s->map, s->port, widx);
-        *size = s->map.mw_size;
+        *size = s->map.g.mw_size;
         return 0;
 }
 
 /* The outbound window widx, with [off, off+len) checked against it. */
 static uint8_t *outbound(struct shm_dev *s, int widx, uint64_t off, uint64_t len)
 {
-        if (check_widx(s, widx) || off > s->map.mw_size || len > s->map.mw_size - off)
+        if (check_widx(s, widx) || off > s->map.g.mw_size || len > s->map.g.mw_size - off)
                 return NULL;
         return map_window(&s->map, 1 - s->port, widx) + off;
 }
@@ -1123,33 +1177,19 @@ static int shm_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const
 {
         uint8_t *dst = outbound(to_shm(dev), widx, off, len);
 
-        if (!dst)
-                return -EINVAL;
 #if defined(__x86_64__)
-        if (to_shm(dev)->nt && len >= NT_MIN) {
+        if (dst && to_shm(dev)->nt && len >= NT_MIN) {
                 copy_nt(dst, src, len);
                 return 0;
         }
 #endif
-        /* Plain stores: they are published by the release store (write32) or
-         * the fence (wmb) that the transport issues before the DONE flag. */
-        memcpy(dst, src, len);
-        return 0;
+        return dev_mw_copy(dst, src, len);
 }
 
+/* On x86 the release store is a plain mov. */
 static int shm_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val)
 {
-        uint8_t *dst = outbound(to_shm(dev), widx, off, 4);
-
-        if (!dst)
-                return -EINVAL;
-        /* Release: a 32-bit window store (a header field or rx_info) is never
-         * seen before the stores that preceded it, in particular the payload
-         * before DONE and the receiver's copy-out before rx_info.  On x86 this
-         * is a plain mov; it also lets TSan see the hand-off, which it cannot
-         * through a standalone fence. */
-        store_release_u32(dst, val);
-        return 0;
+        return dev_mw_store32(outbound(to_shm(dev), widx, off, 4), val);
 }
 
 static int shm_peer_mw_wmb(struct ntbt_dev *dev, int widx)
@@ -1183,7 +1223,7 @@ static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
 
 static uint64_t shm_db_valid_mask(struct ntbt_dev *dev)
 {
-        return to_shm(dev)->map.db_valid_mask;
+        return to_shm(dev)->map.g.db_valid_mask;
 }
 
 static uint64_t shm_db_read(struct ntbt_dev *dev)
@@ -1206,7 +1246,7 @@ static int shm_db_set_mask(struct ntbt_dev *dev, uint64_t bits)
 {
         struct shm_dev *s = to_shm(dev);
 
-        fetch_or_sc(&s->me->db_mask, bits & s->map.db_valid_mask);
+        fetch_or_sc(&s->me->db_mask, bits & s->map.g.db_valid_mask);
         return 0;
 }
 
@@ -1234,7 +1274,7 @@ static int shm_peer_db_set(struct ntbt_dev *dev, uint64_t bits)
 {
         struct shm_dev *s = to_shm(dev);
 
-        bits &= s->map.db_valid_mask;
+        bits &= s->map.g.db_valid_mask;
         if (!bits)
                 return 0;
         /*
@@ -1312,12 +1352,12 @@ static int shm_db_wait_interrupt(struct ntbt_dev *dev)
 
 static int shm_spad_count(struct ntbt_dev *dev)
 {
-        return (int)to_shm(dev)->map.spad_count;
+        return (int)to_shm(dev)->map.g.spad_count;
 }
 
 static uint32_t *spad_ptr(struct shm_dev *s, struct shm_port *pt, int idx)
 {
-        if (idx < 0 || (uint32_t)idx >= s->map.spad_count)
+        if (idx < 0 || (uint32_t)idx >= s->map.g.spad_count)
                 return NULL;
         return &pt->spad[idx];
 }
@@ -1371,7 +1411,7 @@ static int shm_peer_spad_write(struct ntbt_dev *dev, int idx, uint32_t val)
  */
 static void watch_heartbeats(struct shm_map *m, struct ntbt_shm_info *info)
 {
-        int64_t t0 = now_ns(), deadline = t0 + m->remote_timeout_ms * NS_PER_MS;
+        int64_t t0 = now_ns(), deadline = t0 + m->g.remote_timeout_ms * NS_PER_MS;
         uint32_t hb0[2];
         int need[2], p;
 
@@ -1395,32 +1435,27 @@ static void watch_heartbeats(struct shm_map *m, struct ntbt_shm_info *info)
         }
 }
 
-int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
+/* The registers of the open device m, the heartbeats watched, into info. */
+static void shm_info_fill(struct shm_map *m, struct ntbt_shm_info *info)
 {
-        struct shm_map m;
-        int ret, p;
+        int p;
         uint32_t i;
 
-        if (!info || info->size != sizeof(*info))
-                return -EINVAL;
-        ret = shm_map_open(name, 0, &m);
-        if (ret)
-                return ret;
         memset(info, 0, sizeof(*info));
         info->size = sizeof(*info);
         info->format = SHM_FORMAT;
-        info->mw_count = m.mw_count;
-        info->spad_count = m.spad_count;
-        info->db_valid_mask = m.db_valid_mask;
-        info->mw_size = m.mw_size;
-        info->xlat_align = m.xlat_align;
-        info->file_bytes = m.file_bytes;
-        info->window_offset = m.window_offset;
-        info->heartbeat_ms = m.heartbeat_ms;
-        info->remote_timeout_ms = m.remote_timeout_ms;
-        info->link_seq = load_sc(&m.hdr->link_seq);
+        info->mw_count = m->g.mw_count;
+        info->spad_count = m->g.spad_count;
+        info->db_valid_mask = m->g.db_valid_mask;
+        info->mw_size = m->g.mw_size;
+        info->xlat_align = m->g.xlat_align;
+        info->file_bytes = m->g.file_bytes;
+        info->window_offset = m->g.window_offset;
+        info->heartbeat_ms = m->g.heartbeat_ms;
+        info->remote_timeout_ms = m->g.remote_timeout_ms;
+        info->link_seq = load_sc(&m->hdr->link_seq);
         for (p = 0; p < 2; p++) {
-                struct shm_port *pt = map_port(&m, p);
+                struct shm_port *pt = map_port(m, p);
                 struct ntbt_shm_port_info *pi = &info->port[p];
 
                 pi->state = load_sc(&pt->state);
@@ -1433,12 +1468,12 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
                 pi->db_mask = load_sc(&pt->db_mask);
                 pi->db_seq = load_sc(&pt->db_seq);
                 pi->db_sleepers = load_sc(&pt->db_sleepers);
-                for (i = 0; i < m.spad_count; i++)
+                for (i = 0; i < m->g.spad_count; i++)
                         pi->spad[i] = load_sc(&pt->spad[i]);
-                for (i = 0; i < m.mw_count; i++)
+                for (i = 0; i < m->g.mw_count; i++)
                         pi->xlat_size[i] = load_sc(&pt->xlat_size[i]);
         }
-        watch_heartbeats(&m, info);
+        watch_heartbeats(m, info);
         for (p = 0; p < 2; p++) {
                 struct ntbt_shm_port_info *pi = &info->port[p];
 
@@ -1451,8 +1486,25 @@ int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
         }
         info->link_up = info->port[0].alive && info->port[1].alive &&
                         info->port[0].link_enabled == 1 && info->port[1].link_enabled == 1;
+}
+
+/* The first version of struct ntbt_shm_info ends at port[] (src/util/abi.h). */
+#define SHM_INFO_VER0 ABI_SIZE_TO(struct ntbt_shm_info, port)
+
+int ntbt_shm_inspect(const char *name, struct ntbt_shm_info *info)
+{
+        struct ntbt_shm_info r;
+        struct shm_map m;
+        int ret;
+
+        if (!info || abi_out_ok(info, SHM_INFO_VER0))
+                return -EINVAL;
+        ret = shm_map_open(name, 0, &m);
+        if (ret)
+                return ret;
+        shm_info_fill(&m, &r);
         shm_map_close(&m);
-        return 0;
+        return abi_out(info, &r, sizeof(r), SHM_INFO_VER0);
 }
 
 const struct ntbt_dev_ops shm_dev_ops = {

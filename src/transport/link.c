@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/abi.h"
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/log.h"
@@ -119,12 +120,10 @@ static uint32_t spad_get(struct ntbt_transport *t, int idx)
         return v;
 }
 
-/* One handshake attempt (spec section 4, transport level).  The peer's
- * scratchpad values are untrusted: each is checked before use. */
-void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
+/* Our half of the handshake: window sizes, counts, frame size, version last. */
+static void advertise(struct ntbt_transport *t)
 {
-        uint64_t in_size[NTBT_MAX_MWS];
-        uint32_t ver, nqps, nmws, i, q;
+        uint32_t i;
 
         for (i = 0; i < t->mw_count; i++) {
                 ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_MW_SZ_HIGH(i),
@@ -137,14 +136,21 @@ void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
                 ntbt_dev_peer_spad_write(t->dev, t->ext_spad,
                                          NTBT_EXT(t->qp_count, t->o.transport_mtu));
         ntbt_dev_peer_spad_write(t->dev, NTB_SPAD_VERSION, NTB_TRANSPORT_VERSION);
+}
+
+/* The peer's version, counts and frame size are ours: 1, or 0 (a mismatch
+ * recorded, or a peer that has not written yet). */
+static int peer_counts_match(struct ntbt_transport *t)
+{
+        uint32_t ver, nqps, nmws;
 
         ver = spad_get(t, NTB_SPAD_VERSION);
         if (ver == 0)
-                return; /* the peer has not written yet: nothing is wrong */
+                return 0; /* the peer has not written yet: nothing is wrong */
         if (ver != NTB_TRANSPORT_VERSION) {
                 mismatch(t, "peer speaks protocol version %u, ntbt speaks %u", ver,
                          NTB_TRANSPORT_VERSION);
-                return;
+                return 0;
         }
         nqps = spad_get(t, NTB_SPAD_NUM_QPS);
         if (nqps != t->qp_count) {
@@ -152,12 +158,12 @@ void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
                          "peer has %u queue pairs, we have %u (compare max_qps and the "
                          "doorbell and window counts on both sides)",
                          nqps, t->qp_count);
-                return;
+                return 0;
         }
         nmws = spad_get(t, NTB_SPAD_NUM_MWS);
         if (nmws != t->mw_count) {
                 mismatch(t, "peer has %u memory windows, we have %u", nmws, t->mw_count);
-                return;
+                return 0;
         }
         if (t->ext_spad >= 0) {
                 uint32_t ext = spad_get(t, t->ext_spad);
@@ -170,9 +176,18 @@ void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
                                  "would lay the rings out differently; give both the same "
                                  "--mtu",
                                  NTBT_EXT_MTU_OF(ext), t->o.transport_mtu);
-                        return;
+                        return 0;
                 }
         }
+        return 1;
+}
+
+/* The inbound size of each window from the peer's advertisement, rounded to
+ * our alignment and checked to hold every QP: 1, or 0 with a mismatch. */
+static int peer_window_sizes(struct ntbt_transport *t, uint64_t *in_size)
+{
+        uint32_t i, q;
+
         for (i = 0; i < t->mw_count; i++) {
                 uint64_t size = (uint64_t)spad_get(t, NTB_SPAD_MW_SZ_HIGH(i)) << 32 |
                                 spad_get(t, NTB_SPAD_MW_SZ_LOW(i));
@@ -183,12 +198,12 @@ void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
                                  "peer's window %u is %llu bytes; our inbound window %u "
                                  "takes 1 to %llu",
                                  i, (unsigned long long)size, i, (unsigned long long)t->in_max[i]);
-                        return;
+                        return 0;
                 }
                 size = (size + al - 1) / al * al; /* no overflow: size <= in_max */
                 if (size > t->in_max[i]) {
                         mismatch(t, "peer's window %u rounds up past our inbound window", i);
-                        return;
+                        return 0;
                 }
                 in_size[i] = size;
         }
@@ -199,9 +214,22 @@ void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
                             t->o.transport_mtu, &g)) {
                         mismatch(t, "peer's window %u (%llu bytes) is too small for QP %u",
                                  q % t->mw_count, (unsigned long long)in_size[q % t->mw_count], q);
-                        return;
+                        return 0;
                 }
         }
+        return 1;
+}
+
+/* One handshake attempt (spec section 4, transport level).  The peer's
+ * scratchpad values are untrusted: each is checked before use. */
+void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
+{
+        uint64_t in_size[NTBT_MAX_MWS];
+        uint32_t i;
+
+        advertise(t);
+        if (!peer_counts_match(t) || !peer_window_sizes(t, in_size))
+                return;
         for (i = 0; i < t->mw_count; i++) {
                 int ret = ntbt_dev_mw_set_trans(t->dev, (int)i, in_size[i]);
 
@@ -312,38 +340,137 @@ static void *event_thread(void *arg)
         return NULL;
 }
 
+/* The caller's options (<ntbt/ntbt.h>: the size rule) with the defaults
+ * filled: 0, -EINVAL, or -E2BIG for an option this build does not know. */
+static int transport_opts(struct ntbt_dev *dev, const struct ntbt_transport_opts *opts,
+                          struct ntbt_transport_opts *o)
+{
+        int ret = opts ? abi_in(o, sizeof(*o), opts, ABI_OPTS_VER0) : 0;
+
+        if (ret)
+                return ret;
+        if (!o->transport_mtu)
+                o->transport_mtu = NTB_TRANSPORT_MTU_DEFAULT;
+        if (o->flags & ~NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
+                return -EINVAL;
+        if (o->tx_mode == NTBT_TX_DEFAULT)
+                o->tx_mode = NTBT_TX_INLINE;
+        if (o->tx_mode != NTBT_TX_INLINE && o->tx_mode != NTBT_TX_THREAD)
+                return -EINVAL;
+        if (o->flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
+                log_warn("%s: UNSAFE: the flush before the doorbell is off; frames may stall",
+                         ntbt_dev_spec(dev));
+        if (o->transport_mtu <= sizeof(struct ntb_payload_header)) {
+                log_err("%s: transport_mtu %u is too small", ntbt_dev_spec(dev), o->transport_mtu);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Each window's sizes: ours outbound (capped by max_mw_size), and what we
+ * can take inbound. */
+static int transport_windows(struct ntbt_transport *t)
+{
+        uint32_t i;
+        int ret;
+
+        for (i = 0; i < t->mw_count; i++) {
+                void *base;
+                uint64_t in_size;
+
+                ret = ntbt_dev_peer_mw_size(t->dev, (int)i, &t->out_size[i]);
+                if (!ret)
+                        ret = ntbt_dev_mw_get_align(t->dev, (int)i, NULL, &t->in_align[i],
+                                                    &t->in_max[i]);
+                if (!ret)
+                        ret = ntbt_dev_mw_inbound(t->dev, (int)i, &base, &in_size);
+                if (ret)
+                        return ret;
+                t->in_base[i] = base;
+                if (t->in_max[i] > in_size)
+                        t->in_max[i] = in_size;
+                if (!t->in_align[i])
+                        t->in_align[i] = 1;
+                if (t->o.max_mw_size && t->out_size[i] > t->o.max_mw_size)
+                        t->out_size[i] = t->o.max_mw_size;
+        }
+        return 0;
+}
+
+/* How many QPs and windows: -EINVAL when the device cannot hold them. */
+static int transport_layout(struct ntbt_transport *t, int spads, int mws)
+{
+        uint32_t q;
+        int ret;
+
+        geom_counts(ntbt_dev_db_valid_mask(t->dev), (uint32_t)mws, (uint32_t)spads, t->o.max_qps,
+                    &t->qp_count, &t->mw_count);
+        if (t->mw_count > NTBT_MAX_MWS)
+                t->mw_count = NTBT_MAX_MWS;
+        /* The last scratchpad, if protocol v4 leaves it unused (wire.h). */
+        t->ext_spad = (uint32_t)spads > 4 + 2 * t->mw_count ? spads - 1 : -1;
+        if (t->qp_count < 1 || t->qp_count > NTBT_MAX_QPS) {
+                log_err("%s: %u queue pairs: ntbt supports 1 to %d (QP_LINKS is 32 bits)",
+                        ntbt_dev_spec(t->dev), t->qp_count, NTBT_MAX_QPS);
+                return -EINVAL;
+        }
+        ret = transport_windows(t);
+        if (ret)
+                return ret;
+        for (q = 0; q < t->qp_count; q++) {
+                struct qp_geom g;
+
+                if (geom_qp(t->out_size[q % t->mw_count], t->qp_count, t->mw_count, q,
+                            t->o.transport_mtu, &g)) {
+                        log_err("%s: window %u (%llu bytes) is too small for %u queue pairs",
+                                ntbt_dev_spec(t->dev), q % t->mw_count,
+                                (unsigned long long)t->out_size[q % t->mw_count], t->qp_count);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* Locks, the stats file, the device link and the event thread. */
+static int transport_start(struct ntbt_transport *t)
+{
+        pthread_condattr_t ca;
+        int ret;
+
+        pthread_mutex_init(&t->lock, NULL);
+        pthread_mutex_init(&t->spad_lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&t->cond, &ca);
+        pthread_condattr_destroy(&ca);
+
+        t->stats = stats_file_open(t->dev, t->qp_count);
+        ret = ntbt_dev_link_enable(t->dev);
+        if (!ret)
+                ret = -pthread_create(&t->thread, NULL, event_thread, t);
+        if (ret) {
+                stats_file_close(t->stats);
+                pthread_cond_destroy(&t->cond);
+                pthread_mutex_destroy(&t->lock);
+                pthread_mutex_destroy(&t->spad_lock);
+                return ret;
+        }
+        t->thread_started = 1;
+        return 0;
+}
+
 int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *opts,
                         struct ntbt_transport **out)
 {
         struct ntbt_transport_opts o = {.size = sizeof(o)};
         struct ntbt_transport *t;
-        pthread_condattr_t ca;
         int spads, mws, ret;
-        uint32_t i, q;
 
         if (!dev || !out)
                 return -EINVAL;
-        if (opts) {
-                if (opts->size < sizeof(uint32_t) || opts->size > sizeof(o))
-                        return -EINVAL;
-                memcpy(&o, opts, opts->size);
-                o.size = sizeof(o);
-        }
-        if (!o.transport_mtu)
-                o.transport_mtu = NTB_TRANSPORT_MTU_DEFAULT;
-        if (o.flags & ~NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
-                return -EINVAL;
-        if (o.tx_mode == NTBT_TX_DEFAULT)
-                o.tx_mode = NTBT_TX_INLINE;
-        if (o.tx_mode != NTBT_TX_INLINE && o.tx_mode != NTBT_TX_THREAD)
-                return -EINVAL;
-        if (o.flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
-                log_warn("%s: UNSAFE: the flush before the doorbell is off; frames may stall",
-                         ntbt_dev_spec(dev));
-        if (o.transport_mtu <= sizeof(struct ntb_payload_header)) {
-                log_err("%s: transport_mtu %u is too small", ntbt_dev_spec(dev), o.transport_mtu);
-                return -EINVAL;
-        }
+        ret = transport_opts(dev, opts, &o);
+        if (ret)
+                return ret;
         spads = ntbt_dev_spad_count(dev);
         mws = ntbt_dev_mw_count(dev);
         if (spads < NTB_MIN_SPADS || mws < 1) {
@@ -356,72 +483,13 @@ int ntbt_transport_open(struct ntbt_dev *dev, const struct ntbt_transport_opts *
                 return -ENOMEM;
         t->dev = dev;
         t->o = o;
-        geom_counts(ntbt_dev_db_valid_mask(dev), (uint32_t)mws, (uint32_t)spads, o.max_qps,
-                    &t->qp_count, &t->mw_count);
-        if (t->mw_count > NTBT_MAX_MWS)
-                t->mw_count = NTBT_MAX_MWS;
-        /* The last scratchpad, if protocol v4 leaves it unused (wire.h). */
-        t->ext_spad = (uint32_t)spads > 4 + 2 * t->mw_count ? spads - 1 : -1;
-        if (t->qp_count < 1 || t->qp_count > NTBT_MAX_QPS) {
-                log_err("%s: %u queue pairs: ntbt supports 1 to %d (QP_LINKS is 32 bits)",
-                        ntbt_dev_spec(dev), t->qp_count, NTBT_MAX_QPS);
-                free(t);
-                return -EINVAL;
-        }
-        for (i = 0; i < t->mw_count; i++) {
-                void *base;
-                uint64_t in_size;
-
-                ret = ntbt_dev_peer_mw_size(dev, (int)i, &t->out_size[i]);
-                if (!ret)
-                        ret = ntbt_dev_mw_get_align(dev, (int)i, NULL, &t->in_align[i],
-                                                    &t->in_max[i]);
-                if (!ret)
-                        ret = ntbt_dev_mw_inbound(dev, (int)i, &base, &in_size);
-                if (ret) {
-                        free(t);
-                        return ret;
-                }
-                t->in_base[i] = base;
-                if (t->in_max[i] > in_size)
-                        t->in_max[i] = in_size;
-                if (!t->in_align[i])
-                        t->in_align[i] = 1;
-                if (o.max_mw_size && t->out_size[i] > o.max_mw_size)
-                        t->out_size[i] = o.max_mw_size;
-        }
-        for (q = 0; q < t->qp_count; q++) {
-                struct qp_geom g;
-
-                if (geom_qp(t->out_size[q % t->mw_count], t->qp_count, t->mw_count, q,
-                            o.transport_mtu, &g)) {
-                        log_err("%s: window %u (%llu bytes) is too small for %u queue pairs",
-                                ntbt_dev_spec(dev), q % t->mw_count,
-                                (unsigned long long)t->out_size[q % t->mw_count], t->qp_count);
-                        free(t);
-                        return -EINVAL;
-                }
-        }
-        pthread_mutex_init(&t->lock, NULL);
-        pthread_mutex_init(&t->spad_lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&t->cond, &ca);
-        pthread_condattr_destroy(&ca);
-
-        t->stats = stats_file_open(dev, t->qp_count);
-        ret = ntbt_dev_link_enable(dev);
+        ret = transport_layout(t, spads, mws);
         if (!ret)
-                ret = -pthread_create(&t->thread, NULL, event_thread, t);
+                ret = transport_start(t);
         if (ret) {
-                stats_file_close(t->stats);
-                pthread_cond_destroy(&t->cond);
-                pthread_mutex_destroy(&t->lock);
-                pthread_mutex_destroy(&t->spad_lock);
                 free(t);
                 return ret;
         }
-        t->thread_started = 1;
         *out = t;
         return 0;
 }

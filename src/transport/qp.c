@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../util/abi.h"
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/log.h"
@@ -560,6 +561,24 @@ int ntbt_qp_tx_mode(struct ntbt_qp *qp)
 
 /* ---- creation and freeing ---- */
 
+/* The caller's options (the size rule: <ntbt/ntbt.h>) into o, checked. */
+static int qp_opts_read(const struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
+                        struct ntbt_qp_opts *o)
+{
+        int ret = opts ? abi_in(o, sizeof(*o), opts, ABI_OPTS_VER0) : 0;
+
+        if (ret)
+                return ret;
+        if ((o->flags & ~NTBT_QP_ZC_RX) || ((o->flags & NTBT_QP_ZC_RX) && !o->poll))
+                return -EINVAL;
+        if (o->tx_mode != NTBT_TX_DEFAULT && o->tx_mode != NTBT_TX_INLINE &&
+            o->tx_mode != NTBT_TX_THREAD)
+                return -EINVAL;
+        if (o->qp_num != NTBT_QP_ANY && (o->qp_num < 0 || (uint32_t)o->qp_num >= t->qp_count))
+                return -EINVAL;
+        return 0;
+}
+
 int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
                    const struct ntbt_qp_handlers *h, void *qp_ctx, struct ntbt_qp **out)
 {
@@ -569,18 +588,9 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
 
         if (!t || !out)
                 return -EINVAL;
-        if (opts) {
-                if (opts->size < sizeof(uint32_t) || opts->size > sizeof(o))
-                        return -EINVAL;
-                memcpy(&o, opts, opts->size);
-        }
-        if ((o.flags & ~NTBT_QP_ZC_RX) || ((o.flags & NTBT_QP_ZC_RX) && !o.poll))
-                return -EINVAL;
-        if (o.tx_mode != NTBT_TX_DEFAULT && o.tx_mode != NTBT_TX_INLINE &&
-            o.tx_mode != NTBT_TX_THREAD)
-                return -EINVAL;
-        if (o.qp_num != NTBT_QP_ANY && (o.qp_num < 0 || (uint32_t)o.qp_num >= t->qp_count))
-                return -EINVAL;
+        ret = qp_opts_read(t, opts, &o);
+        if (ret)
+                return ret;
         /* Aligned as its type asks: the counter groups must really start
          * cache lines (transport.h, struct qp_counters).  sizeof is a
          * multiple of the alignment, as aligned_alloc wants. */
@@ -1192,9 +1202,14 @@ int ntbt_qp_tx_abort(struct ntbt_qp *qp)
         return zc_tx_abort(qp);
 }
 
-int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)
+/* The first version of struct ntbt_qp_stats ends at its last counter (src/util/abi.h). */
+#define QP_STATS_VER0 ABI_SIZE_TO(struct ntbt_qp_stats, resets)
+
+int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *out)
 {
-        if (!st || st->size != sizeof(*st))
+        struct ntbt_qp_stats s, *st = &s;
+
+        if (!out || abi_out_ok(out, QP_STATS_VER0))
                 return -EINVAL;
         memset(st, 0, sizeof(*st));
         st->size = sizeof(*st);
@@ -1213,5 +1228,5 @@ int ntbt_qp_stats(struct ntbt_qp *qp, struct ntbt_qp_stats *st)
         st->free_tx = qp->tx_up ? tx_free_locked(qp) : 0;
         pthread_mutex_unlock(&qp->tx_lock);
         st->link = (uint64_t)ntbt_qp_link_is_up(qp);
-        return 0;
+        return abi_out(out, st, sizeof(*st), QP_STATS_VER0);
 }

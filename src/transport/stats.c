@@ -16,6 +16,7 @@
 #include <ntbt/stats.h>
 
 #include "../util/clock.h"
+#include "../util/hostile.h"
 #include "../util/log.h"
 #include "stats_file.h"
 
@@ -53,20 +54,21 @@ static int read_rec(int fd, off_t off, struct stats_rec *out)
 int ntbt_stats_remove(const char *name, int port)
 {
         char path[4200], magic[8] = {0};
-        struct stat sb;
+        struct hostile_open h = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
         int fd, ret = ntbt_stats_path(name, port, path, sizeof(path));
 
         if (ret)
                 return ret;
         /* Only an ntbt statistics file (regular, not a link, our magic, or
          * empty: a transport killed before it wrote the header). */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
-            (sb.st_size > 0 && (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
-                                memcmp(magic, STATS_MAGIC, 8)))) {
-                close(fd);
+        fd = util_open_hostile(path, &h);
+        if (fd < 0 && h.why == HOSTILE_OPEN)
+                return fd;
+        if (fd < 0 ||
+            (h.st.st_size > 0 && (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+                                  memcmp(magic, STATS_MAGIC, 8)))) {
+                if (fd >= 0)
+                        close(fd);
                 log_err("%s: not an ntbt statistics file; not removing it", path);
                 return -EINVAL;
         }
@@ -74,13 +76,75 @@ int ntbt_stats_remove(const char *name, int port)
         return unlink(path) ? -errno : 0;
 }
 
-int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
+/* The header of an open statistics file, each field checked against the
+ * file's size and our limits (the file is anyone's to write). */
+static int stats_hdr_read(const char *path, int fd, int port, struct stats_hdr *h)
 {
-        char path[4200];
-        struct stats_hdr h;
         struct stat sb;
+
+        if (fstat(fd, &sb) || pread(fd, h, sizeof(*h), 0) != (ssize_t)sizeof(*h)) {
+                log_err("%s: statistics file too short", path);
+                return -EINVAL;
+        }
+        if (memcmp(h->magic, STATS_MAGIC, 8) || h->version != STATS_VERSION) {
+                log_err("%s: not an ntbt statistics file (magic or version)", path);
+                return -EINVAL;
+        }
+        if (h->hdr_size < sizeof(*h) || h->hdr_size > 4096 ||
+            h->rec_size < sizeof(struct stats_rec) || h->rec_size > 65536 ||
+            h->ncounters < NTBT_STATS_COUNTERS || h->qp_count > NTBT_MAX_QPS ||
+            h->port != (uint32_t)port ||
+            (uint64_t)sb.st_size < (uint64_t)h->hdr_size + (uint64_t)h->qp_count * h->rec_size) {
+                log_err("%s: malformed statistics header (sizes, counts or port)", path);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* One QP's record as the caller sees it: out-of-range values made safe. */
+static void stats_qp_fill(struct ntbt_stats_qp *q, uint32_t num, const struct stats_rec *r,
+                          int64_t now)
+{
+        int k;
+
+        q->qp_num = num;
+        q->present = r->present == 1;
+        q->state = r->state <= NTBT_STATS_UP ? (int)r->state : NTBT_STATS_DOWN;
+        q->tx_mode = (int)(r->tx_mode & 3);
+        q->poll_mode = r->poll_mode == 1;
+        q->age_ns = r->update_ns > 0 && r->update_ns <= now ? now - r->update_ns : 0;
+        for (k = 0; k < NTBT_STATS_COUNTERS; k++)
+                q->c[k] = r->c[k];
+}
+
+static int stats_fill(int fd, const struct stats_hdr *h, struct ntbt_stats *out)
+{
         int64_t now = now_ns();
         uint32_t i;
+        int ret;
+
+        out->pid = (int)h->pid;
+        out->alive =
+            h->pid > 0 && h->pid <= 0x3fffffff && (kill((pid_t)h->pid, 0) == 0 || errno == EPERM);
+        out->port = (int)h->port;
+        out->transport_up = h->transport_up == 1;
+        out->qp_count = h->qp_count;
+        for (i = 0; i < h->qp_count; i++) {
+                struct stats_rec r;
+
+                ret = read_rec(fd, (off_t)(h->hdr_size + (uint64_t)i * h->rec_size), &r);
+                if (ret)
+                        return ret;
+                stats_qp_fill(&out->qp[i], i, &r, now);
+        }
+        return 0;
+}
+
+int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
+{
+        struct hostile_open ho = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
+        char path[4200];
+        struct stats_hdr h;
         int fd, ret;
 
         if (!out)
@@ -90,58 +154,23 @@ int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
                 return ret;
         /* Another user can plant anything at the path: no symlink
          * (O_NOFOLLOW), no hang on a FIFO (O_NONBLOCK), a regular file only. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
-                ret = -errno;
-                if (ret == -ELOOP)
+        fd = util_open_hostile(path, &ho);
+        if (fd < 0 && ho.why == HOSTILE_OPEN) {
+                if (fd == -ELOOP)
                         log_err("%s: is a symbolic link; not reading it", path);
-                return ret;
+                return fd;
         }
         memset(out, 0, sizeof(*out));
-        ret = -EINVAL;
-        if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-                log_err("%s: not a regular file", path);
-                goto out;
+        if (fd < 0) {
+                /* A failed fstat read as a short file, as stats_hdr_read says. */
+                log_err("%s: %s", path,
+                        ho.why == HOSTILE_TYPE ? "not a regular file"
+                                               : "statistics file too short");
+                return -EINVAL;
         }
-        if (fstat(fd, &sb) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
-                log_err("%s: statistics file too short", path);
-                goto out;
-        }
-        if (memcmp(h.magic, STATS_MAGIC, 8) || h.version != STATS_VERSION) {
-                log_err("%s: not an ntbt statistics file (magic or version)", path);
-                goto out;
-        }
-        if (h.hdr_size < sizeof(h) || h.hdr_size > 4096 || h.rec_size < sizeof(struct stats_rec) ||
-            h.rec_size > 65536 || h.ncounters < NTBT_STATS_COUNTERS || h.qp_count > NTBT_MAX_QPS ||
-            h.port != (uint32_t)port ||
-            (uint64_t)sb.st_size < (uint64_t)h.hdr_size + (uint64_t)h.qp_count * h.rec_size) {
-                log_err("%s: malformed statistics header (sizes, counts or port)", path);
-                goto out;
-        }
-        out->pid = (int)h.pid;
-        out->alive =
-            h.pid > 0 && h.pid <= 0x3fffffff && (kill((pid_t)h.pid, 0) == 0 || errno == EPERM);
-        out->port = (int)h.port;
-        out->transport_up = h.transport_up == 1;
-        out->qp_count = h.qp_count;
-        for (i = 0; i < h.qp_count; i++) {
-                struct stats_rec r;
-                int k;
-
-                ret = read_rec(fd, (off_t)(h.hdr_size + (uint64_t)i * h.rec_size), &r);
-                if (ret)
-                        goto out;
-                out->qp[i].qp_num = i;
-                out->qp[i].present = r.present == 1;
-                out->qp[i].state = r.state <= NTBT_STATS_UP ? (int)r.state : NTBT_STATS_DOWN;
-                out->qp[i].tx_mode = (int)(r.tx_mode & 3);
-                out->qp[i].poll_mode = r.poll_mode == 1;
-                out->qp[i].age_ns = r.update_ns > 0 && r.update_ns <= now ? now - r.update_ns : 0;
-                for (k = 0; k < NTBT_STATS_COUNTERS; k++)
-                        out->qp[i].c[k] = r.c[k];
-        }
-        ret = 0;
-out:
+        ret = stats_hdr_read(path, fd, port, &h);
+        if (!ret)
+                ret = stats_fill(fd, &h, out);
         close(fd);
         return ret;
 }

@@ -21,6 +21,7 @@
 
 #include "../util/barrier.h"
 #include "../util/clock.h"
+#include "../util/hostile.h"
 #include "../util/log.h"
 #include "stats_file.h"
 
@@ -80,10 +81,9 @@ struct stats_file *stats_file_open(struct ntbt_dev *dev, uint32_t qp_count)
         /* A new inode, never a truncated old one: a reader's pread of the old
          * file stays valid. */
         unlink(path);
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        fd = util_open_hostile(path, &(struct hostile_open){.flags = O_RDWR | O_CREAT | O_EXCL});
         if (fd < 0) {
-                log_info("%s: no live statistics: %s: %s", ntbt_dev_spec(dev), path,
-                         strerror(errno));
+                log_info("%s: no live statistics: %s: %s", ntbt_dev_spec(dev), path, strerror(-fd));
                 free(f);
                 return NULL;
         }

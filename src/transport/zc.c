@@ -88,6 +88,22 @@ static void zc_consume_skipped(struct ntbt_qp *qp)
         }
 }
 
+/* The map of refused slots (zc_consume_skipped) covers a ring of entries. */
+static int zc_skip_map(struct ntbt_qp *qp, uint32_t entries)
+{
+        uint8_t *m;
+
+        if (qp->zc_skip_n >= entries)
+                return 0;
+        m = calloc(entries, 1);
+        if (!m)
+                return -ENOMEM;
+        free(qp->zc_skip);
+        qp->zc_skip = m;
+        qp->zc_skip_n = entries;
+        return 0;
+}
+
 int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop)
 {
         const struct qp_geom *g = &qp->rx_g;
@@ -95,15 +111,8 @@ int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop
         uint8_t *hdr;
 
         stop->why = RX_STOP_NONE;
-        if (qp->zc_skip_n < g->entries) {
-                uint8_t *m = calloc(g->entries, 1);
-
-                if (!m)
-                        return -ENOMEM;
-                free(qp->zc_skip);
-                qp->zc_skip = m;
-                qp->zc_skip_n = g->entries;
-        }
+        if (zc_skip_map(qp, g->entries))
+                return -ENOMEM;
         /* Every slot but one handed out: the peer cannot have written more
          * (a hostile one might have: we do not look at held slots again). */
         out = qp->zc_next >= qp->rx_index ? qp->zc_next - qp->rx_index

@@ -191,9 +191,7 @@ int perf_parse(int argc, char **argv, struct perf_opts *o)
 {
         static const struct option opts[] = {
             CLI_O_DEV,
-            CLI_O_SERVER,
-            CLI_O_CLIENT,
-            CLI_O_LOOPBACK,
+            CLI_O_ROLES,
             {"size", required_argument, NULL, 's'},
             {"time", required_argument, NULL, 't'},
             CLI_O_TX,
