@@ -8,13 +8,17 @@
  * fills them, ntbt_qp_rx_remove takes them back or the free cancels them,
  * the sequence numbers leaving the QP only grow.
  *
- * Two runs, the receiver in event mode (the event thread owns it; link
- * down, then rx_remove takes some back, the free cancels the rest) and in
- * poll mode (this thread owns it; rx_err_no_buf counted exactly for a frame
- * that waits; the free while up cancels every buffer).  The sender is a
+ * Three cases, each on a fresh pair (tests/support/pair): the receiver in
+ * event mode (the event thread owns it; link down, then rx_remove takes
+ * some back, the free cancels the rest), in poll mode (this thread owns
+ * it; the free while up cancels every buffer), and in poll mode with a
+ * frame that waits for a buffer (rx_err_no_buf counted exactly once per
+ * walk that finds it; it fills the first buffer posted).  The sender is a
  * poll-mode QP on the other port of the same device, in this process.
  */
 #include "../harness.h"
+
+#include "../support/pair.h"
 
 #define NBUF    96
 #define FRAMES  12000
@@ -118,37 +122,29 @@ static uint64_t no_buf(struct ntbt_qp *qp)
         return st.rx_err_no_buf;
 }
 
-static void run(int poll_rx)
+static struct pair p;
+static struct ntbt_qp *qa, *qb;
+static struct rxt *r;
+
+/* Sender qa on port 0 (poll mode), receiver qb on port 1 (poll or event
+ * mode) with the checking rx handler, both linked; no buffer posted yet. */
+static void setup(int poll_rx)
 {
         struct ntbt_qp_opts qa_o = {.size = sizeof(qa_o), .qp_num = 0, .poll = 1};
         struct ntbt_qp_opts qb_o = {.size = sizeof(qb_o), .qp_num = 0, .poll = poll_rx};
         struct ntbt_qp_handlers h = {.rx = on_rx};
-        struct ntbt_transport *ta, *tb;
-        struct ntbt_dev *da, *db;
-        struct ntbt_qp *qa, *qb;
-        pthread_t th[POSTERS];
-        struct rxt *r;
-        const char *name;
-        char spec[128];
-        uint64_t f = 0;
         int64_t deadline;
-        int i, ret;
+        int i;
 
         r = calloc(1, sizeof(*r));
         CHECK(r);
         pthread_mutex_init(&r->lock, NULL);
         pthread_cond_init(&r->cond, NULL);
-        name = test_dev_name(poll_rx ? "rxorder-p" : "rxorder-e");
-        ntbt_shm_remove(name);
-        CHECK_EQ(ntbt_shm_create(name, NULL), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=0", name);
-        CHECK_EQ(ntbt_dev_open(spec, &da), 0);
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &db), 0);
-        CHECK_EQ(ntbt_transport_open(da, NULL, &ta), 0);
-        CHECK_EQ(ntbt_transport_open(db, NULL, &tb), 0);
-        CHECK_EQ(ntbt_qp_create(ta, &qa_o, NULL, NULL, &qa), 0);
-        CHECK_EQ(ntbt_qp_create(tb, &qb_o, &h, r, &qb), 0);
+        pair_create(&p, poll_rx ? "rxorder-p" : "rxorder-e", NULL);
+        pair_open(&p, 0, NULL);
+        pair_open(&p, 1, NULL);
+        CHECK_EQ(ntbt_qp_create(p.t[0], &qa_o, NULL, NULL, &qa), 0);
+        CHECK_EQ(ntbt_qp_create(p.t[1], &qb_o, &h, r, &qb), 0);
         r->qp = qb;
         for (i = 0; i < NBUF; i++)
                 r->free_list[r->nfree++] = i;
@@ -162,16 +158,42 @@ static void run(int poll_rx)
                         ntbt_qp_poll(qb, 0);
                 test_sleep_ms(1);
         }
+}
 
-        if (poll_rx) {
-                /* A frame and no buffer: each walk that finds it counts once,
-                 * and the frame waits for the first buffer posted. */
-                CHECK_EQ(ntbt_qp_tx_enqueue(qa, NULL, &f, 8, 0), 0);
-                f++;
-                CHECK_EQ(ntbt_qp_poll(qb, 16), 0);
-                CHECK_EQ(ntbt_qp_poll(qb, 16), 0);
-                CHECK_EQ(no_buf(qb), 2);
-        }
+/* Free the receiver (the buffers still posted come back cancelled, oldest
+ * first, each once) and check that every buffer came back, every frame
+ * sent arrived; then the sender, the pair, the state. */
+static void teardown(const char *mode, uint64_t frames)
+{
+        int i;
+
+        ntbt_qp_free(qb);
+        pthread_mutex_lock(&r->lock);
+        for (i = 0; i < NBUF; i++)
+                CHECK_EQ(r->state[i], B_APP);
+        CHECK_EQ(r->outs, r->posts);
+        CHECK_EQ(r->frames, frames);
+        printf("rx_post_order (%s): %d posts (%d from the handler, %d from %d threads), "
+               "%d removed, %d cancelled, all in order\n",
+               mode, r->posts, r->handler_posts, r->poster_posts, POSTERS, r->removed,
+               r->cancelled);
+        pthread_mutex_unlock(&r->lock);
+        ntbt_qp_free(qa);
+        pair_destroy(&p);
+        pthread_cond_destroy(&r->cond);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        r = NULL;
+}
+
+/* FRAMES frames from qa, the posts from POSTERS threads and the handler,
+ * the frame counter starting at f (frames already sent). */
+static void stream(int poll_rx, uint64_t f)
+{
+        pthread_t th[POSTERS];
+        int64_t deadline;
+        int i, ret;
+
         for (i = 0; i < POSTERS; i++)
                 CHECK_EQ(pthread_create(&th[i], NULL, poster, r), 0);
 
@@ -209,59 +231,89 @@ static void run(int poll_rx)
         for (i = 0; i < POSTERS; i++)
                 pthread_join(th[i], NULL);
         CHECK_EQ(ntbt_qp_rx_remove(qb, NULL, NULL, NULL), -EBUSY); /* up */
-
-        if (!poll_rx) {
-                void *ctx, *data;
-                uint32_t len;
-
-                /* Down: the event thread gives its buffers back to the front
-                 * of the queue; rx_remove takes the oldest first. */
-                CHECK_EQ(ntbt_qp_link_down(qb), 0);
-                deadline = now_ns() + 10000000000LL;
-                while ((ret = ntbt_qp_rx_remove(qb, &ctx, &data, &len)) == -EBUSY) {
-                        CHECK(now_ns() < deadline);
-                        test_sleep_ms(1);
-                }
-                while (ret == 0) {
-                        pthread_mutex_lock(&r->lock);
-                        out(r, (int)(intptr_t)ctx);
-                        CHECK(data == r->data[(intptr_t)ctx] && len == 64);
-                        r->removed++;
-                        pthread_mutex_unlock(&r->lock);
-                        if (r->removed == 20)
-                                break; /* the rest: the free */
-                        ret = ntbt_qp_rx_remove(qb, &ctx, &data, &len);
-                }
-                CHECK(ret == 0 || ret == -ENOENT);
-        }
-        /* The rest come back cancelled, oldest first, each once. */
-        ntbt_qp_free(qb);
         pthread_mutex_lock(&r->lock);
-        for (i = 0; i < NBUF; i++)
-                CHECK_EQ(r->state[i], B_APP);
-        CHECK_EQ(r->outs, r->posts);
-        CHECK_EQ(r->frames, FRAMES);
         CHECK(r->handler_posts > 0 && r->poster_posts > 0);
-        printf("rx_post_order (%s): %d posts (%d from the handler, %d from %d threads), "
-               "%d removed, %d cancelled, all in order\n",
-               poll_rx ? "poll" : "event", r->posts, r->handler_posts, r->poster_posts, POSTERS,
-               r->removed, r->cancelled);
         pthread_mutex_unlock(&r->lock);
-        ntbt_qp_free(qa);
-        ntbt_transport_close(ta);
-        ntbt_transport_close(tb);
-        ntbt_dev_close(da);
-        ntbt_dev_close(db);
-        ntbt_shm_remove(name);
-        pthread_cond_destroy(&r->cond);
-        pthread_mutex_destroy(&r->lock);
-        free(r);
 }
 
-int main(void)
+/* Event mode: posts from three threads and the handler leave in order;
+ * after link down, rx_remove takes the oldest back first (20 of them),
+ * the free cancels the rest, in order. */
+static void event_mode(void)
 {
-        ntbt_set_log(test_log_hook, NULL);
-        run(0);
-        run(1);
-        return 0;
+        void *ctx, *data;
+        uint32_t len;
+        int64_t deadline;
+        int ret;
+
+        setup(0);
+        stream(0, 0);
+        /* Down: the event thread gives its buffers back to the front of the
+         * queue; rx_remove takes the oldest first. */
+        CHECK_EQ(ntbt_qp_link_down(qb), 0);
+        deadline = now_ns() + 10000000000LL;
+        while ((ret = ntbt_qp_rx_remove(qb, &ctx, &data, &len)) == -EBUSY) {
+                CHECK(now_ns() < deadline);
+                test_sleep_ms(1);
+        }
+        while (ret == 0) {
+                pthread_mutex_lock(&r->lock);
+                out(r, (int)(intptr_t)ctx);
+                CHECK(data == r->data[(intptr_t)ctx] && len == 64);
+                r->removed++;
+                pthread_mutex_unlock(&r->lock);
+                if (r->removed == 20)
+                        break; /* the rest: the free */
+                ret = ntbt_qp_rx_remove(qb, &ctx, &data, &len);
+        }
+        CHECK(ret == 0 || ret == -ENOENT);
+        teardown("event", FRAMES);
+}
+
+/* Poll mode: posts from three threads and the handler leave in order; the
+ * free while up cancels every buffer still posted, in order. */
+static void poll_mode(void)
+{
+        setup(1);
+        stream(1, 0);
+        teardown("poll", FRAMES);
+}
+
+/* Poll mode, a frame and no buffer: each walk that finds it counts once in
+ * rx_err_no_buf, and the frame fills the first buffer posted (then no
+ * more is counted); the stream after it as in poll_mode. */
+static void no_buf_counted(void)
+{
+        uint64_t f = 0;
+
+        setup(1);
+        CHECK_EQ(ntbt_qp_tx_enqueue(qa, NULL, &f, 8, 0), 0);
+        f++;
+        CHECK_EQ(ntbt_qp_poll(qb, 16), 0);
+        CHECK_EQ(ntbt_qp_poll(qb, 16), 0);
+        CHECK_EQ(no_buf(qb), 2);
+        /* One buffer: frame 0 fills it (on_rx checks buffer and frame). */
+        pthread_mutex_lock(&r->lock);
+        post(r, r->free_list[--r->nfree]);
+        pthread_mutex_unlock(&r->lock);
+        CHECK_EQ(ntbt_qp_poll(qb, 16), 1);
+        CHECK_EQ(ntbt_qp_poll(qb, 16), 0);
+        CHECK_EQ(no_buf(qb), 2);
+        pthread_mutex_lock(&r->lock);
+        CHECK_EQ(r->frames, 1);
+        CHECK_EQ(r->outs, 1);
+        pthread_mutex_unlock(&r->lock);
+        stream(1, f);
+        teardown("poll, a frame waiting", FRAMES);
+}
+
+static const struct test_case cases[] = {
+    TEST_CASE(event_mode),
+    TEST_CASE(poll_mode),
+    TEST_CASE(no_buf_counted),
+};
+
+int main(int argc, char **argv)
+{
+        return test_main(argc, argv, TEST_CASES(cases));
 }
