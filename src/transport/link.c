@@ -222,13 +222,29 @@ static int peer_window_sizes(struct ntbt_transport *t, uint64_t *in_size)
 
 /* One handshake attempt (spec section 4, transport level).  The peer's
  * scratchpad values are untrusted: each is checked before use. */
-void transport_try_up(struct ntbt_transport *t, uint32_t link_seq)
+void transport_try_up(struct ntbt_transport *t)
 {
         uint64_t in_size[NTBT_MAX_MWS];
-        uint32_t i;
+        uint32_t i, link_seq;
 
         advertise(t);
-        if (!peer_counts_match(t) || !peer_window_sizes(t, in_size))
+        if (!peer_counts_match(t))
+                return;
+        /*
+         * The link events this session starts after: read once the peer's
+         * advertisement is in, not before our look at the link.  A device
+         * may show a port's link_enable before it counts the event (shm
+         * stores link_enabled, then bumps link_seq), so a counter read
+         * before the level could miss the peer's own enable and end the
+         * session a moment after it began, on our side only: we would then
+         * wait for an advertisement the peer, still up, never writes again
+         * (seen in qp_free_in_handler, about 1 open in 100 under load).
+         * The peer advertises only after its enable returned (its event
+         * thread starts then), and its version scratchpad, read above,
+         * orders that enable, counter included, before this read.
+         */
+        link_seq = ntbt_dev_link_events(t->dev);
+        if (!peer_window_sizes(t, in_size))
                 return;
         for (i = 0; i < t->mw_count; i++) {
                 int ret = ntbt_dev_mw_set_trans(t->dev, (int)i, in_size[i]);
@@ -261,7 +277,8 @@ static void transport_service(struct ntbt_transport *t, int64_t now)
                 return;
         t->last_link_check = now;
         /* Read the event counter before the level, so a change after our
-         * look shows up as a different counter next time. */
+         * look shows up as a different counter next time (the session's
+         * own counter is read in transport_try_up). */
         seq = ntbt_dev_link_events(t->dev);
         link = ntbt_dev_link_is_up(t->dev) == 1;
         if (up && (!link || seq != t->up_link_seq)) {
@@ -276,7 +293,7 @@ static void transport_service(struct ntbt_transport *t, int64_t now)
         }
         if (!up && link && now >= t->next_try) {
                 t->next_try = now + NTB_HANDSHAKE_RETRY_NS;
-                transport_try_up(t, seq);
+                transport_try_up(t);
         }
 }
 

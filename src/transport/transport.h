@@ -292,7 +292,7 @@ static inline void transport_kick(struct ntbt_transport *t)
 /* The event thread's handshake attempt (link.c): advertise ours, check the
  * peer's scratchpads; up (odd epoch) only if every value is valid.  Not
  * static so that tests/fuzz can drive it. */
-void transport_try_up(struct ntbt_transport *t, uint32_t link_seq);
+void transport_try_up(struct ntbt_transport *t);
 
 /* ---- qp.c: queue pairs (called by link.c) ---- */
 

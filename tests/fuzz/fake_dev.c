@@ -344,7 +344,7 @@ int fake_handshake(struct ntbt_transport *t, const uint64_t *peer_size)
         d->spad[NTB_SPAD_NUM_MWS] = t->mw_count;
         d->spad[NTB_SPAD_NUM_QPS] = t->qp_count;
         d->spad[NTB_SPAD_VERSION] = NTB_TRANSPORT_VERSION;
-        transport_try_up(t, 0);
+        transport_try_up(t);
         return transport_epoch_up(t->epoch);
 }
 
