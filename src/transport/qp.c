@@ -1142,19 +1142,29 @@ int ntbt_qp_rx_remove(struct ntbt_qp *qp, void **buf_ctx, void **data, uint32_t 
 
 /* ---- zero copy (zc.c) ---- */
 
+/* A zero-copy receive call may go on: 0, or why not. */
+static int zc_rx_usable(struct ntbt_qp *qp, const struct ntbt_rx_frame *f)
+{
+        if (!f || !qp->zc_rx)
+                return -EINVAL;
+        if (load_sc(&qp->dying))
+                return -ESHUTDOWN;
+        /* A lost link is taken down by ntbt_qp_poll, as for any poll-mode QP;
+         * acquire: pairs with the epoch's release (link.c), as in qp_service. */
+        if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch)
+                return -ENOLINK;
+        return 0;
+}
+
 int ntbt_qp_rx_get(struct ntbt_qp *qp, struct ntbt_rx_frame *f)
 {
         struct qp_call call;
         struct rx_stop stop;
         int ret;
 
-        if (!f || !qp->zc_rx)
-                return -EINVAL;
-        if (load_sc(&qp->dying))
-                return -ESHUTDOWN;
-        /* A lost link is taken down by ntbt_qp_poll, as for any poll-mode QP. */
-        if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch)
-                return -ENOLINK;
+        ret = zc_rx_usable(qp, f);
+        if (ret)
+                return ret;
         ret = zc_rx_next(qp, f, &stop);
         if (ret == -EAGAIN)
                 zc_rx_flush(qp); /* idle: the peer may wait for our releases */
@@ -1168,13 +1178,9 @@ int ntbt_qp_rx_get(struct ntbt_qp *qp, struct ntbt_rx_frame *f)
 
 int ntbt_qp_rx_release(struct ntbt_qp *qp, struct ntbt_rx_frame *f)
 {
-        if (!f || !qp->zc_rx)
-                return -EINVAL;
-        if (load_sc(&qp->dying))
-                return -ESHUTDOWN;
-        if (qp->state != QP_UP || load_acquire(&qp->t->epoch) != qp->seen_epoch)
-                return -ENOLINK;
-        return zc_rx_release(qp, f);
+        int ret = zc_rx_usable(qp, f);
+
+        return ret ? ret : zc_rx_release(qp, f);
 }
 
 int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
