@@ -52,7 +52,7 @@ fuzz:
 # else the loader does not look, and we say so.
 LDCONFIG ?= $(shell PATH=$$PATH:/sbin:/usr/sbin command -v ldconfig || echo ldconfig)
 define ldconfig_step
-	@d=$$(sed -n 's,/libntbt\.so\.0$$,,p' $(1)); \
+	@d=$$(sed -n 's,/libntbt\.so\.1$$,,p' $(1)); \
 	[ -z "$(DESTDIR)" ] && [ -n "$$d" ] || exit 0; \
 	if $(LDCONFIG) -v -N 2>/dev/null | sed -n 's,^\(/[^:]*\):.*,\1,p' | \
 		while read -r x; do readlink -f "$$x"; done | grep -qxF "$$(readlink -m "$$d")"; then \

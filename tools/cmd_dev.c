@@ -407,6 +407,7 @@ static void judge_stats(struct shm_entry *e, const struct shm_entry *dev)
                 e->why = "not a regular file";
                 return;
         }
+        e->stats.size = sizeof(e->stats);
         e->has_stats = ntbt_stats_read(e->name, e->port, &e->stats) == 0;
         if (!e->has_stats && e->bytes > 0) {
                 /* Someone else's file, or a header being written:
@@ -1050,6 +1051,7 @@ static int show_once(const char *ctx, const struct show_opts *so, const char *na
                 return 1;
         }
         for (i = 0; i < 2; i++) {
+                st[i].size = sizeof(st[i]);
                 ret = ntbt_stats_read(name, i, &st[i]);
                 has_st[i] = ret == 0;
                 if (ret && ret != -ENOENT)

@@ -5,8 +5,8 @@
  * Structs with a size field.  A struct the caller passes by pointer that
  * starts with "uint32_t size" (struct ntbt_transport_opts, ntbt_qp_opts,
  * ntbt_shm_geom: options we read; struct ntbt_dev_parsed, ntbt_qp_stats,
- * ntbt_shm_info: results we fill) can grow at its end from one release to
- * the next.  The caller sets size to its own sizeof, and one rule holds for
+ * ntbt_shm_info, ntbt_stats: results we fill) can grow at its end from one
+ * release to the next.  The caller sets size to its own sizeof, and one rule holds for
  * them all (the kernel's for extensible structs, copy_struct_from_user):
  *
  *  - size must be at least the struct's first version: 4 for options (the
@@ -19,8 +19,6 @@
  *  - Results: we write as many bytes as both structs have, min(size, ours),
  *    and set size to that count; a newer caller's extra fields are left as
  *    they were.
- *
- * struct ntbt_stats has no size field (<ntbt/stats.h> says why).
  */
 #ifndef NTBT_NTBT_H
 #define NTBT_NTBT_H

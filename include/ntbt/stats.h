@@ -48,13 +48,13 @@ struct ntbt_stats_qp {
 };
 
 /*
- * No size field, unlike the other structs the caller hands in (<ntbt/ntbt.h>):
- * adding one in front would move every field, an ABI break that needs a new
- * soname (libntbt.so.1) and every caller rebuilt.  It gets one with the next
- * change that breaks it anyway (a new counter in NTBT_QP_COUNTERS grows each
- * qp[].c and so this struct).
+ * A statistics snapshot.  size: the caller's sizeof(struct ntbt_stats), as
+ * for every struct with a size field (<ntbt/ntbt.h>).  The field came with
+ * soname libntbt.so.1; a program built against .so.0's struct, which had
+ * none, must be rebuilt.
  */
 struct ntbt_stats {
+        uint32_t size;    /* the caller's sizeof(struct ntbt_stats): <ntbt/ntbt.h> */
         int pid;          /* the process running the transport */
         int alive;        /* 1 if that process still runs; 0: the file is stale */
         int port;         /* the device port the transport claimed */

@@ -15,6 +15,7 @@
 
 #include <ntbt/stats.h>
 
+#include "../util/abi.h"
 #include "../util/clock.h"
 #include "../util/hostile.h"
 #include "../util/log.h"
@@ -140,14 +141,18 @@ static int stats_fill(int fd, const struct stats_hdr *h, struct ntbt_stats *out)
         return 0;
 }
 
+/* The first version of struct ntbt_stats (libntbt.so.1) ends at qp[]. */
+#define STATS_VER0 ABI_SIZE_TO(struct ntbt_stats, qp)
+
 int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
 {
         struct hostile_open ho = {.flags = O_RDONLY | O_NONBLOCK, .type = S_IFREG};
         char path[4200];
         struct stats_hdr h;
+        struct ntbt_stats st;
         int fd, ret;
 
-        if (!out)
+        if (!out || abi_out_ok(out, STATS_VER0))
                 return -EINVAL;
         ret = ntbt_stats_path(name, port, path, sizeof(path));
         if (ret)
@@ -160,7 +165,8 @@ int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
                         log_err("%s: is a symbolic link; not reading it", path);
                 return fd;
         }
-        memset(out, 0, sizeof(*out));
+        memset(&st, 0, sizeof(st));
+        st.size = sizeof(st);
         if (fd < 0) {
                 /* A failed fstat read as a short file, as stats_hdr_read says. */
                 log_err("%s: %s", path,
@@ -170,7 +176,7 @@ int ntbt_stats_read(const char *name, int port, struct ntbt_stats *out)
         }
         ret = stats_hdr_read(path, fd, port, &h);
         if (!ret)
-                ret = stats_fill(fd, &h, out);
+                ret = stats_fill(fd, &h, &st);
         close(fd);
-        return ret;
+        return ret ? ret : abi_out(out, &st, sizeof(st), STATS_VER0);
 }

@@ -6,7 +6,7 @@
 #     headers, ntbt.pc (naming that prefix) and the example's source;
 #   - the installed source compiles with nothing but the installed ntbt.pc's
 #     flags (pkg-config, or the same flags read from the file without it),
-#     links the installed libntbt.so.0, and sends its ten messages, every
+#     links the installed libntbt.so.1, and sends its ten messages, every
 #     time, leaving no device behind;
 #   - `make uninstall` removes every file the install put and nothing else.
 #
@@ -51,7 +51,7 @@ cmake --install "$BUILD" --prefix "$prefix" > "$tmp/install.log" ||
 pc=$(find "$prefix" -name ntbt.pc)
 [ -n "$pc" ] || fail "no ntbt.pc installed"
 libdir=$(dirname "$(dirname "$pc")")
-for f in "$libdir/libntbt.so.0" "$libdir/libntbt.a" "$prefix/include/ntbt/ntbt.h" \
+for f in "$libdir/libntbt.so.1" "$libdir/libntbt.a" "$prefix/include/ntbt/ntbt.h" \
         "$prefix/share/man/man3/ntbt.3" "$prefix/share/doc/ntbt/examples/ntbt-example.c"; do
         [ -e "$f" ] || fail "not installed: ${f#"$prefix"/}"
 done
@@ -74,7 +74,7 @@ san=()
         fail "the installed example does not build with: $flags"
 export LD_LIBRARY_PATH=$libdir
 deps=$(ldd "$tmp/ntbt-example")
-grep -qF "libntbt.so.0 => $libdir/libntbt.so.0 " <<< "$deps" ||
+grep -qF "libntbt.so.1 => $libdir/libntbt.so.1 " <<< "$deps" ||
         fail "the example does not load the installed library: $(grep ntbt <<< "$deps")"
 
 # 4. Ten messages, in order, then the sender's close; every run.

@@ -5,6 +5,8 @@
 
 #include "util/abi.h"
 
+#include <ntbt/stats.h>
+
 /* Ours: three fields.  An older caller's has two, a newer one's four. */
 struct v2 {
         uint32_t size;
@@ -83,9 +85,27 @@ static void results_out(void)
         CHECK_EQ(old.a, 9);
 }
 
+/* ntbt_stats_read follows the rule (it had no size field before
+ * libntbt.so.1): a size under the whole struct is refused before any file
+ * is looked at, and a snapshot says how much it wrote. */
+static void stats_read_size(void)
+{
+        struct ntbt_stats st;
+
+        memset(&st, 0xa5, sizeof(st));
+        st.size = 4;
+        CHECK_EQ(ntbt_stats_read("t-abi-none", 0, &st), -EINVAL);
+        CHECK_EQ(st.size, 4);
+        CHECK_EQ(st.pid, (int)0xa5a5a5a5);
+        st.size = sizeof(st);
+        CHECK_EQ(ntbt_stats_read(test_dev_name("abi-none"), 0, &st), -ENOENT);
+        CHECK_EQ(st.size, sizeof(st));
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(options_in),
     TEST_CASE(results_out),
+    TEST_CASE(stats_read_size),
 };
 
 int main(int argc, char **argv)
