@@ -18,14 +18,12 @@ static void peer(const char *name)
         struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .poll = 1};
         struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
         struct ntbt_transport *t;
-        struct ntbt_dev *dev;
         struct ntbt_qp *qp;
-        char spec[96];
+        struct pair me;
         int r;
 
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
-        CHECK_EQ(ntbt_transport_open(dev, &o, &t), 0);
+        pair_attach(&me, name);
+        t = pair_open(&me, 1, &o);
         CHECK_EQ(ntbt_qp_create(t, &qo, NULL, NULL, &qp), 0);
         for (r = 0; r < ROUNDS; r++) {
                 CHECK_EQ(ntbt_qp_link_up(qp), 0);
@@ -43,8 +41,7 @@ static void peer(const char *name)
                 }
         }
         ntbt_qp_free(qp);
-        ntbt_transport_close(t);
-        ntbt_dev_close(dev);
+        pair_close(&me, 1);
 }
 
 /* Every burst arrives whole and in order, every close is the peer's, and

@@ -15,23 +15,18 @@
 static void sender(const char *name, uint64_t frames)
 {
         struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .poll = 1};
-        struct ntbt_transport *t;
-        struct ntbt_dev *dev;
         struct ntbt_qp *qp;
-        char spec[96];
+        struct pair me;
 
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
-        CHECK_EQ(ntbt_transport_open(dev, NULL, &t), 0);
-        CHECK_EQ(ntbt_qp_create(t, &qo, NULL, NULL, &qp), 0);
-        CHECK_EQ(ntbt_qp_link_up(qp), 0);
-        CHECK_EQ(ntbt_qp_wait_link(qp, 10 * 1000000000LL), 0);
+        pair_attach(&me, name);
+        pair_open(&me, 1, NULL);
+        qp = pair_qp(&me, 1, &qo, NULL, NULL);
+        pair_wait_link(qp);
         session_send(qp, frames, SIZES_RANDOM, 30 * 1000000000LL);
         /* Every frame taken, then a clean close. */
         CHECK_EQ(ntbt_qp_wait_tx(qp, ntbt_qp_tx_entries(qp) - 1, 30 * 1000000000LL), 0);
         ntbt_qp_free(qp);
-        ntbt_transport_close(t);
-        ntbt_dev_close(dev);
+        pair_close(&me, 1);
 }
 
 static struct pair p;

@@ -571,18 +571,14 @@ static void zc_both_ways(struct ntbt_qp *qp, uint64_t n, unsigned hold, int peer
 static void zc_peer(const char *name)
 {
         struct ntbt_qp_opts o = {.size = sizeof(o), .qp_num = 0, .poll = 1, .flags = NTBT_QP_ZC_RX};
-        struct ntbt_transport *t;
-        struct ntbt_dev *dev;
         struct ntbt_qp *qp;
         int64_t deadline;
-        char spec[96];
+        struct pair me;
 
-        snprintf(spec, sizeof(spec), "shm:%s,port=1", name);
-        CHECK_EQ(ntbt_dev_open(spec, &dev), 0);
-        CHECK_EQ(ntbt_transport_open(dev, NULL, &t), 0);
-        CHECK_EQ(ntbt_qp_create(t, &o, NULL, NULL, &qp), 0);
-        CHECK_EQ(ntbt_qp_link_up(qp), 0);
-        CHECK_EQ(ntbt_qp_wait_link(qp, 10 * PAIR_SEC), 0);
+        pair_attach(&me, name);
+        pair_open(&me, 1, NULL);
+        qp = pair_qp(&me, 1, &o, NULL, NULL);
+        pair_wait_link(qp);
         zc_both_ways(qp, TWO_PROCESS_FRAMES, 1, 1);
         /* Our last frame told the other side we are done: wait for its
          * LINK_DOWN, so that it reads everything before we close. */
@@ -600,8 +596,7 @@ static void zc_peer(const char *name)
         }
         CHECK_EQ(ntbt_qp_link_is_up(qp), 0);
         ntbt_qp_free(qp);
-        ntbt_transport_close(t);
-        ntbt_dev_close(dev);
+        pair_close(&me, 1);
 }
 
 /* zc receive and zc send both ways between two processes, every byte

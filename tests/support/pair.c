@@ -7,19 +7,27 @@
 
 #include "../harness.h"
 
-void pair_create(struct pair *p, const char *tag, const struct ntbt_shm_geom *g)
+void pair_attach(struct pair *p, const char *name)
 {
-        static unsigned serial;
         int port;
 
         memset(p, 0, sizeof(*p));
+        snprintf(p->name, sizeof(p->name), "%s", name);
+        for (port = 0; port < 2; port++)
+                snprintf(p->spec[port], sizeof(p->spec[port]), "shm:%s,port=%d", p->name, port);
+}
+
+void pair_create(struct pair *p, const char *tag, const struct ntbt_shm_geom *g)
+{
+        static unsigned serial;
+        char name[64];
+
         /* A device of its own for each pair, even when one process runs
          * every case: a name reused at once would meet what the last
          * case's peer still had open (its heartbeat, its port) while it
          * winds down. */
-        snprintf(p->name, sizeof(p->name), "%s-%u", test_dev_name(tag), serial++);
-        for (port = 0; port < 2; port++)
-                snprintf(p->spec[port], sizeof(p->spec[port]), "shm:%s,port=%d", p->name, port);
+        snprintf(name, sizeof(name), "%s-%u", test_dev_name(tag), serial++);
+        pair_attach(p, name);
         ntbt_shm_remove(p->name); /* a leftover of a killed run with our pid */
         CHECK_EQ(ntbt_shm_create(p->name, g), 0);
 }

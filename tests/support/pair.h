@@ -35,6 +35,9 @@ struct pair {
 
 /* Create the device: name t-TAG-PID, geometry g (NULL: the default). */
 void pair_create(struct pair *p, const char *tag, const struct ntbt_shm_geom *g);
+/* A re-executed peer's view of the device NAME its parent created: the
+ * names only; it opens its port with pair_open and closes with pair_close. */
+void pair_attach(struct pair *p, const char *name);
 /* Open port `port`'s device in this process, as p->dev[port]. */
 struct ntbt_dev *pair_open_dev(struct pair *p, int port);
 /* Open port `port`'s device and transport (o may be NULL), as p->t[port]. */
