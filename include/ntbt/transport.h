@@ -327,9 +327,12 @@ int ntbt_qp_wait_rx(struct ntbt_qp *qp, int64_t timeout_ns);
 int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns);
 /*
  * Block until at least `want` transmit slots are free (0), the link is down
- * (-ENOLINK) or timeout_ns passes (-ETIMEDOUT).  Spins briefly, then
- * sleeps in short steps; never burns a core for long.  Poll-mode QPs are
- * polled inside the call; -ESHUTDOWN as for ntbt_qp_poll.
+ * (-ENOLINK) or timeout_ns passes (-ETIMEDOUT).  The peer frees slots
+ * without ringing, so this spins for up to a few microseconds (less after
+ * waits that needed longer: the spin adapts), then yields the core at each
+ * look for up to 200 us (a receiver sharing our core runs at once), then
+ * sleeps in naps of 20 to 200 us; it never burns a core for long.
+ * Poll-mode QPs are polled inside the call; -ESHUTDOWN as for ntbt_qp_poll.
  */
 int ntbt_qp_wait_tx(struct ntbt_qp *qp, int want, int64_t timeout_ns);
 

@@ -14,6 +14,7 @@
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/log.h"
+#include "../util/spin.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -297,6 +298,26 @@ static void transport_service(struct ntbt_transport *t, int64_t now)
         }
 }
 
+/* Look for a doorbell in bits for up to RX_SPIN_NS before sleeping on it:
+ * 1 when one rang.  db_read is the device's own atomic load of its
+ * register: a frame's doorbell seen here is ordered like the one db_wait
+ * would return for.  The spin yields the core after a few microseconds
+ * (util/spin.h): a sender sharing our core must run to ring. */
+static int doorbell_spin(struct ntbt_transport *t, uint64_t bits)
+{
+        struct spin_wait w;
+
+        spin_wait_init(&w, &t->rx_spin);
+        while (!load_acquire(&t->stop) && now_ns() - w.start < RX_SPIN_NS) {
+                if (ntbt_dev_db_read(t->dev) & bits) {
+                        spin_wait_done(&w);
+                        return 1;
+                }
+                spin_wait_pause(&w);
+        }
+        return 0;
+}
+
 static void *event_thread(void *arg)
 {
         struct ntbt_transport *t = arg;
@@ -338,19 +359,8 @@ static void *event_thread(void *arg)
                 }
                 if (busy)
                         continue;
-                if (bits) {
-                        int64_t until = now_ns() + RX_SPIN_NS;
-                        int rang = 0;
-
-                        /* db_read is the device's own atomic load of its
-                         * register: a frame's doorbell seen here is ordered
-                         * like the one db_wait would return for. */
-                        while (!(rang = (ntbt_dev_db_read(t->dev) & bits) != 0) &&
-                               !load_acquire(&t->stop) && now_ns() < until)
-                                cpu_relax();
-                        if (rang)
-                                continue;
-                }
+                if (bits && doorbell_spin(t, bits))
+                        continue;
                 timeout = handshaking ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS;
                 ntbt_dev_db_wait(t->dev, bits, timeout);
         }

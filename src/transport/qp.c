@@ -16,6 +16,7 @@
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/log.h"
+#include "../util/spin.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -1009,10 +1010,8 @@ int ntbt_qp_wait_link(struct ntbt_qp *qp, int64_t timeout_ns)
 
 static int wait_tx_body(struct ntbt_qp *qp, int want, int64_t timeout_ns)
 {
-        int64_t start = now_ns();
-        int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-        int64_t nap = 2000; /* ns; doubles up to 200 us */
-        int spins = 0;
+        int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+        struct spin_wait w;
 
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
@@ -1021,9 +1020,12 @@ static int wait_tx_body(struct ntbt_qp *qp, int want, int64_t timeout_ns)
         /* Waiting for the peer to consume: it must have been rung for
          * everything sent, NTBT_TX_MORE frames included. */
         tx_doorbell_pending(qp);
+        spin_wait_init(&w, &qp->tx_spin);
         for (;;) {
-                if (ntbt_qp_tx_free(qp) >= want)
+                if (ntbt_qp_tx_free(qp) >= want) {
+                        spin_wait_done(&w);
                         return 0;
+                }
                 if (load_sc(&qp->dying))
                         return -ESHUTDOWN;
                 if (!ntbt_qp_link_is_up(qp))
@@ -1033,15 +1035,8 @@ static int wait_tx_body(struct ntbt_qp *qp, int want, int64_t timeout_ns)
                 if (now_ns() >= deadline)
                         return -ETIMEDOUT;
                 /* The peer frees slots by writing rx_info, which rings no
-                 * doorbell: spin a little, then sleep in growing steps. */
-                if (spins < 200) {
-                        spins++;
-                        cpu_relax();
-                        continue;
-                }
-                sleep_ns(nap);
-                if (nap < 200000)
-                        nap *= 2;
+                 * doorbell: spin, then yield, then sleep (util/spin.h). */
+                spin_wait_pause(&w);
         }
 }
 

@@ -34,6 +34,7 @@
 #include <ntbt/transport.h>
 
 #include "../util/barrier.h"
+#include "../util/spin.h"
 #include "copy_thread.h"
 #include "geometry.h"
 #include "stats_file.h"
@@ -213,8 +214,9 @@ struct ntbt_qp {
         uint32_t tx_index, tx_pkts;
         uint32_t tx_ticks;      /* frames accepted; a sender publishes stats every 64th */
         uint32_t tx_known_free; /* free slots as of the last rx_info read, less those taken since */
-        uint8_t *remote_rx_info; /* in our inbound memory, any alignment; the peer writes it */
-        int frame_urgent;        /* atomic: resets and closes waiting for frame_lock (tx.c) */
+        struct spin_hint tx_spin; /* ntbt_qp_wait_tx's: how its waits ended (util/spin.h) */
+        uint8_t *remote_rx_info;  /* in our inbound memory, any alignment; the peer writes it */
+        int frame_urgent;         /* atomic: resets and closes waiting for frame_lock (tx.c) */
         /* Under frame_lock (taken after tx_lock, never before it): the frame
          * writer's state, in both modes.  tx_gen moves on every link reset
          * and voids jobs queued before it; written_* is the next slot and
@@ -236,6 +238,7 @@ struct ntbt_qp {
 
 struct ntbt_transport {
         struct ntbt_dev *dev;
+        struct spin_hint rx_spin; /* the event thread's doorbell spin (util/spin.h) */
         struct ntbt_transport_opts o;
         uint32_t qp_count, mw_count;
         int ext_spad;                    /* ntbt's own advertisement (wire.h NTBT_EXT), or -1 */
