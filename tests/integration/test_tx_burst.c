@@ -6,7 +6,8 @@
  * bursts of 1..48 frames (the ring has 63 slots, so many bursts are taken
  * only in part), the copy mode flipping between bursts, arrives whole and
  * in order (the receiver checks every byte) with every completion in order.
- * Both transports live in this process (two ports, poll mode), driven from
+ * ntbt_qp_wait_tx on a peer that never consumes times out without
+ * spinning all along.  Both transports live in this process (two ports, poll mode), driven from
  * this thread; each case on a fresh pair.
  */
 #include "../harness.h"
@@ -214,11 +215,42 @@ static void stream_in_partial_bursts(void)
         teardown();
 }
 
+/* A peer that never consumes: ntbt_qp_wait_tx times out without burning
+ * the core (it spins for microseconds, yields for at most 200 us, then
+ * sleeps: util/spin.h), and returns as soon as the peer frees a slot. */
+static void wait_tx_sleeps_on_stalled_peer(void)
+{
+        struct timespec c0, c1;
+        int64_t t0, wall, cpu;
+        int f = 0;
+
+        setup();
+        while (ntbt_qp_tx_free(qa) > 0) {
+                struct ntbt_tx_buf v = frame(seed, f, payload);
+
+                CHECK_EQ(ntbt_qp_tx_enqueue_burst(qa, &v, 1, 0), 1);
+                f++;
+        }
+        CHECK_EQ(f, 62);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        t0 = now_ns();
+        CHECK_EQ(ntbt_qp_wait_tx(qa, 1, 400 * 1000000LL), -ETIMEDOUT);
+        wall = now_ns() - t0;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        cpu = (int64_t)(c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
+        printf("tx_burst: wait_tx on a stalled peer: %lld ms, %lld ms of CPU\n",
+               (long long)(wall / 1000000), (long long)(cpu / 1000000));
+        CHECK(wall >= 400 * 1000000LL);
+        CHECK(cpu < wall / 2); /* a wait that spun all along would use it all */
+        drain(qa, qb, &s, (uint64_t)f);
+        CHECK_EQ(ntbt_qp_wait_tx(qa, 62, 10 * 1000000000LL), 0);
+        teardown();
+}
+
 static const struct test_case cases[] = {
-    TEST_CASE(bad_args_send_nothing),
-    TEST_CASE(more_defers_doorbell),
-    TEST_CASE(stops_before_too_long),
-    TEST_CASE(stream_in_partial_bursts),
+    TEST_CASE(bad_args_send_nothing),          TEST_CASE(more_defers_doorbell),
+    TEST_CASE(stops_before_too_long),          TEST_CASE(stream_in_partial_bursts),
+    TEST_CASE(wait_tx_sleeps_on_stalled_peer),
 };
 
 int main(int argc, char **argv)
