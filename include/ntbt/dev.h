@@ -124,6 +124,15 @@ int ntbt_dev_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const v
 int ntbt_dev_peer_mw_write32(struct ntbt_dev *dev, int widx, uint64_t off, uint32_t val);
 int ntbt_dev_peer_mw_wmb(struct ntbt_dev *dev, int widx);
 int ntbt_dev_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off);
+/*
+ * Outbound window widx as memory (base, size), where the device allows it:
+ * stores through it reach the peer's inbound window as peer_mw_write's do,
+ * ordered by peer_mw_wmb and peer_mw_flush; valid until the device is
+ * closed.  -EOPNOTSUPP where it does not (a model such as pcie, whose
+ * window stores the pointer would bypass).  The transport's zero-copy send
+ * hands out slots of it (ntbt_qp_tx_reserve).
+ */
+int ntbt_dev_peer_mw_map(struct ntbt_dev *dev, int widx, void **base, uint64_t *size);
 
 /* Doorbells. */
 uint64_t ntbt_dev_db_valid_mask(struct ntbt_dev *dev);

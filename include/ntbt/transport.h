@@ -263,19 +263,33 @@ int ntbt_qp_rx_get(struct ntbt_qp *qp, struct ntbt_rx_frame *f);
 int ntbt_qp_rx_release(struct ntbt_qp *qp, struct ntbt_rx_frame *f);
 
 /*
- * Zero-copy-friendly send, from any thread, one reservation at a time per
- * QP: ntbt_qp_tx_reserve gives a buffer of len_max bytes to write the
- * payload into, ntbt_qp_tx_commit(qp, len, flags) sends its first len
- * bytes (as ntbt_qp_tx_enqueue does: same ordering, NTBT_TX_MORE; no tx
- * handler call, the buffer is the library's), ntbt_qp_tx_abort drops it.
- * The buffer is a staging buffer the commit copies into the slot (no device
- * maps the peer's window for us yet).  A reservation takes no lock and
- * does not look at the ring: reserve says -EBUSY (a reservation is open),
- * -EOPNOTSUPP (NTBT_TX_THREAD), -EINVAL (len_max 0), -EMSGSIZE, -ENOLINK;
- * commit says -EINVAL (len 0 or no reservation), -EMSGSIZE (len >
- * len_max), and -EAGAIN (no free slot: ntbt_qp_wait_tx), -ENOLINK,
- * -EOPNOTSUPP, after which the reservation stays open: commit again or
- * abort.  abort: 0, -EINVAL with none open.
+ * Zero-copy send, from any thread, one reservation at a time per QP (an
+ * inline-mode QP): ntbt_qp_tx_reserve takes the ring's next slot and gives
+ * a buffer of len_max bytes to write the payload into, from its first byte;
+ * ntbt_qp_tx_commit(qp, len, flags) sends its first len bytes (as
+ * ntbt_qp_tx_enqueue does: same ordering, NTBT_TX_MORE; no tx handler call,
+ * the buffer is the library's); ntbt_qp_tx_abort gives the slot back
+ * unsent (no hole: the next frame takes it).
+ *
+ * Where the device maps the peer's window (shm, kdev:
+ * ntbt_dev_peer_mw_map) the buffer is the slot itself, in the peer's
+ * memory: nothing is copied, the commit writes the header, the DONE flag
+ * and the doorbell.  Write it with ordinary stores (non-temporal ones need
+ * a store fence before the commit), on the committing thread or ordered
+ * before the commit by your own synchronisation; do not read it back
+ * (device memory may be slow to read).  Elsewhere (the pcie model, which
+ * a pointer would go around) it is a staging buffer the commit copies.
+ *
+ * While a reservation is open no other send goes out on the QP (they say
+ * -EAGAIN): a frame behind an unwritten slot would wait for it.  So keep
+ * it short.  reserve says -EBUSY (a reservation is open), -EOPNOTSUPP
+ * (NTBT_TX_THREAD), -EINVAL (len_max 0), -EMSGSIZE, -ENOLINK, -EAGAIN (no
+ * free slot: ntbt_qp_wait_tx, or the receiver has not released; nothing
+ * is open then).  commit says -EINVAL (len 0 or no reservation) and
+ * -EMSGSIZE (len > len_max), after which the reservation stays open;
+ * -ENOLINK when the link went down since the reserve: nothing was sent,
+ * the reservation is closed, and the buffer must not be written any more
+ * (it may be the next session's ring).  abort: 0, -EINVAL with none open.
  */
 int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf);
 int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags);

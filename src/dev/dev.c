@@ -34,6 +34,11 @@ static int no_db_bits_op(struct ntbt_dev *dev, uint64_t bits)
         (void)dev, (void)bits;
         return -EOPNOTSUPP;
 }
+static int no_peer_mw_map(struct ntbt_dev *dev, int widx, void **base, uint64_t *size)
+{
+        (void)dev, (void)widx, (void)base, (void)size;
+        return -EOPNOTSUPP;
+}
 
 #define MAX_TYPES 8
 static struct ntbt_dev_ops types[MAX_TYPES];
@@ -103,6 +108,8 @@ static void ops_fill_optional(struct ntbt_dev_ops *o)
                 o->db_set_mask = no_db_bits_op;
         if (!o->db_clear_mask)
                 o->db_clear_mask = no_db_bits_op;
+        if (!o->peer_mw_map)
+                o->peer_mw_map = no_peer_mw_map;
 }
 
 /* Add a checked table to the registry: -EINVAL for a type registered already. */
@@ -574,6 +581,12 @@ int ntbt_dev_peer_mw_wmb(struct ntbt_dev *d, int widx)
 int ntbt_dev_peer_mw_flush(struct ntbt_dev *d, int widx, uint64_t off)
 {
         return d->ops->peer_mw_flush(d, widx, off);
+}
+int ntbt_dev_peer_mw_map(struct ntbt_dev *d, int widx, void **base, uint64_t *size)
+{
+        if (!base || !size)
+                return -EINVAL;
+        return d->ops->peer_mw_map(d, widx, base, size);
 }
 uint64_t ntbt_dev_db_valid_mask(struct ntbt_dev *d)
 {

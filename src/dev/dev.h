@@ -130,6 +130,16 @@ struct ntbt_dev_ops {
         /* Required.  Barrier plus read-back: earlier stores to the window
          * have arrived when it returns. */
         int (*peer_mw_flush)(struct ntbt_dev *dev, int widx, uint64_t off);
+        /* Optional (stub: -EOPNOTSUPP).  A CPU pointer to outbound window
+         * widx (the peer's inbound memory) and its size, for zero-copy
+         * sends: plain stores through it reach the peer, ordered before
+         * later window stores by peer_mw_wmb and peer_mw_flush as
+         * peer_mw_write's are.  Valid until close.  A device whose window
+         * stores are more than stores through such a pointer (a model that
+         * counts or delays them) must not offer it: the pointer would go
+         * around it.  Wrappers get it forwarded only when they leave every
+         * window-store op to the device inside (wrap.h). */
+        int (*peer_mw_map)(struct ntbt_dev *dev, int widx, void **base, uint64_t *size);
 
         /* Required. */
         uint64_t (*db_valid_mask)(struct ntbt_dev *dev);

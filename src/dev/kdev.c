@@ -560,6 +560,20 @@ static int kdev_peer_mw_wmb(struct ntbt_dev *dev, int widx)
         return 0;
 }
 
+/* The write-combined mapping itself: the application's stores through it
+ * are posted writes as ours are, and the same wmb (an sfence, which drains
+ * the WC buffers) and flush order them before DONE and the doorbell. */
+static int kdev_peer_mw_map(struct ntbt_dev *dev, int widx, void **base, uint64_t *size)
+{
+        struct kdev_win *w = win(to_kdev(dev), widx);
+
+        if (!w || !w->out)
+                return -EINVAL;
+        *base = w->out;
+        *size = w->out_size;
+        return 0;
+}
+
 static int kdev_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
 {
         volatile uint32_t *p = (volatile uint32_t *)outbound(to_kdev(dev), widx, off & ~3ull, 4);
@@ -727,6 +741,7 @@ const struct ntbt_dev_ops kdev_dev_ops = {
     .peer_mw_write32 = kdev_peer_mw_write32,
     .peer_mw_wmb = kdev_peer_mw_wmb,
     .peer_mw_flush = kdev_peer_mw_flush,
+    .peer_mw_map = kdev_peer_mw_map,
     .db_valid_mask = kdev_db_valid_mask,
     .db_read = kdev_db_read,
     .db_clear = kdev_db_clear,

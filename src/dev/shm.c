@@ -1219,6 +1219,21 @@ static int shm_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
         return 0;
 }
 
+/* The peer's window is a plain mapping of the file, as our stores to it
+ * are: a pointer into it is the same path as shm_peer_mw_write's memcpy
+ * (the application's stores are plain ones: our wmb's sfence covers
+ * non-temporal stores only when nt=1 made ours so). */
+static int shm_peer_mw_map(struct ntbt_dev *dev, int widx, void **base, uint64_t *size)
+{
+        struct shm_dev *s = to_shm(dev);
+
+        if (check_widx(s, widx))
+                return -EINVAL;
+        *base = map_window(&s->map, 1 - s->port, widx);
+        *size = s->map.g.mw_size;
+        return 0;
+}
+
 /* ---- doorbells ---- */
 
 static uint64_t shm_db_valid_mask(struct ntbt_dev *dev)
@@ -1528,6 +1543,7 @@ const struct ntbt_dev_ops shm_dev_ops = {
     .peer_mw_write32 = shm_peer_mw_write32,
     .peer_mw_wmb = shm_peer_mw_wmb,
     .peer_mw_flush = shm_peer_mw_flush,
+    .peer_mw_map = shm_peer_mw_map,
     .db_valid_mask = shm_db_valid_mask,
     .db_read = shm_db_read,
     .db_clear = shm_db_clear,

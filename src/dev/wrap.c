@@ -73,6 +73,8 @@ FWD(int, peer_mw_write32, (struct ntbt_dev * d, int w, uint64_t off, uint32_t va
     (in, w, off, val))
 FWD(int, peer_mw_wmb, (struct ntbt_dev * d, int w), (in, w))
 FWD(int, peer_mw_flush, (struct ntbt_dev * d, int w, uint64_t off), (in, w, off))
+FWD(int, peer_mw_map, (struct ntbt_dev * d, int w, void **base, uint64_t *size),
+    (in, w, base, size))
 FWD(uint64_t, db_valid_mask, (struct ntbt_dev * d), (in))
 FWD(uint64_t, db_read, (struct ntbt_dev * d), (in))
 FWD(int, db_clear, (struct ntbt_dev * d, uint64_t bits), (in, bits))
@@ -110,6 +112,7 @@ const struct ntbt_dev_ops dev_wrap_base = {
     .peer_mw_write32 = fwd_peer_mw_write32,
     .peer_mw_wmb = fwd_peer_mw_wmb,
     .peer_mw_flush = fwd_peer_mw_flush,
+    .peer_mw_map = fwd_peer_mw_map, /* only under wrap.h's rule */
     .db_valid_mask = fwd_db_valid_mask,
     .db_read = fwd_db_read,
     .db_clear = fwd_db_clear,

@@ -77,6 +77,15 @@ static inline void dev_wrap_fill(struct ntbt_dev_ops *o)
         FILL(spad_write);
         FILL(peer_spad_read);
         FILL(peer_spad_write);
+        /* The window as memory only from a wrapper that leaves every window
+         * store to the device inside: stores through the pointer would go
+         * around one that models them (pcie), which then reads as a device
+         * without it (-EOPNOTSUPP, dev.c's stub). */
+        if (!o->peer_mw_map && o->peer_mw_write == dev_wrap_base.peer_mw_write &&
+            o->peer_mw_write32 == dev_wrap_base.peer_mw_write32 &&
+            o->peer_mw_wmb == dev_wrap_base.peer_mw_wmb &&
+            o->peer_mw_flush == dev_wrap_base.peer_mw_flush)
+                o->peer_mw_map = dev_wrap_base.peer_mw_map;
 #undef FILL
 }
 

@@ -1182,7 +1182,7 @@ int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
 {
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
-        /* No lock: the commit checks all of it again under tx_lock. */
+        /* Early answers; tx.c asks again under tx_lock as it takes the slot. */
         return zc_tx_reserve(qp, len_max, buf, ntbt_qp_link_is_up(qp), ntbt_qp_max_payload(qp));
 }
 

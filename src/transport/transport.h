@@ -124,6 +124,13 @@ struct qp_counters {
 #define STAT_SET(qp, field, v) store_relaxed(&(qp)->c.field, (v))
 #define STAT_GET(qp, field)    load_relaxed(&(qp)->c.field)
 
+/* A slot reserved for a zero-copy send (tx_zc_reserve), under tx_lock:
+ * held while the application writes it; gen and epoch as a tx_job's. */
+struct tx_zc_slot {
+        int held;
+        uint32_t slot, ver, gen, epoch;
+};
+
 /* A transmit job for the copy thread: a slot reserved under tx_lock. */
 struct tx_job {
         uint32_t slot, ver, len;
@@ -228,10 +235,14 @@ struct ntbt_qp {
         uint32_t job_unrung, job_gen;
         uint64_t job_done_off;
         /* Zero-copy send (zc.c): zc_tx_open (seq_cst) is claimed by the one
-         * reservation open; its holder alone uses the staging buffer. */
-        int zc_tx_open;
+         * reservation open; its holder alone uses the staging buffer and
+         * zc_in_place (the buffer is the slot in the window).  zc_slot,
+         * under tx_lock (tx.c): the slot it holds; while held, tx_send
+         * refuses other frames, which would leave a hole behind them. */
+        int zc_tx_open, zc_in_place;
         uint32_t zc_len_max, zc_stage_cap;
         void *zc_stage;
+        struct tx_zc_slot zc_slot;
 
         struct qp_counters c;
 };
@@ -343,8 +354,19 @@ int tx_send_link_down_locked(struct ntbt_qp *qp);
 void tx_reset_locked(struct ntbt_qp *qp);
 void tx_rollback_locked(struct ntbt_qp *qp);
 
-/* tx_send's flags: also the library's own bit, besides NTBT_TX_MORE. */
-#define TX_INLINE_ONLY 0x80000000u /* -EOPNOTSUPP in thread mode (a staging buffer) */
+/*
+ * Zero-copy send (zc.c), under tx_lock each: step 2 for one frame, its slot
+ * held (qp->zc_slot) until the commit writes its header, DONE and doorbell
+ * (steps 3 and 5-7; the payload, the application wrote in place or is
+ * copied from stage), or the abort gives it back.  Reserve: 0, -ENOLINK,
+ * -EMSGSIZE, -EOPNOTSUPP (thread mode), -EAGAIN (no free slot, or the copy
+ * thread still writes); *win: the slot's payload in the window, or NULL
+ * (the device does not map it).  Commit: 0, or -ENOLINK (a link reset
+ * voided the slot: nothing written); either way the slot is let go.
+ */
+int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **win);
+int tx_zc_commit(struct ntbt_qp *qp, const void *stage, uint32_t len, unsigned flags, int *tick);
+void tx_zc_abort(struct ntbt_qp *qp);
 
 /* ---- rx.c: the receive ring (called by qp.c) ---- */
 

@@ -218,8 +218,10 @@ static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t v
         /* Step 3: len, then ver. */
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_LEN_OFF, len);
         ntbt_dev_peer_mw_write32(dev, mw, hdr + NTB_HDR_VER_OFF, ver);
-        /* Step 4: the payload, which ends where the header starts. */
-        if (len)
+        /* Step 4: the payload, which starts at the frame's first byte (its
+         * area ends where the header starts); none to copy when the
+         * application wrote it in place (data NULL, tx_zc_commit). */
+        if (len && data)
                 ntbt_dev_peer_mw_write(dev, mw, hdr - g->payload, data, len);
         /* Step 5: store barrier, then DONE (a release store on its own). */
         ntbt_dev_peer_mw_wmb(dev, mw);
@@ -229,7 +231,8 @@ static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t v
         if (len) {
                 STAT_ADD(qp, tx_pkts, 1);
                 STAT_ADD(qp, tx_bytes, len);
-                STAT_ADD(qp, tx_memcpy, 1);
+                if (data)
+                        STAT_ADD(qp, tx_memcpy, 1);
         }
         return hdr + NTB_HDR_FLAGS_OFF;
 }
@@ -306,9 +309,12 @@ retry:
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
         }
-        if ((flags & TX_INLINE_ONLY) && qp->tx_mode == NTBT_TX_THREAD) {
+        if (qp->zc_slot.held) {
+                /* A zero-copy reservation holds the next slot: a frame
+                 * behind it would wait for it, and its abort could not give
+                 * it back (tx_zc_abort). */
                 pthread_mutex_unlock(&qp->tx_lock);
-                return -EOPNOTSUPP;
+                return -EAGAIN;
         }
         if (qp->tx_mode == NTBT_TX_INLINE && qp->copier && !copy_thread_idle(qp->copier)) {
                 /* Just switched from thread mode: let the thread finish what
@@ -373,6 +379,117 @@ retry:
         pthread_mutex_unlock(&qp->frame_lock);
         pthread_mutex_unlock(&qp->tx_lock);
         return (int)k;
+}
+
+/* ---- zero-copy send: one slot held across calls (transport.h) ---- */
+
+int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **win)
+{
+        const struct qp_geom *g = &qp->tx_g;
+        uint64_t hdr, size;
+        void *base;
+        int ret = 0;
+
+        *win = NULL;
+        pthread_mutex_lock(&qp->tx_lock);
+        if (!tx_live_locked(qp))
+                ret = -ENOLINK;
+        else if (len_max > g->payload)
+                ret = -EMSGSIZE;
+        else if (qp->tx_mode == NTBT_TX_THREAD)
+                ret = -EOPNOTSUPP;
+        else if (qp->zc_slot.held)
+                ret = -EBUSY; /* zc.c lets one reservation in at a time */
+        else if (qp->copier && !copy_thread_idle(qp->copier))
+                ret = -EAGAIN; /* just switched from thread mode: its frames go first */
+        else if (tx_free_for(qp, 1) == 0) {
+                STAT_ADD(qp, tx_ring_full, 1);
+                /* As in tx_send: frames sent with MORE are rung now, or the
+                 * peer never frees the slot we wait for. */
+                tx_doorbell_pending_locked(qp);
+                ret = -EAGAIN;
+        }
+        if (ret) {
+                pthread_mutex_unlock(&qp->tx_lock);
+                return ret;
+        }
+        /* Step 2: the slot and its ver value, as tx_send takes them. */
+        qp->zc_slot = (struct tx_zc_slot){.held = 1,
+                                          .slot = qp->tx_index,
+                                          .ver = qp->tx_pkts,
+                                          .gen = qp->tx_gen, /* written under both locks */
+                                          .epoch = tx_up_epoch_locked(qp)};
+        tx_take_slot(qp);
+        /* The payload area of the slot, if the device maps the window and
+         * the slot's frame lies inside what it maps. */
+        hdr = geom_hdr_off(g, qp->zc_slot.slot);
+        if (ntbt_dev_peer_mw_map(qp->t->dev, (int)g->mw, &base, &size) == 0 &&
+            hdr + sizeof(struct ntb_payload_header) <= size)
+                *win = (uint8_t *)base + hdr - g->payload;
+        pthread_mutex_unlock(&qp->tx_lock);
+        return 0;
+}
+
+/* Under tx_lock: a held slot back to the ring, if it is still the last one
+ * taken in the ring it was taken in (no link reset since: tx_gen and the
+ * session unchanged; tx_send refused every frame since).  After a reset
+ * there is nothing to give back: the reset rewound tx_index itself. */
+static void tx_zc_give_back_locked(struct ntbt_qp *qp, const struct tx_zc_slot *r)
+{
+        if (r->gen != qp->tx_gen || !tx_session_current(qp, r->epoch) ||
+            qp->tx_pkts != r->ver + 1 || qp->tx_index != (r->slot + 1) % qp->tx_g.entries)
+                return;
+        qp->tx_index = r->slot;
+        qp->tx_pkts = r->ver;
+        qp->tx_known_free = 0; /* a slot came back: read rx_info again */
+}
+
+int tx_zc_commit(struct ntbt_qp *qp, const void *stage, uint32_t len, unsigned flags, int *tick)
+{
+        struct tx_zc_slot r;
+        uint64_t done_off;
+
+        *tick = 0;
+        pthread_mutex_lock(&qp->tx_lock);
+        r = qp->zc_slot;
+        qp->zc_slot.held = 0;
+        /* A link reset since the reserve (tx_gen moved: tx_rollback_locked
+         * gave the slot back, perhaps to a LINK_DOWN frame), a session
+         * ended (the slot may be the next ring's), or a link_down: nothing
+         * is written.  Checked under tx_lock, which tx_session_fence takes
+         * after the epoch changes, as for tx_send. */
+        if (!r.held || r.gen != qp->tx_gen || !tx_session_current(qp, r.epoch) ||
+            !tx_live_locked(qp)) {
+                if (r.held)
+                        tx_zc_give_back_locked(qp, &r);
+                pthread_mutex_unlock(&qp->tx_lock);
+                return -ENOLINK;
+        }
+        /* Steps 3-5 in write_frame_locked's order.  A payload written in
+         * place (stage NULL) was stored before this call, on this thread or
+         * ordered before it by the application: step 5's barrier orders it,
+         * as a copied one, before the DONE store the peer acquires. */
+        pthread_mutex_lock(&qp->frame_lock);
+        done_off = write_frame_locked(qp, r.slot, r.ver, stage, len, NTB_DESC_DONE_FLAG);
+        if (flags & NTBT_TX_MORE) {
+                qp->db_pending = 1;
+        } else {
+                tx_doorbell_locked(qp, done_off); /* steps 6-7 */
+                qp->db_pending = 0;
+        }
+        pthread_mutex_unlock(&qp->frame_lock);
+        *tick = (++qp->tx_ticks & 63u) == 0;
+        pthread_mutex_unlock(&qp->tx_lock);
+        return 0;
+}
+
+void tx_zc_abort(struct ntbt_qp *qp)
+{
+        pthread_mutex_lock(&qp->tx_lock);
+        if (qp->zc_slot.held)
+                tx_zc_give_back_locked(qp, &qp->zc_slot);
+        qp->zc_slot.held = 0;
+        pthread_mutex_unlock(&qp->tx_lock);
 }
 
 void tx_rollback_locked(struct ntbt_qp *qp)

@@ -6,6 +6,8 @@
  * (ntbt_qp_tx_reserve/commit).  What a stop in the walk means for the QP
  * (the peer's LINK_DOWN, a bad frame) is qp.c's, as for rx_process.
  *
+ * Send: see the comment above zc_tx_reserve.
+ *
  * Receive: the slots from rx_index (the oldest frame held) up to zc_next
  * are handed out; the peer may not write them again until rx_info passes
  * them, which a release does, in order.  Every value the peer wrote (flags,
@@ -183,52 +185,71 @@ int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f)
 /* ---- send (any thread; one reservation open per QP) ---- */
 
 /*
- * No lock and no look at the ring: a reservation costs one CAS, and the
- * commit, which sends under tx_lock as every send does, is where a full
- * ring (-EAGAIN) or a link lost meanwhile is found.
+ * A reservation takes the next slot of the ring and its ver value (tx.c,
+ * step 2), so a full ring says -EAGAIN here and a commit cannot.  Where the
+ * device maps the peer's window (shm, kdev: ntbt_dev_peer_mw_map) the
+ * application's buffer is the slot's payload area itself: the payload
+ * starts at the frame's first byte (spec section 3), so any len <= len_max
+ * written from the start is where the receiver reads it, and the commit
+ * writes only the header, DONE and the doorbell.  Elsewhere (pcie, whose
+ * model the pointer would go around; a slot outside the mapping) it is a
+ * staging buffer the commit copies from.
  */
+static int zc_stage_grow(struct ntbt_qp *qp, uint32_t len_max)
+{
+        void *p;
+
+        if (qp->zc_stage_cap >= len_max)
+                return 0;
+        p = malloc(len_max);
+        if (!p)
+                return -ENOMEM;
+        free(qp->zc_stage);
+        qp->zc_stage = p;
+        qp->zc_stage_cap = len_max;
+        return 0;
+}
+
 int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload)
 {
         int none = 0, ret = 0;
+        void *win = NULL;
 
         if (!len_max || !buf)
                 return -EINVAL;
         /* seq_cst: claims the reservation; pairs with the release in
          * commit and abort, so the previous holder's use of the staging
-         * buffer happens before ours. */
+         * buffer and zc_in_place happens before ours. */
         if (!cas_sc(&qp->zc_tx_open, &none, 1))
                 return -EBUSY;
-        /* Relaxed: an early answer only (set_tx_mode says why). */
+        /* Relaxed: an early answer only (set_tx_mode says why); tx.c asks
+         * again under tx_lock. */
         if (load_relaxed(&qp->tx_mode) == NTBT_TX_THREAD)
                 ret = -EOPNOTSUPP;
         else if (!up)
                 ret = -ENOLINK;
         else if (len_max > max_payload)
                 ret = -EMSGSIZE;
-        if (!ret && qp->zc_stage_cap < len_max) {
-                void *p = malloc(len_max);
-
-                if (p) {
-                        free(qp->zc_stage);
-                        qp->zc_stage = p;
-                        qp->zc_stage_cap = len_max;
-                } else {
-                        ret = -ENOMEM;
-                }
+        if (!ret)
+                ret = tx_zc_reserve(qp, len_max, &win);
+        if (!ret && !win) {
+                ret = zc_stage_grow(qp, len_max);
+                if (ret)
+                        tx_zc_abort(qp);
         }
         if (ret) {
                 store_release(&qp->zc_tx_open, 0); /* as in commit */
                 return ret;
         }
         qp->zc_len_max = len_max;
-        *buf = qp->zc_stage;
+        qp->zc_in_place = win != NULL;
+        *buf = win ? win : qp->zc_stage;
         return 0;
 }
 
 int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick)
 {
-        struct ntbt_tx_buf b = {.buf_ctx = NULL, .data = qp->zc_stage, .len = len};
-        int queued, ret;
+        int ret;
 
         *tick = 0;
         /* Relaxed: only the holder calls commit (one reservation at a
@@ -237,16 +258,15 @@ int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick)
                 return -EINVAL;
         if (len > qp->zc_len_max)
                 return -EMSGSIZE;
-        /* The frame writer of every send: header, payload, DONE, flush and
-         * doorbell in tx_send's order.  Inline only: the staging buffer is
-         * free again when this returns. */
-        ret = tx_send(qp, &b, 1, (flags & NTBT_TX_MORE) | TX_INLINE_ONLY, &queued, tick);
-        if (ret < 0)
-                return ret; /* the reservation stays open */
-        /* Release: our reads of the staging buffer (the copy) happen before
+        /* Header, DONE and doorbell into the held slot; the payload from
+         * the staging buffer, or none: it is in the slot already. */
+        ret = tx_zc_commit(qp, qp->zc_in_place ? NULL : qp->zc_stage, len, flags & NTBT_TX_MORE,
+                           tick);
+        /* Sent, or void (-ENOLINK): the slot is let go either way.
+         * Release: our reads of the staging buffer (the copy) happen before
          * the next holder, which claims it with a seq_cst CAS, writes it. */
         store_release(&qp->zc_tx_open, 0);
-        return 0;
+        return ret;
 }
 
 int zc_tx_abort(struct ntbt_qp *qp)
@@ -254,6 +274,7 @@ int zc_tx_abort(struct ntbt_qp *qp)
         /* Relaxed: see zc_tx_commit. */
         if (!load_relaxed(&qp->zc_tx_open))
                 return -EINVAL;
+        tx_zc_abort(qp);                   /* the slot back to the ring: no hole, nothing sent */
         store_release(&qp->zc_tx_open, 0); /* as in commit */
         return 0;
 }

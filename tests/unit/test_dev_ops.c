@@ -3,7 +3,9 @@
  * The ops contract (src/dev/dev.h): registration refuses a table without a
  * required op and fills each optional one with its stub; a wrapper type
  * defines only the ops it changes and the forwarding base (src/dev/wrap.h)
- * gives every other op, open and close included, of the device inside.
+ * gives every other op, open and close included, of the device inside;
+ * the window as memory (peer_mw_map) only to a wrapper that models no
+ * window store.
  */
 #include "../harness.h"
 
@@ -65,6 +67,7 @@ static void optional(struct ntbt_dev *peer)
         o.db_mask = NULL;
         o.db_set_mask = NULL;
         o.db_clear_mask = NULL;
+        o.peer_mw_map = NULL;
         CHECK_EQ(dev_register(&o), 0);
         snprintf(spec, sizeof(spec), "tstub:%s,port=0", name);
         CHECK_EQ(ntbt_dev_open(spec, &d), 0);
@@ -73,6 +76,12 @@ static void optional(struct ntbt_dev *peer)
         CHECK_EQ(ntbt_dev_db_mask(d), 0);
         CHECK_EQ(ntbt_dev_db_set_mask(d, 1), -EOPNOTSUPP);
         CHECK_EQ(ntbt_dev_db_clear_mask(d, 1), -EOPNOTSUPP);
+        {
+                void *base;
+                uint64_t size;
+
+                CHECK_EQ(ntbt_dev_peer_mw_map(d, 0, &base, &size), -EOPNOTSUPP);
+        }
         CHECK_EQ(ntbt_dev_spad_write(d, 0, 5), 0);
         {
                 uint32_t v = 0;
@@ -135,6 +144,14 @@ static void forwarded(struct ntbt_dev *peer)
         memcpy(&v, seen + 128, 4);
         CHECK_EQ(v, 0x11223344);
         CHECK_EQ(ntbt_dev_peer_mw_write(d, 0, psize, "x", 1), -EINVAL);
+        /* A wrapper that models no window store passes the mapping on:
+         * shm's, whose stores land in the peer's inbound window. */
+        CHECK_EQ(ntbt_dev_peer_mw_map(d, 0, &base, &size), 0);
+        CHECK_EQ(ntbt_dev_peer_mw_map(in, 0, &inner_base, &psize), 0);
+        CHECK(base == inner_base && size == psize);
+        memcpy((uint8_t *)base + 256, "mapped", 6);
+        CHECK(memcmp(seen + 256, "mapped", 6) == 0);
+        CHECK_EQ(ntbt_dev_peer_mw_map(d, ntbt_dev_mw_count(d), &base, &size), -EINVAL);
 
         CHECK_EQ(ntbt_dev_db_valid_mask(d), ntbt_dev_db_valid_mask(peer));
         CHECK_EQ(ntbt_dev_peer_db_set(d, 1u << 2), 0);
@@ -220,6 +237,11 @@ static void overridden(struct ntbt_dev *peer)
         CHECK(memcmp((uint8_t *)base + 192, "model", 5) != 0);
         CHECK_EQ(ntbt_dev_peer_mw_flush(d, 0, 192), 0);
         CHECK(memcmp((uint8_t *)base + 192, "model", 5) == 0);
+        /* The model's window is not memory: a pointer would go around it,
+         * over the model itself and over a wrapper of it alike. */
+        CHECK_EQ(ntbt_dev_peer_mw_map(model, 0, &base, &size), -EOPNOTSUPP);
+        CHECK_EQ(ntbt_dev_peer_mw_map(d, 0, &base, &size), -EOPNOTSUPP);
+        CHECK_EQ(ntbt_dev_peer_mw_map(dev_wrap_inner(model), 0, &base, &size), 0);
         ntbt_dev_close(d);
         CHECK_EQ(db_sets, 1);
 }

@@ -12,7 +12,7 @@
 static const char perf_usage[] =
     "usage: ntbt perf -d|--dev DEV (--server | --client | --loopback)\n"
     "                 [-s|--size SIZES] [-t|--time SECS] [-P|--qps N] [--bidir]\n"
-    "                 [--tx inline|thread] [--verify] [--work NS] [-m|--mtu BYTES]\n"
+    "                 [--tx inline|thread] [--zc] [--verify] [--work NS] [-m|--mtu BYTES]\n"
     "                 [-i|--interval SECS] [-j|--json | --json-lines]\n"
     "                 [--timeout SECS] [--unsafe-no-flush] [-v|--verbose]\n"
     "\n"
@@ -39,6 +39,12 @@ static const char perf_usage[] =
     "    --bidir         the server sends to the client at the same time.\n"
     "    --tx MODE       inline: the sender copies into the window; thread: the QP's\n"
     "                    copy thread does (tx_memcpy_offload).\n"
+    "    --zc            zero copy, both sides: the client writes each message\n"
+    "                    whole into the buffer ntbt_qp_tx_reserve gives (the slot\n"
+    "                    in the peer's window on shm; a staging buffer on pcie)\n"
+    "                    and commits it; the server reads it in place\n"
+    "                    (ntbt_qp_rx_get/release, one poll thread per queue pair).\n"
+    "                    Not with --bidir or --tx thread.\n"
     "    --verify        every message carries its sequence number and a CRC32C of\n"
     "                    its bytes (messages under 12 bytes: a pattern of the\n"
     "                    sequence number); any mismatch, gap or duplicate fails.\n"
@@ -52,12 +58,14 @@ static const char perf_usage[] =
     "                    --json or --json-lines).\n"
     "-j, --json          one JSON document at the end (iperf3's -J): the run's\n"
     "                    parameters (version, command, dev, role, qps, bidir,\n"
-    "                    tx_mode, verify, seconds_per_size, mtu, work_ns_per_kib,\n"
+    "                    tx_mode, zc, verify, seconds_per_size, mtu,\n"
+    "                    work_ns_per_kib,\n"
     "                    sizes), results (one object per size, the fields of\n"
     "                    --json-lines, and per_qp, each queue pair's share, when\n"
     "                    --qps > 1) and failed.\n"
     "    --json-lines    one object per line, per size as it ends: size, qps, bidir,\n"
-    "                    tx_mode, msgs, bytes, seconds, bytes_per_sec, gbit_per_sec,\n"
+    "                    tx_mode, zc, msgs, bytes, seconds, bytes_per_sec,\n"
+    "                    gbit_per_sec,\n"
     "                    msgs_per_sec, enqueue_ns_avg, cpu_client_pct,\n"
     "                    cpu_server_pct (-1: unknown), rx_msgs, rx_bytes_per_sec\n"
     "                    (--bidir), work_ns_per_kib, errors, tx_errors,\n"
@@ -157,6 +165,9 @@ static int perf_option(const struct cli_cmd *cmd, int c, const char *arg, void *
         case 'V':
                 o->verify = 1;
                 return 0;
+        case 'Z':
+                o->zc = 1;
+                return 0;
         case 'D':
                 return cli_opt_uint(cmd, c, arg, 1, UINT64_MAX, &o->debug_corrupt) ? 2 : 0;
         case 't':
@@ -184,6 +195,11 @@ static int perf_check(const struct cli_cmd *cmd, void *own)
                 cli_err(cmd->ctx, "choose one of --json (one document) and --json-lines");
                 return 2;
         }
+        if (o->zc && (o->bidir || o->c.tx_mode == NTBT_TX_THREAD)) {
+                cli_err(cmd->ctx, "--zc sends one way, inline: not with %s",
+                        o->bidir ? "--bidir" : "--tx thread");
+                return 2;
+        }
         return CLI_RUN;
 }
 
@@ -205,6 +221,7 @@ int perf_parse(int argc, char **argv, struct perf_opts *o)
             {"json-lines", no_argument, NULL, 'J'},
             CLI_O_UNSAFE,
             {"verify", no_argument, NULL, 'V'},
+            {"zc", no_argument, NULL, 'Z'},
             {"debug-corrupt", required_argument, NULL, 'D'},
             CLI_O_VERBOSE,
             CLI_O_HELP,

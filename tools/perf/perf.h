@@ -16,6 +16,12 @@
  * command line), protocol.c (the hello, the --verify format, the handlers, the sender
  * thread), run.c (opening and closing a run, its counters), client.c,
  * server.c, report.c (the table, the interval lines, JSON).
+ *
+ * --zc: the client's senders write each message into the buffer
+ * ntbt_qp_tx_reserve gives (the slot in the peer's window where the device
+ * maps it) and commit it; the server's QPs are poll-mode NTBT_QP_ZC_RX ones,
+ * each with a receive thread that takes frames in place (ntbt_qp_rx_get,
+ * ntbt_qp_rx_release) and polls for the link.
  */
 #ifndef NTBT_TOOLS_PERF_H
 #define NTBT_TOOLS_PERF_H
@@ -62,6 +68,7 @@ struct perf_opts {
         int output;           /* PERF_OUT_* */
         int json_lines;       /* --json-lines given */
         int verify, bidir, qps;
+        int zc; /* --zc: send with reserve/commit, receive in place (rx_get/release) */
         uint32_t sizes[MAX_SIZES]; /* 0: the max payload */
         int nsizes;
         uint64_t debug_corrupt; /* test hook: damage message N after its CRC (1-based) */
@@ -147,6 +154,9 @@ void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len);
 void perf_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len);
 /* The sender thread of q: messages of r->size from go until stop. */
 void *perf_sender(void *arg);
+/* --zc, the server: q's receive thread (a poll-mode NTBT_QP_ZC_RX QP),
+ * taking frames in place until stop. */
+void *perf_zc_receiver(void *arg);
 
 /* run.c */
 struct rusage;

@@ -71,8 +71,11 @@ static void verify_msg(struct perf_qp *q, const uint8_t *data, uint32_t len)
         q->expect_seq = seq + 1;
 }
 
-/* Produce a message: a pattern, then spin until work_ns per KiB has passed. */
-static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns, int verify)
+/* Produce a message: a pattern, then spin until work_ns per KiB has passed.
+ * whole: every byte written (--zc: the buffer is the slot, nothing of the
+ * last message is there to keep). */
+static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns, int verify,
+                    int whole)
 {
         int64_t until = work_ns ? now_ns() + (int64_t)(work_ns * size / 1024) : 0;
         uint64_t v = seq * 0x9e3779b97f4a7c15ull;
@@ -85,9 +88,11 @@ static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns,
         if (verify || work_ns) {
                 for (i = 0; i + 8 <= size; i += 8, v++)
                         memcpy(buf + i, &v, 8);
-        } else if (size >= 8) {
-                memcpy(buf, &v, 8); /* plain runs: the pool's contents stay; stamp the seq */
+        } else if (whole) {
+                memset(buf, (int)(seq & 0xff), size); /* as fast as a copy's stores */
         }
+        if (!verify && !work_ns && size >= 8)
+                memcpy(buf, &v, 8); /* plain runs: the pool's contents stay; stamp the seq */
         if (verify) {
                 uint32_t crc;
 
@@ -114,13 +119,10 @@ void perf_event(struct ntbt_qp *qp, void *ctx, int up, int reason)
         __atomic_add_fetch(&q->downs, 1, __ATOMIC_SEQ_CST);
 }
 
-void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
+/* One message arrived (the receive side's thread): the hello, or one to
+ * count and check. */
+static void rx_take(struct perf_qp *q, const void *data, int len)
 {
-        struct perf_qp *q = ctx;
-
-        (void)buf_ctx;
-        if (len == -ECANCELED)
-                return;
         if (len <= 0) {
                 q->verify_errors++; /* an oversize frame: the transport said so */
         } else if (q->r->is_server && !q->hello_seen) {
@@ -140,14 +142,52 @@ void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
                 __atomic_store_n(&q->rx_bytes, q->rx_bytes + (uint64_t)len, __ATOMIC_RELAXED);
                 if (__atomic_load_n(&q->rx_verify, __ATOMIC_RELAXED))
                         verify_msg(q, data, (uint32_t)len);
-                /* Big messages: let the other buffers go, down to one
-                 * (BIG_MSG); they stay allocated until the run closes. */
-                if (len >= BIG_MSG && q->rx_posted > 1) {
-                        q->rx_posted--;
-                        return;
-                }
+        }
+}
+
+void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
+{
+        struct perf_qp *q = ctx;
+
+        (void)buf_ctx;
+        if (len == -ECANCELED)
+                return;
+        rx_take(q, data, len);
+        /* Big messages: let the other buffers go, down to one (BIG_MSG);
+         * they stay allocated until the run closes.  (The hello is short.) */
+        if (len >= BIG_MSG && q->rx_posted > 1) {
+                q->rx_posted--;
+                return;
         }
         ntbt_qp_rx_enqueue(qp, NULL, data, q->buf_len);
+}
+
+void *perf_zc_receiver(void *arg)
+{
+        struct perf_qp *q = arg;
+        struct perf_run *r = q->r;
+
+        while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+                struct ntbt_rx_frame f;
+                int ret = ntbt_qp_rx_get(q->qp, &f);
+
+                if (ret == 0) {
+                        /* In place: the bytes are the peer's, read once here. */
+                        rx_take(q, f.data, (int)f.len);
+                        ntbt_qp_rx_release(q->qp, &f);
+                        continue;
+                }
+                if (ret == -EMSGSIZE) {
+                        q->verify_errors++; /* counted by the transport too */
+                        continue;
+                }
+                /* Nothing waiting, or down: the handshake, link changes (the
+                 * event handler runs in here), then a short sleep. */
+                ntbt_qp_poll(q->qp, 0);
+                if (ntbt_qp_wait_rx(q->qp, NS_PER_MS) == -ESHUTDOWN)
+                        break;
+        }
+        return NULL;
 }
 
 void perf_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data, int len)
@@ -183,7 +223,7 @@ static void fill_burst(struct perf_qp *q, struct ntbt_tx_buf *v, uint64_t n, uns
         for (unsigned k = 0; k < burst; k++) {
                 uint8_t *buf = q->pool + ((n + k) % POOL(burst)) * size;
 
-                produce(buf, size, n + k, r->o->work_ns, r->verify);
+                produce(buf, size, n + k, r->o->work_ns, r->verify, 0);
                 if (r->corrupt_n && n + k + 1 == r->corrupt_n)
                         buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
                 v[k] = (struct ntbt_tx_buf){.data = buf, .len = size};
@@ -212,6 +252,35 @@ static int send_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned 
         return ret;
 }
 
+/* --zc: one burst, each message reserved, produced in place and
+ * committed (the doorbell with the last).  0, or the error that stopped it. */
+static int send_zc_burst(struct perf_qp *q, uint64_t n, unsigned burst)
+{
+        struct perf_run *r = q->r;
+        uint32_t size = r->size;
+        unsigned k;
+        int ret;
+
+        for (k = 0; k < burst; k++) {
+                uint8_t *buf;
+
+                while ((ret = ntbt_qp_tx_reserve(q->qp, size, (void **)&buf)) == -EAGAIN) {
+                        ret = ntbt_qp_wait_tx(q->qp, 1, 5 * NS_PER_SEC);
+                        if (ret && ret != -ETIMEDOUT)
+                                return ret;
+                }
+                if (ret)
+                        return ret;
+                produce(buf, size, n + k, r->o->work_ns, r->verify, 1);
+                if (r->corrupt_n && n + k + 1 == r->corrupt_n)
+                        buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
+                ret = ntbt_qp_tx_commit(q->qp, size, k + 1 < burst ? NTBT_TX_MORE : 0);
+                if (ret)
+                        return ret;
+        }
+        return 0;
+}
+
 void *perf_sender(void *arg)
 {
         struct perf_qp *q = arg;
@@ -227,11 +296,17 @@ void *perf_sender(void *arg)
                 struct ntbt_tx_buf v[BURST];
                 int64_t t0 = 0;
 
-                wait_slots(q, n + burst, burst);
-                fill_burst(q, v, n, burst);
                 if ((n & 63) == 0)
                         t0 = now_ns();
-                ret = send_burst(q->qp, v, burst);
+                if (r->o->zc) {
+                        ret = send_zc_burst(q, n, burst); /* produce and send: one cost */
+                } else {
+                        wait_slots(q, n + burst, burst);
+                        fill_burst(q, v, n, burst);
+                        if ((n & 63) == 0)
+                                t0 = now_ns();
+                        ret = send_burst(q->qp, v, burst);
+                }
                 if (ret) {
                         /* The server's senders stop when the client closes; the
                          * main thread tells a close from a lost link by the

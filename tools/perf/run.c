@@ -59,6 +59,32 @@ void run_close(struct perf_run *r)
         memset(r, 0, sizeof(*r));
 }
 
+/* q's receive side, then its link: receive buffers posted for the event
+ * thread, or (--zc, the server: a poll-mode QP) a receive thread.  0, or
+ * -1 after a message. */
+static int qp_receive_setup(struct perf_run *r, struct perf_qp *q, int poll)
+{
+        int j;
+
+        if (poll) {
+                ntbt_qp_link_up(q->qp);
+                if (pthread_create(&q->thread, NULL, perf_zc_receiver, q)) {
+                        cli_err(r->ctx, "cannot start a receive thread");
+                        return -1;
+                }
+                q->has_thread = 1;
+                return 0;
+        }
+        q->rxbufs = malloc((size_t)RXBUFS * q->buf_len);
+        if (!q->rxbufs)
+                return -1;
+        for (j = 0; j < RXBUFS; j++)
+                ntbt_qp_rx_enqueue(q->qp, NULL, q->rxbufs + (size_t)j * q->buf_len, q->buf_len);
+        q->rx_posted = RXBUFS; /* before the link is up: no frame yet */
+        ntbt_qp_link_up(q->qp);
+        return 0;
+}
+
 int run_open(struct perf_run *r, const char *ctx, const struct perf_opts *o, int server)
 {
         struct ntbt_transport_opts to = {.size = sizeof(to),
@@ -66,7 +92,7 @@ int run_open(struct perf_run *r, const char *ctx, const struct perf_opts *o, int
                                          .max_qps = (uint32_t)o->qps,
                                          .flags = o->c.flags};
         struct ntbt_qp_handlers h = {.rx = perf_rx, .tx = perf_tx_done, .event = perf_event};
-        int i, j, ret;
+        int i, ret;
 
         memset(r, 0, sizeof(*r));
         r->o = o;
@@ -92,19 +118,17 @@ int run_open(struct perf_run *r, const char *ctx, const struct perf_opts *o, int
 
                 q->r = r;
                 q->buf_len = o->c.mtu ? o->c.mtu : 65536;
+                if (server && o->zc) { /* received in place, on a thread of ours */
+                        qo.poll = 1;
+                        qo.flags = NTBT_QP_ZC_RX;
+                }
                 ret = ntbt_qp_create(r->t, &qo, &h, q, &q->qp);
                 if (ret) {
                         cli_err(ctx, "%s: queue pair %d: %s", o->c.dev, i, strerror(-ret));
                         goto fail;
                 }
-                q->rxbufs = malloc((size_t)RXBUFS * q->buf_len);
-                if (!q->rxbufs)
+                if (qp_receive_setup(r, q, qo.poll))
                         goto fail;
-                for (j = 0; j < RXBUFS; j++)
-                        ntbt_qp_rx_enqueue(q->qp, NULL, q->rxbufs + (size_t)j * q->buf_len,
-                                           q->buf_len);
-                q->rx_posted = RXBUFS; /* before the link is up: no frame yet */
-                ntbt_qp_link_up(q->qp);
         }
         return 0;
 fail:
