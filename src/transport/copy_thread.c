@@ -13,17 +13,18 @@
  * takes up to COPY_BATCH jobs at once (one head store, one ops->run), and
  * a producer's burst goes in with one tail store and one wake-up check.
  *
- * Sleeping: with the queue empty the thread looks again for a while before
- * it sleeps on its futex (copy_wait_spin): a wake-up and the context switch
- * it brings cost the producer and this thread several microseconds each,
- * more than a small frame's copy, and a producer sending steadily refills
- * the queue sooner.  Bounded, so an idle queue's thread sleeps.
+ * Sleeping: with the queue empty, and a core to spare, the thread looks
+ * again for a while before it sleeps on its futex (copy_wait_spin): a
+ * wake-up and the context switch it brings cost the producer and this
+ * thread several microseconds each, more than a small frame's copy, and a
+ * producer sending steadily refills the queue sooner.  Bounded, so an idle
+ * queue's thread sleeps.  Without a core to spare it sleeps at once (see
+ * SPIN_CPUS).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stddef.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,10 +47,9 @@ struct copy_thread {
         /* The consumer's: its index, and whether a popped job is unfinished. */
         _Alignas(64) uint32_t head;
         uint32_t busy;
-        /* The consumer's spin (copy_wait_spin): its budget now, in ns, and
-         * whether it yields the core on each look; sleeps: a test hook. */
+        /* The consumer's spin (copy_wait_spin): its budget now, in ns (0:
+         * it never spins); sleeps: a count for tests. */
         int64_t spin_ns;
-        int spin_yield;
         uint64_t sleeps;
         /* Written by both sides. */
         _Alignas(64) uint32_t sleeping; /* futex word: 1 while the thread sleeps */
@@ -64,14 +64,26 @@ struct copy_thread {
  */
 #define SPIN_NS_MAX (50 * 1000)
 #define SPIN_NS_MIN (2 * 1000)
-/* With fewer online CPUs than this, the producer, the receiver and this
- * thread cannot all have a core: each look yields (sched_yield), so a
- * spinning thread gives its core to whichever of them is waiting for it. */
-#define SPIN_PLAIN_CPUS 4
-/* A plain spin reads the clock every this many looks (a vDSO call). */
+/*
+ * With fewer online CPUs than this the thread never spins: the producer,
+ * the receiver and this thread cannot each have a core, and a spin takes
+ * one from the thread it waits for.  Yielding in the spin (sched_yield) was
+ * tried and lost worst of all on a loaded 2-core machine: each yield can
+ * hand the core to another process for a whole time slice, where a futex
+ * wake-up gets the sleeper running again at once (bench/README.md,
+ * section 2).
+ */
+#define SPIN_CPUS 4
+/* The spin reads the clock every this many looks (a vDSO call). */
 #define SPIN_CLOCK_EVERY 64
 
-static int fault_create; /* test hook: fail the next thread creations */
+static int fault_create;    /* test hook: fail the next thread creations */
+static int spin_force = -1; /* test hook: 1 spin, 0 not, -1 by SPIN_CPUS */
+
+void copy_thread_spin_inject(int on)
+{
+        store_sc(&spin_force, on);
+}
 
 void copy_thread_fault_inject(int on)
 {
@@ -145,8 +157,11 @@ int copy_thread_idle(struct copy_thread *w)
  * 0 if the thread should sleep.  The budget adapts (see SPIN_NS_MAX). */
 static int copy_wait_spin(struct copy_thread *w)
 {
-        int64_t end = now_ns() + w->spin_ns;
+        int64_t end;
 
+        if (!w->spin_ns)
+                return 0;
+        end = now_ns() + w->spin_ns;
         for (unsigned i = 1;; i++) {
                 /* Acquire, both (copy_thread_pending's, and stop's, which
                  * pairs with copy_thread_stop's store): what we see next
@@ -155,11 +170,8 @@ static int copy_wait_spin(struct copy_thread *w)
                         w->spin_ns = w->spin_ns < SPIN_NS_MAX / 2 ? w->spin_ns * 2 : SPIN_NS_MAX;
                         return 1;
                 }
-                if (w->spin_yield)
-                        sched_yield();
-                else
-                        cpu_relax();
-                if ((w->spin_yield || i % SPIN_CLOCK_EVERY == 0) && now_ns() >= end)
+                cpu_relax();
+                if (i % SPIN_CLOCK_EVERY == 0 && now_ns() >= end)
                         break;
         }
         w->spin_ns = w->spin_ns > SPIN_NS_MIN * 2 ? w->spin_ns / 2 : SPIN_NS_MIN;
@@ -236,7 +248,7 @@ int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
 {
         struct copy_thread *w;
         uint32_t c = 1;
-        int ret;
+        int ret, spin;
 
         if (!job_size || job_size > COPY_JOB_MAX || !ops->run || !ops->drained || !ops->cancel)
                 return -EINVAL;
@@ -253,8 +265,10 @@ int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
         w->ctx = ctx;
         w->cap = c;
         w->job_size = (uint32_t)job_size;
-        w->spin_ns = SPIN_NS_MAX;
-        w->spin_yield = sysconf(_SC_NPROCESSORS_ONLN) < SPIN_PLAIN_CPUS;
+        spin = load_sc(&spin_force);
+        if (spin < 0)
+                spin = sysconf(_SC_NPROCESSORS_ONLN) >= SPIN_CPUS;
+        w->spin_ns = spin ? SPIN_NS_MAX : 0;
         w->jobs = calloc(c, job_size);
         if (!w->jobs) {
                 free(w);

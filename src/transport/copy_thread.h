@@ -45,6 +45,9 @@ uint32_t copy_thread_pending(struct copy_thread *w);
 int copy_thread_idle(struct copy_thread *w);
 /* Test hook: how many times the thread went to sleep on its futex. */
 uint64_t copy_thread_sleeps(struct copy_thread *w);
+/* Test hook: threads started from now on spin before they sleep (1), never
+ * spin (0), or spin when there is a core to spare (-1, the default). */
+void copy_thread_spin_inject(int on);
 /* Test hook: make copy_thread_start fail (to test the inline fallback). */
 void copy_thread_fault_inject(int on);
 

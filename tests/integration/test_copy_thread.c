@@ -326,10 +326,11 @@ static long other_threads_ticks(void)
         return sum;
 }
 
-/* With nothing to do the thread goes to sleep on its futex within its spin
- * budget (at most 50 us; a second allowed here for a loaded machine), then
- * burns no CPU: under 3 clock ticks over an idle 200 ms, where a thread
- * that kept spinning would take most of them. */
+/* With nothing to do the thread, made to spin first whatever the CPU count,
+ * goes to sleep on its futex within its spin budget (at most 50 us; a
+ * second allowed here for a loaded machine), then burns no CPU: under 3
+ * clock ticks over an idle 200 ms, where a thread that kept spinning would
+ * take most of them. */
 static void idle_thread_sleeps(void)
 {
         struct seqrec r = {0};
@@ -339,7 +340,9 @@ static void idle_thread_sleeps(void)
         long ticks;
         uint64_t sleeps;
 
+        copy_thread_spin_inject(1);
         CHECK_EQ(copy_thread_start(&w, 64, sizeof(uint64_t), &seq_ops, &r), 0);
+        copy_thread_spin_inject(-1);
         for (int i = 0; i < 100; i++) {
                 for (int k = 0; k < 8; k++)
                         seq[k] = (uint64_t)(i * 8 + k);
@@ -371,16 +374,19 @@ static void idle_thread_sleeps(void)
 
 /* A producer in bursts of 1-40 jobs (more than a batch, more than fit the
  * 64-job queue at times), pausing at random for nothing, a few
- * microseconds (the thread spins), or 100 us to 1 ms (it sleeps): every
- * job runs, once, in order, at most COPY_BATCH per run. */
-static void pushes_across_spin_and_sleep(void)
+ * microseconds (a spinning thread finds the next jobs), or 100 us to 1 ms
+ * (it sleeps): every job runs, once, in order, at most COPY_BATCH per run.
+ * spin: the thread spins before it sleeps (1) or sleeps at once (0). */
+static void pushes_run(int spin)
 {
         struct seqrec r = {0};
         struct copy_thread *w;
         uint64_t x = 0x9e3779b97f4a7c15ull, next = 0, seq[40];
         const uint64_t total = 100000;
 
+        copy_thread_spin_inject(spin);
         CHECK_EQ(copy_thread_start(&w, 64, sizeof(uint64_t), &seq_ops, &r), 0);
+        copy_thread_spin_inject(-1);
         while (next < total) {
                 unsigned n, k;
 
@@ -419,8 +425,9 @@ static void pushes_across_spin_and_sleep(void)
                 }
         }
         seq_wait_idle(w);
-        printf("%llu jobs: %llu run, %d out of order, at most %u a run, %llu sleeps, %d drains\n",
-               (unsigned long long)total, (unsigned long long)r.next, r.bad, r.max_batch,
+        printf("spin %d: %llu jobs: %llu run, %d out of order, at most %u a run, %llu sleeps, %d "
+               "drains\n",
+               spin, (unsigned long long)total, (unsigned long long)r.next, r.bad, r.max_batch,
                (unsigned long long)copy_thread_sleeps(w), r.drains);
         CHECK_EQ(r.next, total);
         CHECK_EQ(r.bad, 0);
@@ -428,6 +435,12 @@ static void pushes_across_spin_and_sleep(void)
         CHECK(copy_thread_sleeps(w) > 0); /* some pushes found it asleep */
         CHECK(r.drains > 0);
         copy_thread_stop(w);
+}
+
+static void pushes_across_spin_and_sleep(void)
+{
+        pushes_run(1);
+        pushes_run(0);
 }
 
 static const struct test_case cases[] = {
