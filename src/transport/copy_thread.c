@@ -9,7 +9,17 @@
  *
  * Queue: single producer (the caller serialises pushes: enqueuers hold
  * tx_lock), single consumer (this thread), a ring of job slots with the
- * producer's and the consumer's fields on separate cache lines.
+ * producer's and the consumer's fields on separate cache lines.  The thread
+ * takes up to COPY_BATCH jobs at once (one head store, one ops->run), and
+ * a producer's burst goes in with one tail store and one wake-up check.
+ *
+ * Sleeping: with the queue empty, and a core to spare, the thread looks
+ * again for a while before it sleeps on its futex (copy_wait_spin): a
+ * wake-up and the context switch it brings cost the producer and this
+ * thread several microseconds each, more than a small frame's copy, and a
+ * producer sending steadily refills the queue sooner.  Bounded, so an idle
+ * queue's thread sleeps.  Without a core to spare it sleeps at once (see
+ * SPIN_CPUS).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,8 +27,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../util/barrier.h"
+#include "../util/clock.h"
 #include "../util/futex.h"
 #include "copy_thread.h"
 
@@ -35,12 +47,43 @@ struct copy_thread {
         /* The consumer's: its index, and whether a popped job is unfinished. */
         _Alignas(64) uint32_t head;
         uint32_t busy;
+        /* The consumer's spin (copy_wait_spin): its budget now, in ns (0:
+         * it never spins); sleeps: a count for tests. */
+        int64_t spin_ns;
+        uint64_t sleeps;
         /* Written by both sides. */
         _Alignas(64) uint32_t sleeping; /* futex word: 1 while the thread sleeps */
         int stop;
 };
 
-static int fault_create; /* test hook: fail the next thread creations */
+/*
+ * The spin budget adapts between these bounds: doubled when a spin found
+ * work, halved when it ran out and the thread slept, so the thread of a
+ * producer that pauses for long spins less and less, and an idle queue's
+ * thread is asleep within SPIN_NS_MAX of its last job (plus one look).
+ */
+#define SPIN_NS_MAX (50 * 1000)
+#define SPIN_NS_MIN (2 * 1000)
+/*
+ * With fewer online CPUs than this the thread never spins: the producer,
+ * the receiver and this thread cannot each have a core, and a spin takes
+ * one from the thread it waits for.  Yielding in the spin (sched_yield) was
+ * tried and lost worst of all on a loaded 2-core machine: each yield can
+ * hand the core to another process for a whole time slice, where a futex
+ * wake-up gets the sleeper running again at once (bench/README.md,
+ * section 2).
+ */
+#define SPIN_CPUS 4
+/* The spin reads the clock every this many looks (a vDSO call). */
+#define SPIN_CLOCK_EVERY 64
+
+static int fault_create;    /* test hook: fail the next thread creations */
+static int spin_force = -1; /* test hook: 1 spin, 0 not, -1 by SPIN_CPUS */
+
+void copy_thread_spin_inject(int on)
+{
+        store_sc(&spin_force, on);
+}
 
 void copy_thread_fault_inject(int on)
 {
@@ -61,19 +104,25 @@ uint32_t copy_thread_pending(struct copy_thread *w)
         return load_acquire(&w->tail) - load_relaxed(&w->head);
 }
 
-int copy_thread_push(struct copy_thread *w, const void *job)
+unsigned copy_thread_push_n(struct copy_thread *w, const void *jobs, unsigned n)
 {
         /* tail is ours (pushes are serialised by the caller): relaxed reads
          * our own last store. */
         uint32_t tail = load_relaxed(&w->tail);
-
         /* Acquire on head pairs with the consumer's release: it copied the
-         * slot out before we overwrite it. */
-        if (tail - load_acquire(&w->head) == w->cap)
-                return -EAGAIN;
-        memcpy(slot(w, tail), job, w->job_size);
-        /* Release: the job is written before the consumer can see it. */
-        store_release(&w->tail, tail + 1);
+         * slots out before we overwrite them. */
+        uint32_t room = w->cap - (tail - load_acquire(&w->head));
+        const unsigned char *src = jobs;
+        unsigned i;
+
+        if (n > room)
+                n = room;
+        if (!n)
+                return 0;
+        for (i = 0; i < n; i++)
+                memcpy(slot(w, tail + i), src + (size_t)i * w->job_size, w->job_size);
+        /* Release: the jobs are written before the consumer can see them. */
+        store_release(&w->tail, tail + n);
         /* Dekker with the consumer's sleeping store: seq_cst fence between
          * our tail store and our sleeping load, so either it sees the job
          * or we see it asleep and wake it.  No system call while it runs.
@@ -83,7 +132,18 @@ int copy_thread_push(struct copy_thread *w, const void *job)
                 store_sc(&w->sleeping, 0);
                 futex_wake_private(&w->sleeping);
         }
-        return 0;
+        return n;
+}
+
+int copy_thread_push(struct copy_thread *w, const void *job)
+{
+        return copy_thread_push_n(w, job, 1) ? 0 : -EAGAIN;
+}
+
+uint64_t copy_thread_sleeps(struct copy_thread *w)
+{
+        /* Relaxed: a count for tests, ordered with nothing. */
+        return load_relaxed(&w->sleeps);
 }
 
 int copy_thread_idle(struct copy_thread *w)
@@ -93,18 +153,72 @@ int copy_thread_idle(struct copy_thread *w)
         return load_acquire(&w->head) == load_acquire(&w->tail) && !load_acquire(&w->busy);
 }
 
+/* With the queue empty: 1 if a job (or stop) came within the spin budget,
+ * 0 if the thread should sleep.  The budget adapts (see SPIN_NS_MAX). */
+static int copy_wait_spin(struct copy_thread *w)
+{
+        int64_t end;
+
+        if (!w->spin_ns)
+                return 0;
+        end = now_ns() + w->spin_ns;
+        for (unsigned i = 1;; i++) {
+                /* Acquire, both (copy_thread_pending's, and stop's, which
+                 * pairs with copy_thread_stop's store): what we see next
+                 * is what was published. */
+                if (copy_thread_pending(w) || load_acquire(&w->stop)) {
+                        w->spin_ns = w->spin_ns < SPIN_NS_MAX / 2 ? w->spin_ns * 2 : SPIN_NS_MAX;
+                        return 1;
+                }
+                cpu_relax();
+                if (i % SPIN_CLOCK_EVERY == 0 && now_ns() >= end)
+                        break;
+        }
+        w->spin_ns = w->spin_ns > SPIN_NS_MIN * 2 ? w->spin_ns / 2 : SPIN_NS_MIN;
+        return 0;
+}
+
+/* With the queue empty after the spin: sleep until a push or a stop. */
+static void copy_sleep(struct copy_thread *w)
+{
+        /* Announce sleep, then look again (see copy_thread_push_n). */
+        store_sc(&w->sleeping, 1);
+        smp_mb();
+        if (copy_thread_pending(w) == 0 && !load_acquire(&w->stop)) {
+                /* Relaxed: only this thread writes it; tests read a count. */
+                store_relaxed(&w->sleeps, load_relaxed(&w->sleeps) + 1);
+                futex_wait_private(&w->sleeping, 1);
+        }
+        store_sc(&w->sleeping, 0);
+}
+
+/* Take up to COPY_BATCH jobs into jobs; how many. */
+static unsigned copy_take(struct copy_thread *w, unsigned char *jobs, uint32_t pending)
+{
+        unsigned n = pending < COPY_BATCH ? pending : COPY_BATCH, i;
+        /* Our own index: relaxed reads our own last store. */
+        uint32_t head = load_relaxed(&w->head);
+
+        for (i = 0; i < n; i++)
+                memcpy(jobs + (size_t)i * w->job_size, slot(w, head + i), w->job_size);
+        /* Release: the slots may be reused only after we copied the jobs out. */
+        store_release(&w->head, head + n);
+        return n;
+}
+
 static void *copy_main(void *arg)
 {
         struct copy_thread *w = arg;
-        alignas(max_align_t) unsigned char job[COPY_JOB_MAX];
+        alignas(max_align_t) unsigned char jobs[COPY_BATCH * COPY_JOB_MAX];
         int ran = 0;
 
         if (w->ops.started)
                 w->ops.started(w->ctx);
         for (;;) {
-                uint32_t head;
+                uint32_t pending = copy_thread_pending(w);
+                unsigned n;
 
-                if (copy_thread_pending(w) == 0) {
+                if (pending == 0) {
                         if (ran) {
                                 w->ops.drained(w->ctx);
                                 ran = 0;
@@ -114,24 +228,16 @@ static void *copy_main(void *arg)
                         store_release(&w->busy, 0);
                         if (load_acquire(&w->stop))
                                 break;
-                        /* Announce sleep, then look again (see copy_thread_push). */
-                        store_sc(&w->sleeping, 1);
-                        smp_mb();
-                        if (copy_thread_pending(w) == 0 && !load_acquire(&w->stop))
-                                futex_wait_private(&w->sleeping, 1);
-                        store_sc(&w->sleeping, 0);
+                        if (!copy_wait_spin(w))
+                                copy_sleep(w);
                         continue;
                 }
                 /* Release: pairs with copy_thread_idle's acquire (set before
                  * head moves, so idle never sees the queue empty and the
-                 * job not yet marked). */
+                 * jobs not yet marked). */
                 store_release(&w->busy, 1);
-                /* Our own index: relaxed reads our own last store. */
-                head = load_relaxed(&w->head);
-                memcpy(job, slot(w, head), w->job_size);
-                /* Release: the slot may be reused only after we copied the job out. */
-                store_release(&w->head, head + 1);
-                w->ops.run(w->ctx, job);
+                n = copy_take(w, jobs, pending);
+                w->ops.run(w->ctx, jobs, n);
                 ran = 1;
         }
         return NULL;
@@ -142,7 +248,7 @@ int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
 {
         struct copy_thread *w;
         uint32_t c = 1;
-        int ret;
+        int ret, spin;
 
         if (!job_size || job_size > COPY_JOB_MAX || !ops->run || !ops->drained || !ops->cancel)
                 return -EINVAL;
@@ -159,6 +265,10 @@ int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
         w->ctx = ctx;
         w->cap = c;
         w->job_size = (uint32_t)job_size;
+        spin = load_sc(&spin_force);
+        if (spin < 0)
+                spin = sysconf(_SC_NPROCESSORS_ONLN) >= SPIN_CPUS;
+        w->spin_ns = spin ? SPIN_NS_MAX : 0;
         w->jobs = calloc(c, job_size);
         if (!w->jobs) {
                 free(w);

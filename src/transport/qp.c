@@ -494,12 +494,20 @@ static void copier_started(void *ctx)
         tl_copy_qp = ctx;
 }
 
-static void copier_run(void *ctx, void *job)
+static void copier_run(void *ctx, void *jobs, unsigned n)
 {
         struct ntbt_qp *qp = ctx;
-        const struct tx_job *j = job;
+        const struct tx_job *j = jobs;
+        int res[COPY_BATCH];
+        unsigned i, k, done;
 
-        copier_complete(qp, j, tx_job_write(qp, j));
+        /* Written a batch under one frame_lock, then completed in order
+         * outside it (a handler may enqueue, or free the QP). */
+        for (done = 0; done < n; done += k) {
+                k = tx_jobs_write(qp, j + done, n - done, res);
+                for (i = 0; i < k; i++)
+                        copier_complete(qp, &j[done + i], res[i]);
+        }
 }
 
 static void copier_drained(void *ctx)

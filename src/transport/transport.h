@@ -339,7 +339,10 @@ int tx_send(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned n, unsigne
             int *queued, int *tick);
 /* Copy thread: steps 3-7 for a queued job; returns its result (len, or
  * -ENOLINK if a link reset voided it).  tx_job_drained: the queue ran dry. */
-int tx_job_write(struct ntbt_qp *qp, const struct tx_job *j);
+/* The copy thread's batch of n jobs, in order, under one frame_lock: how
+ * many it wrote (at least 1; fewer than n after TX_JOBS_BYTES), each one's
+ * result (its length, or -ENOLINK) in res. */
+unsigned tx_jobs_write(struct ntbt_qp *qp, const struct tx_job *j, unsigned n, int *res);
 void tx_job_drained(struct ntbt_qp *qp);
 /* Free slots now (0 unless frames may be sent). */
 uint32_t tx_free(struct ntbt_qp *qp);

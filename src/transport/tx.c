@@ -21,6 +21,11 @@
 #define LINK_DOWN_WAIT_NS (1000 * NS_PER_MS)
 /* On the copy thread, ring the doorbell at least this often while jobs keep coming. */
 #define DOORBELL_EVERY 16
+/* The copy thread writes a batch of jobs under one frame_lock, and completes
+ * them after it; it lets the lock go, and completes what it wrote, once it
+ * has written this many bytes, so a big frame's buffer comes back without
+ * waiting for the next ones' copies. */
+#define TX_JOBS_BYTES (64 * 1024)
 
 _Static_assert(sizeof(struct tx_job) <= COPY_JOB_MAX, "a tx_job fits the copy thread's queue");
 
@@ -237,34 +242,68 @@ static uint64_t write_frame_locked(struct ntbt_qp *qp, uint32_t slot, uint32_t v
         return hdr + NTB_HDR_FLAGS_OFF;
 }
 
-int tx_job_write(struct ntbt_qp *qp, const struct tx_job *j)
+/* frame_lock for the copy thread: after any reset or close that waits for
+ * it (see frame_lock_urgent). */
+static void frame_lock_job(struct ntbt_qp *qp)
 {
-        /* A reset or close waiting for frame_lock goes first (see
-         * frame_lock_urgent); seq_cst pairs with its increment. */
+        /* seq_cst pairs with frame_lock_urgent's increment. */
         while (load_sc(&qp->frame_urgent))
                 sched_yield();
         pthread_mutex_lock(&qp->frame_lock);
+}
+
+/* Steps 3-5 for one job, under frame_lock: its length, or -ENOLINK. */
+static int tx_job_write_locked(struct ntbt_qp *qp, const struct tx_job *j)
+{
         /* The session check under frame_lock: transport_down's fence
          * takes it after changing the epoch, so no frame reserved in
          * an old session is written once the next one can start.  A
          * poll-mode QP nobody polls keeps its tx_gen across a link
          * reset; only the epoch tells. */
-        if (j->gen != qp->tx_gen || !tx_session_current(qp, j->epoch)) {
-                /* The link went down after this was queued: not sent. */
-                pthread_mutex_unlock(&qp->frame_lock);
-                return -ENOLINK;
-        }
+        if (j->gen != qp->tx_gen || !tx_session_current(qp, j->epoch))
+                return -ENOLINK; /* the link went down after this was queued */
         qp->job_done_off =
             write_frame_locked(qp, j->slot, j->ver, j->data, j->len, NTB_DESC_DONE_FLAG);
         qp->job_gen = j->gen;
-        /* copy_thread_pending after the write, as a job pushed meanwhile
-         * may take the doorbell along. */
-        if (++qp->job_unrung >= DOORBELL_EVERY || copy_thread_pending(qp->copier) == 0) {
+        /* Rung at least every DOORBELL_EVERY frames while jobs keep coming. */
+        if (++qp->job_unrung >= DOORBELL_EVERY) {
+                tx_doorbell_locked(qp, qp->job_done_off);
+                qp->job_unrung = 0;
+        }
+        return (int)j->len;
+}
+
+unsigned tx_jobs_write(struct ntbt_qp *qp, const struct tx_job *j, unsigned n, int *res)
+{
+        unsigned i;
+        uint64_t bytes = 0;
+        int fresh = 0; /* a frame written since frame_lock was last taken */
+
+        frame_lock_job(qp);
+        for (i = 0; i < n && bytes < TX_JOBS_BYTES; i++) {
+                if (i && load_sc(&qp->frame_urgent)) {
+                        /* A reset or close waits (seq_cst: as frame_lock_job):
+                         * let it void the rest now, not after the batch. */
+                        pthread_mutex_unlock(&qp->frame_lock);
+                        frame_lock_job(qp);
+                        fresh = 0;
+                }
+                res[i] = tx_job_write_locked(qp, &j[i]);
+                if (res[i] >= 0) {
+                        bytes += (uint64_t)res[i];
+                        fresh = 1;
+                }
+        }
+        /* Ring when nothing more is queued: copy_thread_pending after the
+         * writes, as a job pushed meanwhile may take the doorbell along.
+         * Only for a frame written under this hold of the lock (a reset in
+         * between voided the earlier ones: tx_job_drained's check). */
+        if (fresh && qp->job_unrung && i == n && copy_thread_pending(qp->copier) == 0) {
                 tx_doorbell_locked(qp, qp->job_done_off);
                 qp->job_unrung = 0;
         }
         pthread_mutex_unlock(&qp->frame_lock);
-        return (int)j->len;
+        return i;
 }
 
 void tx_job_drained(struct ntbt_qp *qp)
@@ -277,6 +316,41 @@ void tx_job_drained(struct ntbt_qp *qp)
                 tx_doorbell_locked(qp, qp->job_done_off);
         pthread_mutex_unlock(&qp->frame_lock);
         qp->job_unrung = 0;
+}
+
+/*
+ * Under tx_lock, thread mode: step 2 for up to k frames, each reserved slot
+ * and ver value a job for the copy thread, pushed COPY_BATCH at a time (one
+ * wake-up check each).  How many went in: a full job queue stops it, as a
+ * full ring would.
+ */
+static uint32_t tx_push_jobs_locked(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, uint32_t k)
+{
+        struct tx_job j[COPY_BATCH];
+        uint32_t done = 0, m, i, pushed, slot;
+
+        while (done < k) {
+                m = k - done < COPY_BATCH ? k - done : COPY_BATCH;
+                slot = qp->tx_index;
+                for (i = 0; i < m; i++) {
+                        /* Step 2: reserve the slot and its ver value before any copy. */
+                        j[i] = (struct tx_job){.slot = slot,
+                                               .ver = qp->tx_pkts + i,
+                                               .len = v[done + i].len,
+                                               .gen = qp->tx_gen, /* written under both locks */
+                                               .epoch = tx_up_epoch_locked(qp),
+                                               .buf_ctx = v[done + i].buf_ctx,
+                                               .data = v[done + i].data};
+                        slot = (slot + 1) % qp->tx_g.entries;
+                }
+                pushed = copy_thread_push_n(qp->copier, j, m);
+                for (i = 0; i < pushed; i++)
+                        tx_take_slot(qp);
+                done += pushed;
+                if (pushed < m)
+                        break; /* the job queue is full */
+        }
+        return done;
 }
 
 /*
@@ -342,20 +416,7 @@ retry:
         *tick = (qp->tx_ticks & ~63u) != ((qp->tx_ticks - k) & ~63u);
         if (qp->tx_mode == NTBT_TX_THREAD && qp->copier) {
                 *queued = 1;
-                for (i = 0; i < k; i++) {
-                        /* Step 2: reserve the slot and its ver value before any copy. */
-                        struct tx_job j = {.slot = qp->tx_index,
-                                           .ver = qp->tx_pkts,
-                                           .len = v[i].len,
-                                           .gen = qp->tx_gen, /* written under both locks */
-                                           .epoch = tx_up_epoch_locked(qp),
-                                           .buf_ctx = v[i].buf_ctx,
-                                           .data = v[i].data};
-
-                        if (copy_thread_push(qp->copier, &j))
-                                break; /* the job queue is full: as a full ring */
-                        tx_take_slot(qp);
-                }
+                i = tx_push_jobs_locked(qp, v, k);
                 if (i == 0)
                         STAT_ADD(qp, tx_ring_full, 1);
                 pthread_mutex_unlock(&qp->tx_lock);
