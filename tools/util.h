@@ -27,4 +27,14 @@ void sleep_ns(int64_t ns);
  */
 int util_parse_size(const char *s, uint64_t *out);
 
+/* Tell the CPU we are spinning (saves power, yields to a sibling thread). */
+static inline void cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 #endif

@@ -2,6 +2,7 @@
 /* ntbt perf's protocol: the hello, the --verify format, the handlers and
  * the sender thread (perf.h). */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include <ntbt/ntbt.h>
@@ -206,12 +207,26 @@ void perf_tx_done(struct ntbt_qp *qp, void *ctx, void *buf_ctx, const void *data
 /* ---- sender thread ---- */
 
 /* Wait until the pool slots of messages up to want are free: their old
- * frames completed (acquire pairs with perf_tx_done), or the link is gone. */
+ * frames completed (acquire pairs with perf_tx_done), or the link is gone.
+ * Only the copy thread completes after the call (inline sends complete
+ * before it returns), so this waits for that thread: a short spin, then
+ * the core is yielded at each look, as a copy thread on a machine short of
+ * cores needs it.  (ntbt_qp_wait_tx returned at once while the ring had
+ * free slots, and its locks slowed the copy thread down.) */
 static void wait_slots(struct perf_qp *q, uint64_t want, unsigned burst)
 {
-        while (__atomic_load_n(&q->completed, __ATOMIC_ACQUIRE) + POOL(burst) < want)
-                if (ntbt_qp_wait_tx(q->qp, 1, NS_PER_MS) == -ENOLINK)
-                        break;
+        unsigned looks = 0;
+
+        while (__atomic_load_n(&q->completed, __ATOMIC_ACQUIRE) + pool_for(q->r, burst) < want) {
+                if (++looks < 64) {
+                        for (int i = 0; i < 16; i++)
+                                cpu_pause();
+                        continue;
+                }
+                if (looks % 64 == 0 && !ntbt_qp_link_is_up(q->qp))
+                        break; /* the copy thread completes what it holds with -ENOLINK */
+                sched_yield();
+        }
 }
 
 /* Messages n.. of the burst, produced in their pool slots, into v. */
@@ -221,7 +236,7 @@ static void fill_burst(struct perf_qp *q, struct ntbt_tx_buf *v, uint64_t n, uns
         uint32_t size = r->size;
 
         for (unsigned k = 0; k < burst; k++) {
-                uint8_t *buf = q->pool + ((n + k) % POOL(burst)) * size;
+                uint8_t *buf = q->pool + ((n + k) % pool_for(q->r, burst)) * size;
 
                 produce(buf, size, n + k, r->o->work_ns, r->verify, 0);
                 if (r->corrupt_n && n + k + 1 == r->corrupt_n)

@@ -138,7 +138,7 @@ fail:
 
 int start_sender(struct perf_run *r, struct perf_qp *q)
 {
-        q->pool = calloc(POOL(burst_for(r->size)), r->size);
+        q->pool = calloc(pool_for(r, burst_for(r->size)), r->size);
         if (!q->pool || pthread_create(&q->thread, NULL, perf_sender, q)) {
                 cli_err(r->ctx, "cannot start a sender thread");
                 return -1;
