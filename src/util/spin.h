@@ -3,10 +3,10 @@
  * Waiting for the other side of a ring, which may be a thread on another
  * core, a thread sharing ours, or a process that stalled.  Three phases:
  * spin on the CPU for up to a few microseconds (the other side, on a core
- * of its own, answers within that; how long adapts, struct spin_hint); then give the core away at every look
- * (sched_yield), so that when the machine is short of cores the other side
- * runs at once instead of after our time slice; then sleep in growing
- * naps, so a stalled peer does not cost a core.
+ * of its own, answers within that; how long adapts, struct spin_hint); then give the core away at
+ * every look (sched_yield), so that when the machine is short of cores the other side runs at once
+ * instead of after our time slice; then sleep in growing naps, so a stalled peer does not cost a
+ * core.
  *
  * Measured (bench/README.md, section 1): a sender that slept after 200
  * spins fell from 7.7 M to 0.38 M 64-byte messages a second when another
