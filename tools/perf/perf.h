@@ -107,7 +107,7 @@ struct perf_qp {
         uint64_t completed; /* tx handler: release, read with acquire by the sender */
         uint64_t tx_errors; /* tx handler, atomic */
         int send_err;
-        /* receive side (event thread) */
+        /* receive side (the QP's receive thread: --rx-threads) */
         uint64_t rx_msgs, rx_bytes, expect_seq, verify_errors;
         unsigned rx_posted; /* receive buffers posted (event thread, after the setup) */
         /* What arriving messages must look like.  Relaxed atomics: the client
