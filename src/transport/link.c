@@ -523,6 +523,20 @@ static uint32_t rx_thread_count(const struct ntbt_transport *t)
         return n < t->qp_count ? n : t->qp_count;
 }
 
+/* The threads stopped: our scratchpads zeroed, the inbound translations
+ * cleared (the event thread may have advertised and set them), the link
+ * disabled. */
+static void transport_withdraw(struct ntbt_transport *t)
+{
+        int i, n = ntbt_dev_spad_count(t->dev);
+
+        for (i = 0; i < n; i++)
+                ntbt_dev_spad_write(t->dev, i, 0);
+        for (i = 0; i < (int)t->mw_count; i++)
+                ntbt_dev_mw_clear_trans(t->dev, i);
+        ntbt_dev_link_disable(t->dev);
+}
+
 /* Stop and join the receive threads 1.. and the event thread: every QP is
  * freed (or none was made). */
 static void transport_stop_threads(struct ntbt_transport *t)
@@ -585,7 +599,7 @@ static int transport_start(struct ntbt_transport *t)
                 ret = transport_start_rx(t);
                 if (ret) {
                         transport_stop_threads(t);
-                        ntbt_dev_link_disable(t->dev);
+                        transport_withdraw(t);
                 }
         }
         if (ret) {
@@ -670,7 +684,7 @@ static void transport_linger(struct ntbt_transport *t)
 
 void ntbt_transport_close(struct ntbt_transport *t)
 {
-        int i, n;
+        int i;
 
         if (!t)
                 return;
@@ -710,12 +724,7 @@ void ntbt_transport_close(struct ntbt_transport *t)
         transport_linger(t);
         transport_stop_threads(t);
         stats_file_close(t->stats);
-        n = ntbt_dev_spad_count(t->dev);
-        for (i = 0; i < n; i++)
-                ntbt_dev_spad_write(t->dev, i, 0);
-        for (i = 0; i < (int)t->mw_count; i++)
-                ntbt_dev_mw_clear_trans(t->dev, i);
-        ntbt_dev_link_disable(t->dev);
+        transport_withdraw(t);
         pthread_cond_destroy(&t->cond);
         pthread_mutex_destroy(&t->lock);
         pthread_mutex_destroy(&t->spad_lock);
