@@ -242,7 +242,8 @@ static void cross_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, i
         int64_t deadline = now_ns() + 5 * SEC;
 
         (void)ctx, (void)buf_ctx, (void)data;
-        if (len < 0 || (q != 1 && q != 2) || __atomic_load_n(&cross_done, __ATOMIC_SEQ_CST) & (1 << q))
+        if (len < 0 || (q != 1 && q != 2) ||
+            __atomic_load_n(&cross_done, __ATOMIC_SEQ_CST) & (1 << q))
                 return;
         __atomic_fetch_or(&cross_done, 1 << q, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&cross_arrived, 1, __ATOMIC_SEQ_CST);
@@ -308,8 +309,8 @@ static void peer_sender(const char *name, uint64_t frames)
         for (q = 0; q < NQ; q++) {
                 struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = q};
 
-                s[q] = (struct sender){.qp = pair_qp(&me, 1, &qo, NULL, NULL), .frames = frames,
-                                       .stop = &stop};
+                s[q] = (struct sender){
+                    .qp = pair_qp(&me, 1, &qo, NULL, NULL), .frames = frames, .stop = &stop};
         }
         for (q = 0; q < NQ; q++)
                 pair_wait_link(s[q].qp);
