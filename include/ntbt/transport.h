@@ -62,6 +62,19 @@ struct ntbt_transport_opts {
         uint32_t flags;         /* NTBT_TRANSPORT_* */
         uint64_t max_mw_size;   /* cap on each window's size, default 0 (none) */
         int tx_mode;            /* default copy mode of new QPs (0: NTBT_TX_INLINE) */
+        /* Ignored: the first version's tail padding, which an older caller's
+         * size (32) covers and may not have zeroed. */
+        uint32_t reserved0;
+        /*
+         * Threads that receive for event-mode QPs (the kernel runs a tasklet
+         * per QP): QP i is serviced by thread i % n, thread 0 being the
+         * event thread, which also runs the link.  0: automatic,
+         * min(QPs, max(1, online CPUs / 2)), so a 2-core machine keeps the
+         * one thread; N: at most N (never more than the QPs).  Handlers of
+         * different QPs may then run at once on different threads; those of
+         * one QP always on the same one.  Poll-mode QPs are not affected.
+         */
+        uint32_t rx_threads;
 };
 
 /*
@@ -84,6 +97,9 @@ void ntbt_transport_close(struct ntbt_transport *t);
 /* Number of QPs this transport offers, 1 to NTBT_MAX_QPS (same on both
  * sides, or the handshake fails). */
 int ntbt_transport_qp_count(struct ntbt_transport *t);
+/* Threads receiving for event-mode QPs (the opts' rx_threads resolved), 1 to
+ * the QP count. */
+int ntbt_transport_rx_threads(struct ntbt_transport *t);
 /* 1 while the transport-level handshake has completed, 0 otherwise. */
 int ntbt_transport_link_is_up(struct ntbt_transport *t);
 /*
@@ -161,7 +177,10 @@ int ntbt_qp_create(struct ntbt_transport *t, const struct ntbt_qp_opts *opts,
  * returned, so a client that may not free its context before then can wait
  * for ntbt_qp_create to get the number again (or for ntbt_transport_close):
  *
- *  - on the event thread: by the event thread, when the handler returns;
+ *  - on the event thread or a receive thread (rx_threads): by the QP's
+ *    own thread, when the handler returns (a handler may free a QP that
+ *    another receive thread serves: that one finishes it, and the free
+ *    returns at once, as for its own QP);
  *  - inside a call on this QP (ntbt_qp_poll, ntbt_qp_wait_link,
  *    ntbt_qp_wait_tx, ntbt_qp_link_down, an inline
  *    ntbt_qp_tx_enqueue(_burst)): just before the outermost such call on

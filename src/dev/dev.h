@@ -145,7 +145,9 @@ struct ntbt_dev_ops {
         uint64_t (*db_valid_mask)(struct ntbt_dev *dev);
         /* Required. */
         uint64_t (*db_read)(struct ntbt_dev *dev);
-        /* Required. */
+        /* Required.  Clears these bits only, atomically: threads that
+         * serve different bits (the transport's receive threads) clear at
+         * once without losing each other's. */
         int (*db_clear)(struct ntbt_dev *dev, uint64_t bits);
         /* Required. */
         int (*peer_db_set)(struct ntbt_dev *dev, uint64_t bits);
@@ -155,7 +157,12 @@ struct ntbt_dev_ops {
         int (*db_set_mask)(struct ntbt_dev *dev, uint64_t bits);
         /* Optional (stub: -EOPNOTSUPP). */
         int (*db_clear_mask)(struct ntbt_dev *dev, uint64_t bits);
-        /* Required.  Blocks (see ntbt_dev_db_wait); the only op meant to sleep. */
+        /* Required.  Blocks (see ntbt_dev_db_wait); the only op meant to
+         * sleep.  Several threads may wait at once, each for its own bits
+         * (the transport's receive threads): a ring of one's bit must not be
+         * consumed by another's wait, and db_wait_interrupt ends them all
+         * (shm: a shared futex word every ring bumps; kdev: the bridge's
+         * wait queue, each waiter testing its own mask). */
         int (*db_wait)(struct ntbt_dev *dev, uint64_t bits, int64_t timeout_ns);
         /* Required. */
         int (*db_wait_interrupt)(struct ntbt_dev *dev);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../util/abi.h"
 #include "../util/barrier.h"
@@ -110,6 +111,10 @@ static void transport_down(struct ntbt_transport *t)
         for (i = 0; i < t->mw_count; i++)
                 ntbt_dev_mw_clear_trans(t->dev, (int)i);
         qp_links_clear(t);
+        /* The receive threads see the even epoch at their next pass: wake
+         * the ones asleep on their doorbells now. */
+        if (t->rx_n > 1)
+                transport_kick(t);
         log_info("%s: transport link down", ntbt_dev_spec(t->dev));
 }
 
@@ -255,7 +260,12 @@ void transport_try_up(struct ntbt_transport *t)
                                  (unsigned long long)in_size[i], strerror(-ret));
                         return;
                 }
-                t->in_size[i] = in_size[i];
+                /* Relaxed: published by the epoch's release below.  An
+                 * atomic because an owner that read the last session's
+                 * epoch may still be reading it (a receive thread or a
+                 * poller descheduled in qp_prepare): the value it gets is
+                 * then void, and its next look at the epoch resets the QP. */
+                store_relaxed(&t->in_size[i], in_size[i]);
         }
         mismatch_clear(t);
         t->up_link_seq = link_seq;
@@ -302,12 +312,13 @@ static void transport_service(struct ntbt_transport *t, int64_t now)
  * 1 when one rang.  db_read is the device's own atomic load of its
  * register: a frame's doorbell seen here is ordered like the one db_wait
  * would return for.  The spin yields the core after a few microseconds
- * (util/spin.h): a sender sharing our core must run to ring. */
-static int doorbell_spin(struct ntbt_transport *t, uint64_t bits)
+ * (util/spin.h): a sender sharing our core must run to ring.  Acquire
+ * on stop: see event_thread. */
+static int doorbell_spin(struct ntbt_transport *t, struct spin_hint *hint, uint64_t bits)
 {
         struct spin_wait w;
 
-        spin_wait_init(&w, &t->rx_spin);
+        spin_wait_init(&w, hint);
         while (!load_acquire(&t->stop) && now_ns() - w.start < RX_SPIN_NS) {
                 if (ntbt_dev_db_read(t->dev) & bits) {
                         spin_wait_done(&w);
@@ -318,51 +329,103 @@ static int doorbell_spin(struct ntbt_transport *t, uint64_t bits)
         return 0;
 }
 
+/*
+ * One pass of receive thread idx over its event-mode QPs (num % rx_n ==
+ * idx): *bits gets the doorbells of those up, *busy is set when a ring has
+ * more waiting, *handshaking when a QP waits for a timer.
+ */
+static void rx_pass(struct ntbt_transport *t, uint32_t idx, uint64_t *bits, int *busy,
+                    int *handshaking)
+{
+        struct ntbt_qp *qps[NTBT_MAX_QPS];
+        int i, n = 0;
+
+        /* Our QPs cannot disappear under us: their frees pass through this
+         * thread, their owner (qp_release_from_owner); one we let go
+         * already (freed) is being finished by its client.  t->lock orders
+         * registration (qp_create) before our look at the QP. */
+        pthread_mutex_lock(&t->lock);
+        for (i = 0; i < NTBT_MAX_QPS; i++)
+                if (t->qps[i] && !t->qps[i]->poll_mode && (uint32_t)i % t->rx_n == idx &&
+                    !load_sc(&t->qps[i]->freed))
+                        qps[n++] = t->qps[i];
+        pthread_mutex_unlock(&t->lock);
+        for (i = 0; i < n; i++) {
+                if (load_sc(&qps[i]->free_req)) {
+                        qp_release_from_owner(qps[i]);
+                        continue;
+                }
+                /* Freed by a handler on another thread (an inline tx
+                 * handler, a receive thread): the free finishes through us
+                 * (its free_req); no handler runs meanwhile. */
+                if (load_sc(&qps[i]->dying))
+                        continue;
+                qp_service(qps[i], RX_BUDGET, busy, handshaking);
+                if (load_sc(&qps[i]->free_req)) {
+                        qp_release_from_owner(qps[i]);
+                        continue;
+                }
+                if (qps[i]->state == QP_UP)
+                        *bits |= 1ull << qps[i]->num;
+        }
+}
+
+/* Nothing to do now: watch our QPs' doorbells for a while (doorbell_spin,
+ * with this thread's hint), then sleep on them (and on kicks) until one
+ * rings or the timeout passes.  Each receive thread waits for its own bits
+ * only, and clears only those (qp_service): the devices' db_wait and
+ * db_clear take a mask and may run on several threads at once (dev.h), so
+ * no thread takes another's doorbell. */
+static void rx_idle(struct ntbt_transport *t, struct spin_hint *hint, uint64_t bits,
+                    int64_t timeout)
+{
+        if (bits && doorbell_spin(t, hint, bits))
+                return;
+        if (!load_acquire(&t->stop))
+                ntbt_dev_db_wait(t->dev, bits, timeout);
+}
+
+/* The event thread: the link (handshake, up and down, epoch changes), and
+ * receive thread 0's QPs (all of them when rx_n is 1). */
 static void *event_thread(void *arg)
 {
         struct ntbt_transport *t = arg;
 
+        qp_service_thread_enter(t);
+        /* Acquire: pairs with the release store in ntbt_transport_close,
+         * which follows every QP's free (nothing is left to service). */
         while (!load_acquire(&t->stop)) {
-                struct ntbt_qp *qps[NTBT_MAX_QPS];
-                int64_t now = now_ns(), timeout;
-                int i, n = 0, busy = 0, handshaking = 0;
+                int busy = 0, handshaking = 0;
                 uint64_t bits = 0;
 
-                transport_service(t, now);
+                transport_service(t, now_ns());
                 if (!transport_epoch_up(t->epoch) && t->link_was_up)
                         handshaking = 1;
-                /* Event-mode QPs cannot disappear under us: their frees
-                 * pass through this thread (qp_release_from_owner); one we
-                 * let go already (freed) is being finished by its client. */
-                pthread_mutex_lock(&t->lock);
-                for (i = 0; i < NTBT_MAX_QPS; i++)
-                        if (t->qps[i] && !t->qps[i]->poll_mode && !load_sc(&t->qps[i]->freed))
-                                qps[n++] = t->qps[i];
-                pthread_mutex_unlock(&t->lock);
-                for (i = 0; i < n; i++) {
-                        if (load_sc(&qps[i]->free_req)) {
-                                qp_release_from_owner(qps[i]);
-                                continue;
-                        }
-                        /* Freed by an inline tx handler on another thread:
-                         * that thread finishes the free through us (its
-                         * FREE_REQ_WAIT); no handler runs meanwhile. */
-                        if (load_sc(&qps[i]->dying))
-                                continue;
-                        qp_service(qps[i], RX_BUDGET, &busy, &handshaking);
-                        if (load_sc(&qps[i]->free_req)) {
-                                qp_release_from_owner(qps[i]);
-                                continue;
-                        }
-                        if (qps[i]->state == QP_UP)
-                                bits |= 1ull << qps[i]->num;
-                }
-                if (busy)
-                        continue;
-                if (bits && doorbell_spin(t, bits))
-                        continue;
-                timeout = handshaking ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS;
-                ntbt_dev_db_wait(t->dev, bits, timeout);
+                rx_pass(t, 0, &bits, &busy, &handshaking);
+                if (!busy)
+                        rx_idle(t, &t->rx_spin, bits,
+                                handshaking ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS);
+        }
+        return NULL;
+}
+
+/* Receive thread idx > 0: its QPs only.  A link change reaches it through
+ * the epoch, which qp_service reads with acquire; transport_down and
+ * transport_try_up kick, so it looks at once. */
+static void *rx_thread(void *arg)
+{
+        struct rx_thread *r = arg;
+        struct ntbt_transport *t = r->t;
+
+        qp_service_thread_enter(t);
+        while (!load_acquire(&t->stop)) {
+                int busy = 0, handshaking = 0;
+                uint64_t bits = 0;
+
+                rx_pass(t, r->idx, &bits, &busy, &handshaking);
+                if (!busy)
+                        rx_idle(t, &r->spin, bits,
+                                handshaking ? NTB_HANDSHAKE_RETRY_NS : LINK_IDLE_POLL_NS);
         }
         return NULL;
 }
@@ -387,6 +450,8 @@ static int transport_opts(struct ntbt_dev *dev, const struct ntbt_transport_opts
         if (o->flags & NTBT_TRANSPORT_UNSAFE_NO_FLUSH)
                 log_warn("%s: UNSAFE: the flush before the doorbell is off; frames may stall",
                          ntbt_dev_spec(dev));
+        if (o->rx_threads > NTBT_MAX_QPS)
+                o->rx_threads = NTBT_MAX_QPS; /* more than QPs is the QPs (rx_thread_count) */
         if (o->transport_mtu <= sizeof(struct ntb_payload_header)) {
                 log_err("%s: transport_mtu %u is too small", ntbt_dev_spec(dev), o->transport_mtu);
                 return -EINVAL;
@@ -458,7 +523,78 @@ static int transport_layout(struct ntbt_transport *t, int spads, int mws)
         return 0;
 }
 
-/* Locks, the stats file, the device link and the event thread. */
+/*
+ * How many threads receive for event-mode QPs: the caller's rx_threads, or
+ * when 0 one per QP up to half the online CPUs (the other half left to the
+ * senders, and on a 2-core machine the single thread of old); never more
+ * than the QPs, since a QP is serviced by one thread.
+ */
+static uint32_t rx_thread_count(const struct ntbt_transport *t)
+{
+        uint32_t n = t->o.rx_threads;
+
+        if (!n) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+                n = cpus >= 4 ? (uint32_t)(cpus / 2) : 1;
+        }
+        return n < t->qp_count ? n : t->qp_count;
+}
+
+/* The threads stopped: our scratchpads zeroed, the inbound translations
+ * cleared (the event thread may have advertised and set them), the link
+ * disabled. */
+static void transport_withdraw(struct ntbt_transport *t)
+{
+        int i, n = ntbt_dev_spad_count(t->dev);
+
+        for (i = 0; i < n; i++)
+                ntbt_dev_spad_write(t->dev, i, 0);
+        for (i = 0; i < (int)t->mw_count; i++)
+                ntbt_dev_mw_clear_trans(t->dev, i);
+        ntbt_dev_link_disable(t->dev);
+}
+
+/* Stop and join the receive threads 1.. and the event thread: every QP is
+ * freed (or none was made). */
+static void transport_stop_threads(struct ntbt_transport *t)
+{
+        uint32_t i;
+
+        /* Release: the threads' acquire loads of stop see it; kick wakes
+         * those asleep, and a wait that starts after the kick ends within
+         * LINK_IDLE_POLL_NS (each thread looks at stop before it waits). */
+        store_release(&t->stop, 1);
+        transport_kick(t);
+        for (i = 1; i < t->rx_started; i++)
+                pthread_join(t->rx[i].thread, NULL);
+        t->rx_started = 0;
+        if (t->thread_started)
+                pthread_join(t->thread, NULL);
+        t->thread_started = 0;
+}
+
+/* The receive threads beyond the event thread: 0 or -errno (those
+ * started stay counted in rx_started, for transport_stop_threads). */
+static int transport_start_rx(struct ntbt_transport *t)
+{
+        uint32_t i;
+
+        t->rx_started = 1; /* thread 0 is the event thread */
+        for (i = 1; i < t->rx_n; i++) {
+                int ret;
+
+                t->rx[i].t = t;
+                t->rx[i].idx = i;
+                ret = pthread_create(&t->rx[i].thread, NULL, rx_thread, &t->rx[i]);
+                if (ret)
+                        return -ret;
+                t->rx_started = i + 1;
+        }
+        return 0;
+}
+
+/* Locks, the stats file, the device link, the event and receive threads. */
 static int transport_start(struct ntbt_transport *t)
 {
         pthread_condattr_t ca;
@@ -472,9 +608,18 @@ static int transport_start(struct ntbt_transport *t)
         pthread_condattr_destroy(&ca);
 
         t->stats = stats_file_open(t->dev, t->qp_count);
+        t->rx_n = rx_thread_count(t);
         ret = ntbt_dev_link_enable(t->dev);
         if (!ret)
                 ret = -pthread_create(&t->thread, NULL, event_thread, t);
+        if (!ret) {
+                t->thread_started = 1;
+                ret = transport_start_rx(t);
+                if (ret) {
+                        transport_stop_threads(t);
+                        transport_withdraw(t);
+                }
+        }
         if (ret) {
                 stats_file_close(t->stats);
                 pthread_cond_destroy(&t->cond);
@@ -482,7 +627,6 @@ static int transport_start(struct ntbt_transport *t)
                 pthread_mutex_destroy(&t->spad_lock);
                 return ret;
         }
-        t->thread_started = 1;
         return 0;
 }
 
@@ -558,7 +702,7 @@ static void transport_linger(struct ntbt_transport *t)
 
 void ntbt_transport_close(struct ntbt_transport *t)
 {
-        int i, n;
+        int i;
 
         if (!t)
                 return;
@@ -596,16 +740,9 @@ void ntbt_transport_close(struct ntbt_transport *t)
                         qp_free_claimed(qp);
         }
         transport_linger(t);
-        store_release(&t->stop, 1);
-        transport_kick(t);
-        pthread_join(t->thread, NULL);
+        transport_stop_threads(t);
         stats_file_close(t->stats);
-        n = ntbt_dev_spad_count(t->dev);
-        for (i = 0; i < n; i++)
-                ntbt_dev_spad_write(t->dev, i, 0);
-        for (i = 0; i < (int)t->mw_count; i++)
-                ntbt_dev_mw_clear_trans(t->dev, i);
-        ntbt_dev_link_disable(t->dev);
+        transport_withdraw(t);
         pthread_cond_destroy(&t->cond);
         pthread_mutex_destroy(&t->lock);
         pthread_mutex_destroy(&t->spad_lock);
@@ -615,6 +752,11 @@ void ntbt_transport_close(struct ntbt_transport *t)
 int ntbt_transport_qp_count(struct ntbt_transport *t)
 {
         return (int)t->qp_count;
+}
+
+int ntbt_transport_rx_threads(struct ntbt_transport *t)
+{
+        return (int)t->rx_n;
 }
 
 int ntbt_transport_link_is_up(struct ntbt_transport *t)

@@ -116,8 +116,13 @@ static void forget_peer_request(struct ntbt_qp *qp)
 {
         uint32_t v = 0;
 
+        /* Several owners (receive threads, pollers) may clear their bits at
+         * once: the lock keeps our own read-modify-writes from undoing each
+         * other (the peer's whole-value writes race with them by design). */
+        pthread_mutex_lock(&qp->t->spad_lock);
         ntbt_dev_spad_read(qp->t->dev, NTB_SPAD_QP_LINKS, &v);
         ntbt_dev_spad_write(qp->t->dev, NTB_SPAD_QP_LINKS, v & ~(1u << qp->num));
+        pthread_mutex_unlock(&qp->t->spad_lock);
 }
 
 static void qp_go_down(struct ntbt_qp *qp, int send_link_down, int reason)
@@ -191,7 +196,8 @@ static void qp_prepare(struct ntbt_qp *qp)
         uint8_t *win;
 
         /* Both checked by the handshake (rx) and at open (tx). */
-        geom_qp(t->in_size[qp->num % t->mw_count], t->qp_count, t->mw_count, qp->num,
+        /* Relaxed: see transport_try_up (ordered by the epoch's acquire). */
+        geom_qp(load_relaxed(&t->in_size[qp->num % t->mw_count]), t->qp_count, t->mw_count, qp->num,
                 t->o.transport_mtu, &rx);
         geom_qp(t->out_size[qp->num % t->mw_count], t->qp_count, t->mw_count, qp->num,
                 t->o.transport_mtu, &tx);
@@ -480,6 +486,13 @@ int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking)
  */
 static _Thread_local struct qp_call *tl_calls;
 static _Thread_local struct ntbt_qp *tl_copy_qp;
+/* The transport whose event-mode QPs this thread services, if any. */
+static _Thread_local struct ntbt_transport *tl_service;
+
+void qp_service_thread_enter(struct ntbt_transport *t)
+{
+        tl_service = t;
+}
 
 /* Step 8 for a job: the buffer is the client's again. */
 static void copier_complete(struct ntbt_qp *qp, const struct tx_job *j, int res)
@@ -806,11 +819,16 @@ static void qp_release(struct ntbt_qp *qp)
                 qp_finish(qp);
                 return;
         }
-        if (t->thread_started && pthread_equal(pthread_self(), t->thread)) {
-                /* From a handler on the event thread: it finishes the free
-                 * once the handler has returned. */
-                store_sc(&qp->dying, 1);
+        if (tl_service == t) {
+                /* From a handler on the event thread or a receive thread:
+                 * the QP's owner finishes the free once the handler has
+                 * returned (this very thread, or another one, which must
+                 * not be waited for: it may be waiting for us).  free_req
+                 * before dying, both seq_cst, as for the copy thread; the
+                 * kick after both wakes an owner asleep on its doorbells. */
                 cas_sc(&qp->free_req, &none, FREE_REQ_OWNER);
+                store_sc(&qp->dying, 1);
+                transport_kick(t);
                 return;
         }
         if (qp_free_claim(qp)) {

@@ -19,9 +19,10 @@
  * Ownership, the rule everything else follows:
  *  - transport-level state (handshake, window sizes, epoch) belongs to the
  *    event thread (link.c) and is published to QPs through `epoch`;
- *  - a QP's receive side and state machine belong to its *owner*: the event
- *    thread for event-mode QPs, the polling thread for poll-mode QPs (qp.c,
- *    rx.c); client calls reach the owner through the request flags;
+ *  - a QP's receive side and state machine belong to its *owner*: for an
+ *    event-mode QP the receive thread num % rx_n (thread 0 is the event
+ *    thread; link.c), for a poll-mode QP the polling thread (qp.c, rx.c);
+ *    client calls reach the owner through the request flags;
  *  - a QP's transmit side is guarded by tx_lock (tx.c), taken by enqueuers
  *    and by the owner when the link changes.
  */
@@ -157,7 +158,7 @@ struct ntbt_qp {
         int want_link; /* the client asked for the link */
         int down_req;  /* the client called link_down: send LINK_DOWN, reset */
         int free_req;  /* FREE_REQ_*: who finishes a free */
-        int freed;     /* set by the event thread once it let go (event mode) */
+        int freed;     /* set by the owner thread once it let go (event mode) */
         int dying;     /* ntbt_qp_free was called: every later call is refused;
                         * seq_cst, read at the start of every call and ordered
                         * after free_req where both are set (qp.c) */
@@ -272,6 +273,17 @@ struct ntbt_transport {
         pthread_t thread;
         int thread_started;
         int stop;
+        /* Receive threads: event-mode QP q is serviced by thread q % rx_n;
+         * thread 0 is the event thread, rx[1..rx_n-1] are started after it.
+         * rx_n is set at open and read-only after; rx_started counts the
+         * ones to join (the opening thread's alone). */
+        uint32_t rx_n, rx_started;
+        struct rx_thread {
+                struct ntbt_transport *t;
+                pthread_t thread;
+                uint32_t idx;
+                struct spin_hint spin; /* its doorbell spin's (util/spin.h) */
+        } rx[NTBT_MAX_QPS];
 
         /* Guards qps[], the mismatch text and cond's predicates. */
         pthread_mutex_t lock;
@@ -320,8 +332,14 @@ enum {
 /* The owner's work on one QP; returns frames received, sets *busy if more
  * are waiting, *handshaking if the QP waits for a timer. */
 int qp_service(struct ntbt_qp *qp, int budget, int *busy, int *handshaking);
-/* Event thread: finish a free requested by another thread or a handler. */
+/* Event or receive thread: finish a free requested by another thread or a
+ * handler. */
 void qp_release_from_owner(struct ntbt_qp *qp);
+/* Called first by each thread that services t's event-mode QPs (the event
+ * thread and the receive threads): a free from a handler on it is deferred
+ * to the QP's owner, never waited for (two such threads could wait for
+ * each other). */
+void qp_service_thread_enter(struct ntbt_transport *t);
 /* ntbt_transport_close, under t->lock: claim an event-mode QP's free (0 if
  * the event thread finishes it alone); then, unlocked, finish it. */
 int qp_free_claim(struct ntbt_qp *qp);

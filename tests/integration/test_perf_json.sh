@@ -47,6 +47,19 @@ d = json.load(open(sys.argv[1]))
 assert d["qps"] == 1 and len(d["results"]) == 1 and "per_qp" not in d["results"][0], d
 ' "$dir/one.json" || fail "the --qps 1 document: $(cat "$dir/one.json")"
 
+# --rx-threads: given in the parameters, resolved in each result (capped at
+# the queue pairs); the default, 0, resolves to at least 1.
+"$NTBT" perf --loopback --dev "shm:$name" --qps 2 --rx-threads 3 --size 64 --time 0.1 --verify -j \
+        > "$dir/rxt.json" || fail "perf --rx-threads exited $?"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["rx_threads"] == 3 and d["results"][0]["rx_threads"] == 2, d
+assert not d["failed"] and d["results"][0]["msgs"] > 0, d
+e = json.load(open(sys.argv[2]))
+assert e["rx_threads"] == 0 and e["results"][0]["rx_threads"] >= 1, e
+' "$dir/rxt.json" "$dir/one.json" || fail "--rx-threads: $(cat "$dir/rxt.json")"
+
 # --json-lines: one object per size, as before.
 "$NTBT" perf --loopback --dev "shm:$name" --qps 2 --size 64,256,1024 --time 0.1 --json-lines > "$dir/lines" ||
         fail "perf --json-lines exited $?"

@@ -175,8 +175,10 @@ static void *qp_thread(void *arg)
 
 void stream_run(const struct stream_cfg *c)
 {
-        struct ntbt_transport_opts o = {
-            .size = sizeof(o), .transport_mtu = c->mtu, .max_qps = c->max_qps};
+        struct ntbt_transport_opts o = {.size = sizeof(o),
+                                        .transport_mtu = c->mtu,
+                                        .max_qps = c->max_qps,
+                                        .rx_threads = c->rx_threads};
         struct ntbt_qp_handlers h = {.rx = on_rx, .event = on_event};
         struct qp_side *sides = calloc((size_t)c->nqps, sizeof(*sides));
         struct ntbt_transport *t;
@@ -187,6 +189,11 @@ void stream_run(const struct stream_cfg *c)
         CHECK_EQ(ntbt_dev_open(c->spec, &dev), 0);
         CHECK_EQ(ntbt_transport_open(dev, &o, &t), 0);
         CHECK(ntbt_transport_qp_count(t) >= c->nqps);
+        if (c->rx_threads) /* as asked, never more than the QPs */
+                CHECK_EQ(ntbt_transport_rx_threads(t),
+                         (int)c->rx_threads < ntbt_transport_qp_count(t)
+                             ? (int)c->rx_threads
+                             : ntbt_transport_qp_count(t));
         for (q = 0; q < c->nqps; q++) {
                 struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = q, .poll = c->poll};
                 struct qp_side *s = &sides[q];

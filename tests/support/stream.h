@@ -20,14 +20,15 @@ enum size_mode {
 };
 
 struct stream_cfg {
-        const char *spec; /* device string of this side */
-        int side;         /* 0 or 1: which seeds we send with */
-        int nqps;         /* QPs used (0..nqps-1) */
-        uint32_t mtu;     /* transport_mtu, 0 = default */
-        uint32_t max_qps; /* 0 = default */
-        uint64_t bytes;   /* per QP per direction */
-        int send, recv;   /* directions this side runs */
-        int poll;         /* poll-mode QPs (else event mode) */
+        const char *spec;    /* device string of this side */
+        int side;            /* 0 or 1: which seeds we send with */
+        int nqps;            /* QPs used (0..nqps-1) */
+        uint32_t mtu;        /* transport_mtu, 0 = default */
+        uint32_t max_qps;    /* 0 = default */
+        uint32_t rx_threads; /* the transport option: 0 = automatic */
+        uint64_t bytes;      /* per QP per direction */
+        int send, recv;      /* directions this side runs */
+        int poll;            /* poll-mode QPs (else event mode) */
         enum size_mode sizes;
         int64_t timeout_ns; /* for the whole run */
 };

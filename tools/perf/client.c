@@ -184,6 +184,7 @@ static int client_run(const char *ctx, struct perf_run *r, uint32_t want_size, i
         r->size = want_size ? want_size : max;
         res->size = r->size;
         res->tx_mode = ntbt_qp_tx_mode(r->q[0].qp);
+        res->rx_threads = ntbt_transport_rx_threads(r->t);
         if (r->size > max || max < 16) {
                 cli_err(ctx, "--size %u is larger than the max payload %u", r->size, max);
                 return 2;

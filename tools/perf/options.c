@@ -11,8 +11,9 @@
 
 static const char perf_usage[] =
     "usage: ntbt perf -d|--dev DEV (--server | --client | --loopback)\n"
-    "                 [-s|--size SIZES] [-t|--time SECS] [-P|--qps N] [--bidir]\n"
-    "                 [--tx inline|thread] [--zc] [--verify] [--work NS] [-m|--mtu BYTES]\n"
+    "                 [-s|--size SIZES] [-t|--time SECS] [-P|--qps N] [--rx-threads N]\n"
+    "                 [--bidir] [--tx inline|thread] [--zc] [--verify] [--work NS]\n"
+    "                 [-m|--mtu BYTES]\n"
     "                 [-i|--interval SECS] [-j|--json | --json-lines]\n"
     "                 [--timeout SECS] [--unsafe-no-flush] [-v|--verbose]\n"
     "\n"
@@ -36,6 +37,9 @@ static const char perf_usage[] =
     "                    max payload, and the max.\n"
     "-t, --time SECS     per size, more than 0, at most 3600 (default 1).\n"
     "-P, --qps N         queue pairs in parallel, 1-32, each with its own sender.\n"
+    "    --rx-threads N  threads receiving for the queue pairs, 0-32 (default 0:\n"
+    "                    one per queue pair up to half the CPUs); each side its\n"
+    "                    own (--loopback: both).\n"
     "    --bidir         the server sends to the client at the same time.\n"
     "    --tx MODE       inline: the sender copies into the window; thread: the QP's\n"
     "                    copy thread does (tx_memcpy_offload).\n"
@@ -57,15 +61,15 @@ static const char perf_usage[] =
     "                    a terminal, off otherwise; 0 turns it off; on stderr with\n"
     "                    --json or --json-lines).\n"
     "-j, --json          one JSON document at the end (iperf3's -J): the run's\n"
-    "                    parameters (version, command, dev, role, qps, bidir,\n"
-    "                    tx_mode, zc, verify, seconds_per_size, mtu,\n"
-    "                    work_ns_per_kib,\n"
+    "                    parameters (version, command, dev, role, qps, rx_threads\n"
+    "                    (as given), bidir, tx_mode, zc, verify, seconds_per_size,\n"
+    "                    mtu, work_ns_per_kib,\n"
     "                    sizes), results (one object per size, the fields of\n"
     "                    --json-lines, and per_qp, each queue pair's share, when\n"
     "                    --qps > 1) and failed.\n"
-    "    --json-lines    one object per line, per size as it ends: size, qps, bidir,\n"
-    "                    tx_mode, zc, msgs, bytes, seconds, bytes_per_sec,\n"
-    "                    gbit_per_sec,\n"
+    "    --json-lines    one object per line, per size as it ends: size, qps,\n"
+    "                    rx_threads (the client's, resolved), bidir, tx_mode, zc,\n"
+    "                    msgs, bytes, seconds, bytes_per_sec, gbit_per_sec,\n"
     "                    msgs_per_sec, enqueue_ns_avg, cpu_client_pct,\n"
     "                    cpu_server_pct (-1: unknown), rx_msgs, rx_bytes_per_sec\n"
     "                    (--bidir), work_ns_per_kib, errors, tx_errors,\n"
@@ -178,6 +182,11 @@ static int perf_option(const struct cli_cmd *cmd, int c, const char *arg, void *
                 return parse_sizes(ctx, arg, o) ? 2 : 0;
         case 'w':
                 return cli_opt_uint(cmd, c, arg, 0, 1000000000, &o->work_ns) ? 2 : 0;
+        case 'R':
+                if (cli_opt_uint(cmd, c, arg, 0, NTBT_MAX_QPS, &v))
+                        return 2;
+                o->rx_threads = (uint32_t)v;
+                return 0;
         case 'P':
                 if (cli_opt_uint(cmd, c, arg, 1, NTBT_MAX_QPS, &v))
                         return 2;
@@ -214,6 +223,7 @@ int perf_parse(int argc, char **argv, struct perf_opts *o)
             {"work", required_argument, NULL, 'w'},
             {"qps", required_argument, NULL, 'P'},
             {"bidir", no_argument, NULL, 'B'},
+            {"rx-threads", required_argument, NULL, 'R'},
             CLI_O_MTU,
             {"interval", required_argument, NULL, 'i'},
             CLI_O_TIMEOUT,

@@ -79,6 +79,7 @@ struct perf_opts {
         uint64_t debug_corrupt; /* test hook: damage message N after its CRC (1-based) */
         double seconds, interval;
         uint64_t work_ns;
+        uint32_t rx_threads; /* --rx-threads: the transport option (0: automatic) */
 };
 /* One queue pair's share of a run (--json with --qps > 1). */
 struct perf_qp_result {
@@ -91,6 +92,7 @@ struct perf_qp_result {
 struct perf_result {
         uint32_t size;
         int tx_mode, failed;
+        int rx_threads; /* the client transport's receive threads, resolved */
         uint64_t msgs, rx_msgs, rx_bytes, enq_ns_sum, enq_samples;
         uint64_t tx_errors, verify_errors, rx_err_ver, rx_err_oflow, rx_err_flags, tx_err_rri,
             resets;
@@ -117,7 +119,7 @@ struct perf_qp {
         uint64_t completed; /* tx handler: release, read with acquire by the sender */
         uint64_t tx_errors; /* tx handler, atomic */
         int send_err;
-        /* receive side (event thread) */
+        /* receive side (the QP's receive thread: --rx-threads) */
         uint64_t rx_msgs, rx_bytes, expect_seq, verify_errors;
         unsigned rx_posted; /* receive buffers posted (event thread, after the setup) */
         /* What arriving messages must look like.  Relaxed atomics: the client

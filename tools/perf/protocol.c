@@ -105,7 +105,7 @@ static void produce(uint8_t *buf, uint32_t size, uint64_t seq, uint64_t work_ns,
                 ;
 }
 
-/* ---- handlers (event thread, copy thread or sender) ---- */
+/* ---- handlers (the QP's receive thread, copy thread or sender) ---- */
 
 void perf_event(struct ntbt_qp *qp, void *ctx, int up, int reason)
 {

@@ -81,17 +81,18 @@ static void print_json_fields(const struct perf_opts *o, const struct perf_resul
         double s = res->seconds > 0 ? res->seconds : 1;
         double bps = (double)res->msgs * res->size / s;
 
-        printf("\"size\":%u,\"qps\":%d,\"bidir\":%s,\"tx_mode\":\"%s\",\"zc\":%s,\"msgs\":%llu,"
+        printf("\"size\":%u,\"qps\":%d,\"rx_threads\":%d,\"bidir\":%s,\"tx_mode\":\"%s\",\"zc\":%s,"
+               "\"msgs\":%llu,"
                "\"bytes\":%llu,\"seconds\":%.6f,\"bytes_per_sec\":%.0f,\"gbit_per_sec\":%.4f,"
                "\"msgs_per_sec\":%.0f,\"enqueue_ns_avg\":%.1f,\"cpu_client_pct\":%.1f,"
                "\"cpu_server_pct\":%.1f,\"rx_msgs\":%llu,\"rx_bytes_per_sec\":%.0f,"
                "\"work_ns_per_kib\":%llu,\"errors\":%llu,\"tx_errors\":%llu,"
                "\"verify_errors\":%llu,\"rx_err_ver\":%llu,\"rx_err_oflow\":%llu,"
                "\"rx_err_flags\":%llu,\"tx_err_rri\":%llu,\"resets\":%llu,\"failed\":%s",
-               res->size, o->qps, o->bidir ? "true" : "false", cli_tx_mode_name(res->tx_mode),
-               o->zc ? "true" : "false", (unsigned long long)res->msgs,
-               (unsigned long long)(res->msgs * res->size), res->seconds, bps, bps * 8 / 1e9,
-               (double)res->msgs / s,
+               res->size, o->qps, res->rx_threads, o->bidir ? "true" : "false",
+               cli_tx_mode_name(res->tx_mode), o->zc ? "true" : "false",
+               (unsigned long long)res->msgs, (unsigned long long)(res->msgs * res->size),
+               res->seconds, bps, bps * 8 / 1e9, (double)res->msgs / s,
                res->enq_samples ? (double)res->enq_ns_sum / (double)res->enq_samples : 0.0,
                res->cpu_client, res->cpu_server, (unsigned long long)res->rx_msgs,
                (double)res->rx_bytes / s, (unsigned long long)o->work_ns,
@@ -151,12 +152,13 @@ void print_json_doc(const struct perf_opts *o, const struct perf_result *res, in
         printf("{\"version\":\"%s\",\"command\":\"perf\",\"dev\":\"", NTBT_VERSION);
         cli_json_str(o->user_dev);
         printf(
-            "\",\"role\":\"%s\",\"qps\":%d,\"bidir\":%s,\"tx_mode\":\"%s\","
+            "\",\"role\":\"%s\",\"qps\":%d,\"rx_threads\":%u,\"bidir\":%s,\"tx_mode\":\"%s\","
             "\"zc\":%s,\"verify\":%s,\"seconds_per_size\":%.3f,\"mtu\":%u,\"work_ns_per_kib\":%llu,"
             "\"sizes\":[",
-            o->c.loopback ? "loopback" : "client", o->qps, o->bidir ? "true" : "false",
-            cli_tx_mode_name(o->c.tx_mode), o->zc ? "true" : "false", o->verify ? "true" : "false",
-            o->seconds, o->c.mtu ? o->c.mtu : 65536, (unsigned long long)o->work_ns);
+            o->c.loopback ? "loopback" : "client", o->qps, o->rx_threads,
+            o->bidir ? "true" : "false", cli_tx_mode_name(o->c.tx_mode), o->zc ? "true" : "false",
+            o->verify ? "true" : "false", o->seconds, o->c.mtu ? o->c.mtu : 65536,
+            (unsigned long long)o->work_ns);
         for (i = 0; i < o->nsizes; i++) {
                 if (o->sizes[i])
                         printf("%s%u", i ? "," : "", o->sizes[i]);

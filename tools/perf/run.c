@@ -90,7 +90,8 @@ int run_open(struct perf_run *r, const char *ctx, const struct perf_opts *o, int
         struct ntbt_transport_opts to = {.size = sizeof(to),
                                          .transport_mtu = o->c.mtu,
                                          .max_qps = (uint32_t)o->qps,
-                                         .flags = o->c.flags};
+                                         .flags = o->c.flags,
+                                         .rx_threads = o->rx_threads};
         struct ntbt_qp_handlers h = {.rx = perf_rx, .tx = perf_tx_done, .event = perf_event};
         int i, ret;
 
