@@ -163,15 +163,38 @@ void perf_rx(struct ntbt_qp *qp, void *ctx, void *buf_ctx, void *data, int len)
         ntbt_qp_rx_enqueue(qp, NULL, data, q->buf_len);
 }
 
+/* A zero-copy receiver that found nothing looks again for this long (a
+ * spin, then yielding the core) before it sleeps on the doorbell, as the
+ * event thread does for event-mode QPs: a sleep per empty ring cost a
+ * futex wait here and a wake-up on the sender's side. */
+#define ZC_IDLE_SPIN_NS (20 * 1000)
+
 void *perf_zc_receiver(void *arg)
 {
         struct perf_qp *q = arg;
         struct perf_run *r = q->r;
+        int64_t idle_since = 0;
 
         while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
                 struct ntbt_rx_frame f;
                 int ret = ntbt_qp_rx_get(q->qp, &f);
 
+                if (ret == -EAGAIN) {
+                        int64_t now = now_ns();
+
+                        if (!idle_since)
+                                idle_since = now;
+                        if (now - idle_since < ZC_IDLE_SPIN_NS / 5) {
+                                for (int i = 0; i < 16; i++)
+                                        cpu_pause();
+                                continue;
+                        }
+                        if (now - idle_since < ZC_IDLE_SPIN_NS) {
+                                sched_yield();
+                                continue;
+                        }
+                }
+                idle_since = 0;
                 if (ret == 0) {
                         /* In place: the bytes are the peer's, read once here. */
                         rx_take(q, f.data, (int)f.len);
