@@ -27,11 +27,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../util/barrier.h"
 #include "../util/clock.h"
 #include "../util/futex.h"
+#include "../util/spin.h"
 #include "copy_thread.h"
 
 struct copy_thread {
@@ -267,7 +267,7 @@ int copy_thread_start(struct copy_thread **out, uint32_t cap, size_t job_size,
         w->job_size = (uint32_t)job_size;
         spin = load_sc(&spin_force);
         if (spin < 0)
-                spin = sysconf(_SC_NPROCESSORS_ONLN) >= SPIN_CPUS;
+                spin = online_cpus() >= SPIN_CPUS;
         w->spin_ns = spin ? SPIN_NS_MAX : 0;
         w->jobs = calloc(c, job_size);
         if (!w->jobs) {

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../util/abi.h"
 #include "../util/barrier.h"
@@ -534,7 +533,7 @@ static uint32_t rx_thread_count(const struct ntbt_transport *t)
         uint32_t n = t->o.rx_threads;
 
         if (!n) {
-                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                int cpus = online_cpus();
 
                 n = cpus >= 4 ? (uint32_t)(cpus / 2) : 1;
         }

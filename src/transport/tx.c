@@ -204,6 +204,27 @@ static void tx_doorbell_pending_locked(struct ntbt_qp *qp)
         qp->db_pending = 0;
 }
 
+/* Under tx_lock, the ring live and full: count it, and ring for frames
+ * sent with NTBT_TX_MORE now, or the peer never frees the slots we wait
+ * for (tx_send, tx_zc_reserve). */
+static void tx_ring_full_locked(struct ntbt_qp *qp)
+{
+        STAT_ADD(qp, tx_ring_full, 1);
+        tx_doorbell_pending_locked(qp);
+}
+
+/* Under tx_lock and frame_lock, after writing frames up to done_off: steps
+ * 6-7 now, or with NTBT_TX_MORE owed to the next send (db_pending). */
+static void tx_doorbell_or_defer_locked(struct ntbt_qp *qp, uint64_t done_off, unsigned flags)
+{
+        if (flags & NTBT_TX_MORE) {
+                qp->db_pending = 1;
+        } else {
+                tx_doorbell_locked(qp, done_off);
+                qp->db_pending = 0;
+        }
+}
+
 void tx_doorbell_pending(struct ntbt_qp *qp)
 {
         pthread_mutex_lock(&qp->tx_lock);
@@ -401,10 +422,7 @@ retry:
         }
         free = tx_free_for(qp, n);
         if (free == 0) {
-                STAT_ADD(qp, tx_ring_full, 1);
-                /* Frames sent with MORE must be rung now, or the peer never
-                 * frees the slots we wait for (the ring is live: checked above). */
-                tx_doorbell_pending_locked(qp);
+                tx_ring_full_locked(qp); /* the ring is live: checked above */
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EAGAIN;
         }
@@ -431,12 +449,7 @@ retry:
                 done_off =
                     write_frame_locked(qp, slot, ver, v[i].data, v[i].len, NTB_DESC_DONE_FLAG);
         }
-        if (flags & NTBT_TX_MORE) {
-                qp->db_pending = 1;
-        } else {
-                tx_doorbell_locked(qp, done_off);
-                qp->db_pending = 0;
-        }
+        tx_doorbell_or_defer_locked(qp, done_off, flags);
         pthread_mutex_unlock(&qp->frame_lock);
         pthread_mutex_unlock(&qp->tx_lock);
         return (int)k;
@@ -464,10 +477,7 @@ int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **win)
         else if (qp->copier && !copy_thread_idle(qp->copier))
                 ret = -EAGAIN; /* just switched from thread mode: its frames go first */
         else if (tx_free_for(qp, 1) == 0) {
-                STAT_ADD(qp, tx_ring_full, 1);
-                /* As in tx_send: frames sent with MORE are rung now, or the
-                 * peer never frees the slot we wait for. */
-                tx_doorbell_pending_locked(qp);
+                tx_ring_full_locked(qp);
                 ret = -EAGAIN;
         }
         if (ret) {
@@ -532,12 +542,7 @@ int tx_zc_commit(struct ntbt_qp *qp, const void *stage, uint32_t len, unsigned f
          * as a copied one, before the DONE store the peer acquires. */
         pthread_mutex_lock(&qp->frame_lock);
         done_off = write_frame_locked(qp, r.slot, r.ver, stage, len, NTB_DESC_DONE_FLAG);
-        if (flags & NTBT_TX_MORE) {
-                qp->db_pending = 1;
-        } else {
-                tx_doorbell_locked(qp, done_off); /* steps 6-7 */
-                qp->db_pending = 0;
-        }
+        tx_doorbell_or_defer_locked(qp, done_off, flags); /* steps 6-7 */
         pthread_mutex_unlock(&qp->frame_lock);
         *tick = (++qp->tx_ticks & 63u) == 0;
         pthread_mutex_unlock(&qp->tx_lock);

@@ -90,20 +90,31 @@ static void zc_consume_skipped(struct ntbt_qp *qp)
         }
 }
 
+/* *buf holds at least n bytes (zeroed when new; what it held is not kept),
+ * *cap its size: the refused-slot map and the staging buffer. */
+static int zc_grow(void **buf, uint32_t *cap, uint32_t n)
+{
+        void *p;
+
+        if (*cap >= n)
+                return 0;
+        p = calloc(n, 1);
+        if (!p)
+                return -ENOMEM;
+        free(*buf);
+        *buf = p;
+        *cap = n;
+        return 0;
+}
+
 /* The map of refused slots (zc_consume_skipped) covers a ring of entries. */
 static int zc_skip_map(struct ntbt_qp *qp, uint32_t entries)
 {
-        uint8_t *m;
+        void *m = qp->zc_skip;
+        int ret = zc_grow(&m, &qp->zc_skip_n, entries);
 
-        if (qp->zc_skip_n >= entries)
-                return 0;
-        m = calloc(entries, 1);
-        if (!m)
-                return -ENOMEM;
-        free(qp->zc_skip);
         qp->zc_skip = m;
-        qp->zc_skip_n = entries;
-        return 0;
+        return ret;
 }
 
 int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop)
@@ -197,17 +208,7 @@ int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f)
  */
 static int zc_stage_grow(struct ntbt_qp *qp, uint32_t len_max)
 {
-        void *p;
-
-        if (qp->zc_stage_cap >= len_max)
-                return 0;
-        p = malloc(len_max);
-        if (!p)
-                return -ENOMEM;
-        free(qp->zc_stage);
-        qp->zc_stage = p;
-        qp->zc_stage_cap = len_max;
-        return 0;
+        return zc_grow(&qp->zc_stage, &qp->zc_stage_cap, len_max);
 }
 
 int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload)

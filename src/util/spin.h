@@ -47,13 +47,14 @@ struct spin_wait {
         int64_t nap;
 };
 
-static inline void spin_wait_init(struct spin_wait *w, struct spin_hint *hint)
+/* The online CPUs, read once (at least 1): whether a spin can run beside
+ * the thread it waits for (here, the copy thread, the receive threads). */
+static inline int online_cpus(void)
 {
         static int cpus;
-        /* Relaxed, both: caches of values that order nothing (a heuristic
-         * several threads may update at once; the last store wins). */
+        /* Relaxed: a cache of a value every thread computes the same; it
+         * orders nothing, and two first calls store the same number. */
         int n = load_relaxed(&cpus);
-        int32_t pure = load_relaxed(&hint->pure_ns);
 
         if (!n) {
                 long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -61,9 +62,18 @@ static inline void spin_wait_init(struct spin_wait *w, struct spin_hint *hint)
                 n = c > 0 ? (int)c : 1;
                 store_relaxed(&cpus, n);
         }
+        return n;
+}
+
+static inline void spin_wait_init(struct spin_wait *w, struct spin_hint *hint)
+{
+        /* Relaxed: a heuristic several threads may update at once (the
+         * last store wins); it orders nothing. */
+        int32_t pure = load_relaxed(&hint->pure_ns);
+
         w->hint = hint;
         w->start = now_ns();
-        w->pure = n == 1 ? 0 : pure ? pure : SPIN_PURE_MAX;
+        w->pure = online_cpus() == 1 ? 0 : pure ? pure : SPIN_PURE_MAX;
         w->nap = SPIN_NAP_MIN;
 }
 
