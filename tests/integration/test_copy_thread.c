@@ -121,6 +121,25 @@ static void order_across_mode_switches(void)
         pair_destroy(&p);
 }
 
+/* A fresh pair whose port 0 is a slow pcie link (64 KB/s, 4 KiB frames),
+ * a thread-mode sender qa there and a checking receiver qb (session s),
+ * both linked. */
+static void slow_pair(struct session_rx *s, struct txlog *l, struct ntbt_qp **qa,
+                      struct ntbt_qp **qb)
+{
+        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .tx_mode = NTBT_TX_THREAD};
+        struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
+
+        pair_create(&p, "copy", NULL);
+        p.dev[0] = open_pcie(",bw=64K"); /* the pair closes it */
+        CHECK_EQ(ntbt_transport_open(p.dev[0], &o, &p.t[0]), 0);
+        pair_open(&p, 1, &o);
+        session_init(s, 4084, SIZES_MAX);
+        create_qps(&qo, l, s, qa, qb);
+        CHECK_EQ(ntbt_qp_wait_link(*qa, 10000000000LL), 0);
+        CHECK_EQ(ntbt_qp_wait_link(*qb, 10000000000LL), 0);
+}
+
 /* Buffers still queued to the copy thread when the QP is freed complete
  * with an error; the sent ones are a prefix. */
 static void queued_at_free_complete_with_error(void)
@@ -129,20 +148,11 @@ static void queued_at_free_complete_with_error(void)
         struct session_rx s;
         static uint8_t payload[64][4096];
         int i;
-        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .tx_mode = NTBT_TX_THREAD};
         struct txlog l = TXLOG_INIT;
-        struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
 
-        pair_create(&p, "copy", NULL);
         /* A slow link (64 KB/s: ~64 ms a frame, 2.6 s for all 40) keeps jobs
          * queued even if this test is descheduled for a while. */
-        p.dev[0] = open_pcie(",bw=64K"); /* the pair closes it */
-        CHECK_EQ(ntbt_transport_open(p.dev[0], &o, &p.t[0]), 0);
-        pair_open(&p, 1, &o);
-        session_init(&s, 4084, SIZES_MAX);
-        create_qps(&qo, &l, &s, &qa, &qb);
-        CHECK_EQ(ntbt_qp_wait_link(qa, 10000000000LL), 0);
-        CHECK_EQ(ntbt_qp_wait_link(qb, 10000000000LL), 0);
+        slow_pair(&s, &l, &qa, &qb);
         /* Enqueue returns at once in thread mode. */
         {
                 int64_t t0 = now_ns();
@@ -211,21 +221,12 @@ static void link_down_voids_busy_queue(void)
         struct ntbt_qp *qa, *qb;
         struct session_rx s;
         static uint8_t payload[40][4096];
-        struct ntbt_qp_opts qo = {.size = sizeof(qo), .qp_num = 0, .tx_mode = NTBT_TX_THREAD};
         struct txlog l = TXLOG_INIT;
-        struct ntbt_transport_opts o = {.size = sizeof(o), .transport_mtu = 4096};
         int64_t t0, d;
         int i;
 
-        pair_create(&p, "copy", NULL);
         /* 64 KB/s: ~64 ms a frame, 2.6 s for all 40, 1 s for a batch of 16. */
-        p.dev[0] = open_pcie(",bw=64K"); /* the pair closes it */
-        CHECK_EQ(ntbt_transport_open(p.dev[0], &o, &p.t[0]), 0);
-        pair_open(&p, 1, &o);
-        session_init(&s, 4084, SIZES_MAX);
-        create_qps(&qo, &l, &s, &qa, &qb);
-        CHECK_EQ(ntbt_qp_wait_link(qa, 10000000000LL), 0);
-        CHECK_EQ(ntbt_qp_wait_link(qb, 10000000000LL), 0);
+        slow_pair(&s, &l, &qa, &qb);
         for (i = 0; i < 40; i++) {
                 stream_fill(stream_seed(1, 0), (uint64_t)i, payload[i], 4084);
                 CHECK_EQ(ntbt_qp_tx_enqueue(qa, (void *)(intptr_t)i, payload[i], 4084, 0), 0);
