@@ -315,6 +315,23 @@ int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags);
 int ntbt_qp_tx_abort(struct ntbt_qp *qp);
 
 /*
+ * The same for several frames at once, which takes the QP's locks once and
+ * rings the doorbell once for all of them (small messages want it: one
+ * reserve and commit per frame costs more than its 64 bytes).
+ * ntbt_qp_tx_reserve_burst takes up to n consecutive slots (fewer when
+ * fewer are free) and gives each a buffer of len_max bytes, bufs[0..k-1];
+ * it returns k (1..n), or an error as ntbt_qp_tx_reserve (and -EINVAL for n
+ * 0).  ntbt_qp_tx_commit_burst(qp, lens, k, flags) sends the first k of
+ * them, in order, lens[i] bytes from bufs[i], and gives the rest back
+ * unsent (no hole); k is 1..the number reserved, or -EINVAL; any lens[i] 0
+ * says -EINVAL, over len_max -EMSGSIZE, and then nothing is sent and the
+ * reservation stays open.  ntbt_qp_tx_abort gives them all back.  A single
+ * reserve is a burst of 1.
+ */
+int ntbt_qp_tx_reserve_burst(struct ntbt_qp *qp, uint32_t len_max, void **bufs, unsigned n);
+int ntbt_qp_tx_commit_burst(struct ntbt_qp *qp, const uint32_t *lens, unsigned k, unsigned flags);
+
+/*
  * Switch the QP's copy mode, also while traffic flows: frames keep their
  * order and none is lost.  Switching to NTBT_TX_THREAD starts the copy
  * thread; if it cannot be created the QP stays inline, the log says so,

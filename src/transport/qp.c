@@ -1204,24 +1204,36 @@ int ntbt_qp_rx_release(struct ntbt_qp *qp, struct ntbt_rx_frame *f)
         return ret ? ret : zc_rx_release(qp, f);
 }
 
-int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
+int ntbt_qp_tx_reserve_burst(struct ntbt_qp *qp, uint32_t len_max, void **bufs, unsigned n)
 {
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
-        /* Early answers; tx.c asks again under tx_lock as it takes the slot. */
-        return zc_tx_reserve(qp, len_max, buf, ntbt_qp_link_is_up(qp), ntbt_qp_max_payload(qp));
+        /* Early answers; tx.c asks again under tx_lock as it takes the slots. */
+        return zc_tx_reserve(qp, len_max, bufs, n, ntbt_qp_link_is_up(qp), ntbt_qp_max_payload(qp));
 }
 
-int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags)
+int ntbt_qp_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf)
+{
+        int ret = ntbt_qp_tx_reserve_burst(qp, len_max, buf, 1);
+
+        return ret > 0 ? 0 : ret;
+}
+
+int ntbt_qp_tx_commit_burst(struct ntbt_qp *qp, const uint32_t *lens, unsigned k, unsigned flags)
 {
         int tick, ret;
 
         if (load_sc(&qp->dying))
                 return -ESHUTDOWN;
-        ret = zc_tx_commit(qp, len, flags, &tick);
+        ret = zc_tx_commit(qp, lens, k, flags, &tick);
         if (tick)
                 qp_stats_tick(qp);
         return ret;
+}
+
+int ntbt_qp_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags)
+{
+        return ntbt_qp_tx_commit_burst(qp, &len, 1, flags);
 }
 
 int ntbt_qp_tx_abort(struct ntbt_qp *qp)

@@ -125,11 +125,20 @@ struct qp_counters {
 #define STAT_SET(qp, field, v) store_relaxed(&(qp)->c.field, (v))
 #define STAT_GET(qp, field)    load_relaxed(&(qp)->c.field)
 
-/* A slot reserved for a zero-copy send (tx_zc_reserve), under tx_lock:
- * held while the application writes it; gen and epoch as a tx_job's. */
+/* Slots reserved for a zero-copy send (tx_zc_reserve), under tx_lock: n
+ * consecutive ones from slot, with ver values from ver (n 0: none), held
+ * while the application writes them; gen and epoch as a tx_job's. */
 struct tx_zc_slot {
-        int held;
-        uint32_t slot, ver, gen, epoch;
+        uint32_t n, slot, ver, gen, epoch;
+};
+
+/* A commit (tx_zc_commit): the first k held slots get lens[0..k-1] bytes,
+ * from stage + i * stride, or none copied (stage NULL: written in place). */
+struct tx_zc_send {
+        const uint8_t *stage;
+        size_t stride;
+        const uint32_t *lens;
+        uint32_t k;
 };
 
 /* A transmit job for the copy thread: a slot reserved under tx_lock. */
@@ -201,7 +210,7 @@ struct ntbt_qp {
         int zc_rx;
         uint32_t zc_next, zc_next_pkts, zc_held, zc_gen, zc_released, zc_pending;
         uint8_t *zc_skip;
-        uint32_t zc_skip_n;
+        size_t zc_skip_n;
 
         /* Posted receive buffers: clients and the owner, under its lock. */
         _Alignas(64) struct rxq rxq;
@@ -241,7 +250,8 @@ struct ntbt_qp {
          * under tx_lock (tx.c): the slot it holds; while held, tx_send
          * refuses other frames, which would leave a hole behind them. */
         int zc_tx_open, zc_in_place;
-        uint32_t zc_len_max, zc_stage_cap;
+        uint32_t zc_len_max, zc_n; /* the open reservation's: len_max, slots held */
+        size_t zc_stage_cap;
         void *zc_stage;
         struct tx_zc_slot zc_slot;
 
@@ -376,17 +386,19 @@ void tx_reset_locked(struct ntbt_qp *qp);
 void tx_rollback_locked(struct ntbt_qp *qp);
 
 /*
- * Zero-copy send (zc.c), under tx_lock each: step 2 for one frame, its slot
- * held (qp->zc_slot) until the commit writes its header, DONE and doorbell
- * (steps 3 and 5-7; the payload, the application wrote in place or is
- * copied from stage), or the abort gives it back.  Reserve: 0, -ENOLINK,
- * -EMSGSIZE, -EOPNOTSUPP (thread mode), -EAGAIN (no free slot, or the copy
- * thread still writes); *win: the slot's payload in the window, or NULL
- * (the device does not map it).  Commit: 0, or -ENOLINK (a link reset
- * voided the slot: nothing written); either way the slot is let go.
+ * Zero-copy send (zc.c), under tx_lock each.  Reserve: step 2 for up to n
+ * frames (as many as the ring has free), their slots held (qp->zc_slot)
+ * until the commit; how many (1..n), or -ENOLINK, -EMSGSIZE, -EOPNOTSUPP
+ * (thread mode), -EAGAIN (no free slot, or the copy thread still writes);
+ * wins[i]: slot i's payload in the window, or all NULL (the device does
+ * not map it).  Commit: steps 3 and 5-7 for the first s->k held (the
+ * payload, the application wrote in place or is copied from the stage),
+ * the rest given back; 0, or -ENOLINK (a link reset voided the slots:
+ * nothing written).  Either way no slot is held after it.  Abort gives them
+ * all back.
  */
-int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **win);
-int tx_zc_commit(struct ntbt_qp *qp, const void *stage, uint32_t len, unsigned flags, int *tick);
+int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **wins, uint32_t n);
+int tx_zc_commit(struct ntbt_qp *qp, const struct tx_zc_send *s, unsigned flags, int *tick);
 void tx_zc_abort(struct ntbt_qp *qp);
 
 /* ---- rx.c: the receive ring (called by qp.c) ---- */
@@ -433,9 +445,10 @@ int zc_rx_next(struct ntbt_qp *qp, struct ntbt_rx_frame *f, struct rx_stop *stop
 int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f);
 void zc_rx_flush(struct ntbt_qp *qp);
 /* up, max_payload: the QP's now (qp.c knows them). */
-int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload);
+int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **bufs, uint32_t n, int up,
+                  uint32_t max_payload);
 /* *tick as tx_send's. */
-int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick);
+int zc_tx_commit(struct ntbt_qp *qp, const uint32_t *lens, uint32_t k, unsigned flags, int *tick);
 int zc_tx_abort(struct ntbt_qp *qp);
 void zc_destroy(struct ntbt_qp *qp);
 

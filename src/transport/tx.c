@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <string.h>
 #include <time.h>
 
 #include "../util/barrier.h"
@@ -404,7 +405,7 @@ retry:
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -EMSGSIZE;
         }
-        if (qp->zc_slot.held) {
+        if (qp->zc_slot.n) {
                 /* A zero-copy reservation holds the next slot: a frame
                  * behind it would wait for it, and its abort could not give
                  * it back (tx_zc_abort). */
@@ -455,28 +456,56 @@ retry:
         return (int)k;
 }
 
-/* ---- zero-copy send: one slot held across calls (transport.h) ---- */
+/* ---- zero-copy send: slots held across calls (transport.h) ---- */
 
-int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **win)
+/* Under tx_lock: why no slot may be reserved now (0: they may). */
+static int tx_zc_refusal_locked(struct ntbt_qp *qp, uint32_t len_max)
+{
+        if (!tx_live_locked(qp))
+                return -ENOLINK;
+        if (len_max > qp->tx_g.payload)
+                return -EMSGSIZE;
+        if (qp->tx_mode == NTBT_TX_THREAD)
+                return -EOPNOTSUPP;
+        if (qp->zc_slot.n)
+                return -EBUSY; /* zc.c lets one reservation in at a time */
+        if (qp->copier && !copy_thread_idle(qp->copier))
+                return -EAGAIN; /* just switched from thread mode: its frames go first */
+        return 0;
+}
+
+/* wins[0..k-1]: each held slot's payload area in the peer's window, where
+ * the device maps the window and every frame lies inside what it maps;
+ * else all NULL. */
+static void tx_zc_windows(struct ntbt_qp *qp, const struct tx_zc_slot *r, void **wins)
 {
         const struct qp_geom *g = &qp->tx_g;
-        uint64_t hdr, size;
+        uint64_t size, hdr;
+        uint32_t i;
         void *base;
-        int ret = 0;
 
-        *win = NULL;
+        if (ntbt_dev_peer_mw_map(qp->t->dev, (int)g->mw, &base, &size) != 0)
+                base = NULL;
+        for (i = 0; i < r->n; i++) {
+                hdr = geom_hdr_off(g, (r->slot + i) % g->entries);
+                if (!base || hdr + sizeof(struct ntb_payload_header) > size)
+                        break;
+                wins[i] = (uint8_t *)base + hdr - g->payload;
+        }
+        if (i < r->n)
+                memset(wins, 0, r->n * sizeof(*wins));
+}
+
+int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **wins, uint32_t n)
+{
+        struct tx_zc_slot *r = &qp->zc_slot;
+        uint32_t free, i;
+        int ret;
+
         pthread_mutex_lock(&qp->tx_lock);
-        if (!tx_live_locked(qp))
-                ret = -ENOLINK;
-        else if (len_max > g->payload)
-                ret = -EMSGSIZE;
-        else if (qp->tx_mode == NTBT_TX_THREAD)
-                ret = -EOPNOTSUPP;
-        else if (qp->zc_slot.held)
-                ret = -EBUSY; /* zc.c lets one reservation in at a time */
-        else if (qp->copier && !copy_thread_idle(qp->copier))
-                ret = -EAGAIN; /* just switched from thread mode: its frames go first */
-        else if (tx_free_for(qp, 1) == 0) {
+        ret = tx_zc_refusal_locked(qp, len_max);
+        free = ret ? 0 : tx_free_for(qp, n);
+        if (!ret && free == 0) {
                 tx_ring_full_locked(qp);
                 ret = -EAGAIN;
         }
@@ -484,67 +513,74 @@ int tx_zc_reserve(struct ntbt_qp *qp, uint32_t len_max, void **win)
                 pthread_mutex_unlock(&qp->tx_lock);
                 return ret;
         }
-        /* Step 2: the slot and its ver value, as tx_send takes them. */
-        qp->zc_slot = (struct tx_zc_slot){.held = 1,
-                                          .slot = qp->tx_index,
-                                          .ver = qp->tx_pkts,
-                                          .gen = qp->tx_gen, /* written under both locks */
-                                          .epoch = tx_up_epoch_locked(qp)};
-        tx_take_slot(qp);
-        /* The payload area of the slot, if the device maps the window and
-         * the slot's frame lies inside what it maps. */
-        hdr = geom_hdr_off(g, qp->zc_slot.slot);
-        if (ntbt_dev_peer_mw_map(qp->t->dev, (int)g->mw, &base, &size) == 0 &&
-            hdr + sizeof(struct ntb_payload_header) <= size)
-                *win = (uint8_t *)base + hdr - g->payload;
+        /* Step 2: the slots and their ver values, as tx_send takes them. */
+        *r = (struct tx_zc_slot){.n = n < free ? n : free,
+                                 .slot = qp->tx_index,
+                                 .ver = qp->tx_pkts,
+                                 .gen = qp->tx_gen, /* written under both locks */
+                                 .epoch = tx_up_epoch_locked(qp)};
+        for (i = 0; i < r->n; i++)
+                tx_take_slot(qp);
+        tx_zc_windows(qp, r, wins);
         pthread_mutex_unlock(&qp->tx_lock);
-        return 0;
+        return (int)r->n;
 }
 
-/* Under tx_lock: a held slot back to the ring, if it is still the last one
- * taken in the ring it was taken in (no link reset since: tx_gen and the
- * session unchanged; tx_send refused every frame since).  After a reset
- * there is nothing to give back: the reset rewound tx_index itself. */
-static void tx_zc_give_back_locked(struct ntbt_qp *qp, const struct tx_zc_slot *r)
+/* Under tx_lock: the held slots from the keep-th on back to the ring, if
+ * they are still the last ones taken in the ring they were taken in (no
+ * link reset since: tx_gen and the session unchanged; tx_send refused every
+ * frame since).  After a reset there is nothing to give back: the reset
+ * rewound tx_index itself. */
+static void tx_zc_give_back_locked(struct ntbt_qp *qp, const struct tx_zc_slot *r, uint32_t keep)
 {
+        uint32_t e = qp->tx_g.entries;
+
         if (r->gen != qp->tx_gen || !tx_session_current(qp, r->epoch) ||
-            qp->tx_pkts != r->ver + 1 || qp->tx_index != (r->slot + 1) % qp->tx_g.entries)
+            qp->tx_pkts != r->ver + r->n || qp->tx_index != (r->slot + r->n) % e)
                 return;
-        qp->tx_index = r->slot;
-        qp->tx_pkts = r->ver;
-        qp->tx_known_free = 0; /* a slot came back: read rx_info again */
+        qp->tx_index = (r->slot + keep) % e;
+        qp->tx_pkts = r->ver + keep;
+        qp->tx_known_free = 0; /* slots came back: read rx_info again */
 }
 
-int tx_zc_commit(struct ntbt_qp *qp, const void *stage, uint32_t len, unsigned flags, int *tick)
+int tx_zc_commit(struct ntbt_qp *qp, const struct tx_zc_send *s, unsigned flags, int *tick)
 {
         struct tx_zc_slot r;
-        uint64_t done_off;
+        uint64_t done_off = 0;
+        uint32_t i;
 
         *tick = 0;
         pthread_mutex_lock(&qp->tx_lock);
         r = qp->zc_slot;
-        qp->zc_slot.held = 0;
+        qp->zc_slot.n = 0;
         /* A link reset since the reserve (tx_gen moved: tx_rollback_locked
-         * gave the slot back, perhaps to a LINK_DOWN frame), a session
-         * ended (the slot may be the next ring's), or a link_down: nothing
+         * gave the slots back, perhaps to a LINK_DOWN frame), a session
+         * ended (the slots may be the next ring's), or a link_down: nothing
          * is written.  Checked under tx_lock, which tx_session_fence takes
          * after the epoch changes, as for tx_send. */
-        if (!r.held || r.gen != qp->tx_gen || !tx_session_current(qp, r.epoch) ||
+        if (!r.n || r.gen != qp->tx_gen || !tx_session_current(qp, r.epoch) ||
             !tx_live_locked(qp)) {
-                if (r.held)
-                        tx_zc_give_back_locked(qp, &r);
+                if (r.n)
+                        tx_zc_give_back_locked(qp, &r, 0);
                 pthread_mutex_unlock(&qp->tx_lock);
                 return -ENOLINK;
         }
-        /* Steps 3-5 in write_frame_locked's order.  A payload written in
-         * place (stage NULL) was stored before this call, on this thread or
-         * ordered before it by the application: step 5's barrier orders it,
-         * as a copied one, before the DONE store the peer acquires. */
+        /* Steps 3-5 per frame, in write_frame_locked's order.  A payload
+         * written in place (stage NULL) was stored before this call, on
+         * this thread or ordered before it by the application: step 5's
+         * barrier orders it, as a copied one, before the DONE store the
+         * peer acquires.  Then one doorbell for them all. */
         pthread_mutex_lock(&qp->frame_lock);
-        done_off = write_frame_locked(qp, r.slot, r.ver, stage, len, NTB_DESC_DONE_FLAG);
+        for (i = 0; i < s->k && i < r.n; i++)
+                done_off = write_frame_locked(qp, (r.slot + i) % qp->tx_g.entries, r.ver + i,
+                                              s->stage ? s->stage + (size_t)i * s->stride : NULL,
+                                              s->lens[i], NTB_DESC_DONE_FLAG);
         tx_doorbell_or_defer_locked(qp, done_off, flags); /* steps 6-7 */
         pthread_mutex_unlock(&qp->frame_lock);
-        *tick = (++qp->tx_ticks & 63u) == 0;
+        if (i < r.n)
+                tx_zc_give_back_locked(qp, &r, i); /* the rest, unsent */
+        qp->tx_ticks += i;
+        *tick = (qp->tx_ticks & ~63u) != ((qp->tx_ticks - i) & ~63u);
         pthread_mutex_unlock(&qp->tx_lock);
         return 0;
 }
@@ -552,9 +588,9 @@ int tx_zc_commit(struct ntbt_qp *qp, const void *stage, uint32_t len, unsigned f
 void tx_zc_abort(struct ntbt_qp *qp)
 {
         pthread_mutex_lock(&qp->tx_lock);
-        if (qp->zc_slot.held)
-                tx_zc_give_back_locked(qp, &qp->zc_slot);
-        qp->zc_slot.held = 0;
+        if (qp->zc_slot.n)
+                tx_zc_give_back_locked(qp, &qp->zc_slot, 0);
+        qp->zc_slot.n = 0;
         pthread_mutex_unlock(&qp->tx_lock);
 }
 

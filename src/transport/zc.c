@@ -92,7 +92,7 @@ static void zc_consume_skipped(struct ntbt_qp *qp)
 
 /* *buf holds at least n bytes (zeroed when new; what it held is not kept),
  * *cap its size: the refused-slot map and the staging buffer. */
-static int zc_grow(void **buf, uint32_t *cap, uint32_t n)
+static int zc_grow(void **buf, size_t *cap, size_t n)
 {
         void *p;
 
@@ -196,27 +196,33 @@ int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f)
 /* ---- send (any thread; one reservation open per QP) ---- */
 
 /*
- * A reservation takes the next slot of the ring and its ver value (tx.c,
- * step 2), so a full ring says -EAGAIN here and a commit cannot.  Where the
- * device maps the peer's window (shm, kdev: ntbt_dev_peer_mw_map) the
- * application's buffer is the slot's payload area itself: the payload
- * starts at the frame's first byte (spec section 3), so any len <= len_max
- * written from the start is where the receiver reads it, and the commit
- * writes only the header, DONE and the doorbell.  Elsewhere (pcie, whose
- * model the pointer would go around; a slot outside the mapping) it is a
- * staging buffer the commit copies from.
+ * A reservation takes the next slots of the ring and their ver values
+ * (tx.c, step 2), so a full ring says -EAGAIN here and a commit cannot.
+ * Where the device maps the peer's window (shm, kdev: ntbt_dev_peer_mw_map)
+ * the application's buffers are the slots' payload areas themselves: a
+ * payload starts at its frame's first byte (spec section 3), so any len <=
+ * len_max written from the start is where the receiver reads it, and the
+ * commit writes only the headers, DONE and the doorbell.  Elsewhere (pcie,
+ * whose model the pointer would go around; a slot outside the mapping) they
+ * are len_max-byte pieces of a staging buffer the commit copies from; their
+ * total is at most the ring's (each len_max <= the frame's payload).
  */
-static int zc_stage_grow(struct ntbt_qp *qp, uint32_t len_max)
+static int zc_stage(struct ntbt_qp *qp, uint32_t len_max, void **bufs, uint32_t k)
 {
-        return zc_grow(&qp->zc_stage, &qp->zc_stage_cap, len_max);
+        int ret = zc_grow(&qp->zc_stage, &qp->zc_stage_cap, (size_t)k * len_max);
+        uint32_t i;
+
+        for (i = 0; !ret && i < k; i++)
+                bufs[i] = (uint8_t *)qp->zc_stage + (size_t)i * len_max;
+        return ret;
 }
 
-int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint32_t max_payload)
+int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **bufs, uint32_t n, int up,
+                  uint32_t max_payload)
 {
-        int none = 0, ret = 0;
-        void *win = NULL;
+        int none = 0, ret = 0, err;
 
-        if (!len_max || !buf)
+        if (!len_max || !bufs || !n)
                 return -EINVAL;
         /* seq_cst: claims the reservation; pairs with the release in
          * commit and abort, so the previous holder's use of the staging
@@ -232,38 +238,47 @@ int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **buf, int up, uint
         else if (len_max > max_payload)
                 ret = -EMSGSIZE;
         if (!ret)
-                ret = tx_zc_reserve(qp, len_max, &win);
-        if (!ret && !win) {
-                ret = zc_stage_grow(qp, len_max);
-                if (ret)
+                ret = tx_zc_reserve(qp, len_max, bufs, n);
+        qp->zc_in_place = ret > 0 && bufs[0];
+        if (ret > 0 && !qp->zc_in_place) {
+                err = zc_stage(qp, len_max, bufs, (uint32_t)ret);
+                if (err) {
                         tx_zc_abort(qp);
+                        ret = err;
+                }
         }
-        if (ret) {
+        if (ret <= 0) {
                 store_release(&qp->zc_tx_open, 0); /* as in commit */
                 return ret;
         }
         qp->zc_len_max = len_max;
-        qp->zc_in_place = win != NULL;
-        *buf = win ? win : qp->zc_stage;
-        return 0;
+        qp->zc_n = (uint32_t)ret;
+        return ret;
 }
 
-int zc_tx_commit(struct ntbt_qp *qp, uint32_t len, unsigned flags, int *tick)
+int zc_tx_commit(struct ntbt_qp *qp, const uint32_t *lens, uint32_t k, unsigned flags, int *tick)
 {
+        struct tx_zc_send s = {.stride = qp->zc_len_max, .lens = lens, .k = k};
+        uint32_t i;
         int ret;
 
         *tick = 0;
         /* Relaxed: only the holder calls commit (one reservation at a
          * time is the caller's rule); a stray call reads its own 0. */
-        if (!load_relaxed(&qp->zc_tx_open) || !len)
+        if (!load_relaxed(&qp->zc_tx_open) || !lens || !k || k > qp->zc_n)
                 return -EINVAL;
-        if (len > qp->zc_len_max)
-                return -EMSGSIZE;
-        /* Header, DONE and doorbell into the held slot; the payload from
-         * the staging buffer, or none: it is in the slot already. */
-        ret = tx_zc_commit(qp, qp->zc_in_place ? NULL : qp->zc_stage, len, flags & NTBT_TX_MORE,
-                           tick);
-        /* Sent, or void (-ENOLINK): the slot is let go either way.
+        for (i = 0; i < k; i++) {
+                if (!lens[i])
+                        return -EINVAL;
+                if (lens[i] > qp->zc_len_max)
+                        return -EMSGSIZE;
+        }
+        /* Headers, DONE and doorbell into the held slots; the payloads from
+         * the staging buffer, or none: they are in the slots already. */
+        if (!qp->zc_in_place)
+                s.stage = qp->zc_stage;
+        ret = tx_zc_commit(qp, &s, flags & NTBT_TX_MORE, tick);
+        /* Sent, or void (-ENOLINK): the slots are let go either way.
          * Release: our reads of the staging buffer (the copy) happen before
          * the next holder, which claims it with a seq_cst CAS, writes it. */
         store_release(&qp->zc_tx_open, 0);
@@ -275,7 +290,7 @@ int zc_tx_abort(struct ntbt_qp *qp)
         /* Relaxed: see zc_tx_commit. */
         if (!load_relaxed(&qp->zc_tx_open))
                 return -EINVAL;
-        tx_zc_abort(qp);                   /* the slot back to the ring: no hole, nothing sent */
+        tx_zc_abort(qp);                   /* the slots back to the ring: no hole, nothing sent */
         store_release(&qp->zc_tx_open, 0); /* as in commit */
         return 0;
 }

@@ -31,7 +31,11 @@
  *     next session clean;
  *  pcie_falls_back: the pcie model gets a staging buffer, still correct;
  *  slow_receiver: a receiver slow to release, the sender on another
- *     thread: -EAGAIN at the reserve, nothing lost.
+ *     thread: -EAGAIN at the reserve, nothing lost;
+ *  burst_stream, burst_stream_pcie: ntbt_qp_tx_reserve_burst and
+ *     commit_burst, some bursts committed in part, 3000 frames in order;
+ *  burst_errors: the burst calls' refusals, what an abort and a partial
+ *     commit give back, a burst asking for more than the ring has.
  */
 #include "../harness.h"
 
@@ -547,6 +551,24 @@ static void reserve_in_window(void)
         teardown();
 }
 
+/* Every frame waiting for B, each checked as the got-th and released at
+ * once; then both QPs polled. */
+static void take_all_b(uint64_t *got, uint32_t max)
+{
+        struct ntbt_rx_frame f;
+        int ret;
+
+        while ((ret = ntbt_qp_rx_get(qb, &f)) == 0) {
+                CHECK_EQ(f.len, size_of(*got, max));
+                CHECK(check(f.data, *got, f.len));
+                CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
+                (*got)++;
+        }
+        CHECK_EQ(ret, -EAGAIN);
+        ntbt_qp_poll(qb, 16);
+        ntbt_qp_poll(qa, 16);
+}
+
 /* Every third reservation aborted after its payload was written (a
  * different one, as garbage): no hole, B sees every committed frame in
  * order, no ver error; other senders wait while a slot is held. */
@@ -562,8 +584,6 @@ static void abort_mid_stream(void)
         max = ntbt_qp_max_payload(qa);
         deadline = now_ns() + 60 * PAIR_SEC;
         while (got < 600) {
-                struct ntbt_rx_frame f;
-
                 CHECK(now_ns() < deadline);
                 ret = committed < 600 ? ntbt_qp_tx_reserve(qa, max, &buf) : -EAGAIN;
                 if (ret == 0) {
@@ -582,15 +602,7 @@ static void abort_mid_stream(void)
                 } else {
                         CHECK_EQ(ret, -EAGAIN);
                 }
-                while ((ret = ntbt_qp_rx_get(qb, &f)) == 0) {
-                        CHECK_EQ(f.len, size_of(got, max));
-                        CHECK(check(f.data, got, f.len));
-                        CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
-                        got++;
-                }
-                CHECK_EQ(ret, -EAGAIN);
-                ntbt_qp_poll(qb, 16);
-                ntbt_qp_poll(qa, 16);
+                take_all_b(&got, max);
         }
         CHECK_EQ(counter(qb, offsetof(struct ntbt_qp_stats, rx_err_ver)), 0);
         CHECK_EQ(counter(qa, offsetof(struct ntbt_qp_stats, tx_pkts)), 600);
@@ -688,6 +700,134 @@ static void pcie_falls_back(void)
         CHECK_EQ(counter(qa, offsetof(struct ntbt_qp_stats, tx_memcpy)), 1);
         stream_to_b(1, 500, 3);
         CHECK_EQ(counter(qa, offsetof(struct ntbt_qp_stats, tx_memcpy)), 501);
+        teardown();
+}
+
+/* Bursts of reservations (1..20 slots asked), every slot written, and a
+ * commit of all of them or, every fourth burst, of the first 1..k (the
+ * rest, written with garbage, go back): B sees every committed frame in
+ * order, intact, with no ver error, the ring wrapping many times; at the
+ * end the ring is whole.  On shm each buffer is its slot in the window
+ * and nothing is copied; on pcie they are staging buffers the commit
+ * copies. */
+static void burst_stream_on(const char *type)
+{
+        uint32_t max, lens[20];
+        uint64_t committed = 0, got = 0, round = 0, off;
+        int64_t deadline;
+        void *slots[20];
+        int ret;
+
+        setup_on(type);
+        max = ntbt_qp_max_payload(qa);
+        deadline = now_ns() + 60 * PAIR_SEC;
+        while (got < 3000) {
+                unsigned want = 1 + (unsigned)(round % 20), k, keep, i;
+
+                CHECK(now_ns() < deadline);
+                ret = committed < 3000 ? ntbt_qp_tx_reserve_burst(qa, max, slots, want) : -EAGAIN;
+                if (ret > 0) {
+                        k = (unsigned)ret;
+                        CHECK(k <= want);
+                        keep = round++ % 4 == 3 ? 1 + (unsigned)(round % k) : k;
+                        if (keep > 3000 - committed)
+                                keep = (unsigned)(3000 - committed);
+                        for (i = 0; i < k; i++) {
+                                uint64_t seq = i < keep ? committed + i : 999999;
+
+                                CHECK_EQ(in_window(p.dev[0], slots[i], &off), type == NULL);
+                                lens[i] = size_of(committed + i, max);
+                                fill(slots[i], seq, lens[i]);
+                        }
+                        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, keep, 0), 0);
+                        committed += keep;
+                } else {
+                        CHECK_EQ(ret, -EAGAIN);
+                }
+                take_all_b(&got, max);
+        }
+        CHECK_EQ(counter(qb, offsetof(struct ntbt_qp_stats, rx_err_ver)), 0);
+        CHECK_EQ(counter(qa, offsetof(struct ntbt_qp_stats, tx_pkts)), 3000);
+        CHECK_EQ(counter(qa, offsetof(struct ntbt_qp_stats, tx_memcpy)), type ? 3000 : 0);
+        /* The ring whole again, once B's last rx_info has crossed (on pcie
+         * a posted write the model delivers later). */
+        while (ntbt_qp_tx_free(qa) != ntbt_qp_tx_entries(qa) - 1)
+                CHECK(now_ns() < deadline);
+        teardown();
+}
+
+static void burst_stream(void)
+{
+        burst_stream_on(NULL);
+}
+
+static void burst_stream_pcie(void)
+{
+        burst_stream_on("pcie");
+}
+
+/* The burst calls' refusals leave the reservation as it was; an abort
+ * gives every slot back (the same ones come again); a commit of the first
+ * k gives back the rest; a ring with m free slots grants m. */
+static void burst_errors(void)
+{
+        uint32_t lens[70], entries;
+        void *slots[70], *again[4];
+        struct ntbt_rx_frame f;
+        int i, n;
+
+        setup();
+        entries = (uint32_t)ntbt_qp_tx_entries(qa);
+        CHECK(entries >= 8 && entries <= 64);
+        for (i = 0; i < 70; i++)
+                lens[i] = 64;
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, slots, 0), -EINVAL);
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, NULL, 4), -EINVAL);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 1, 0), -EINVAL); /* none open */
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, slots, 4), 4);
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, again, 4), -EBUSY);
+        CHECK_EQ(ntbt_qp_tx_reserve(qa, 64, again), -EBUSY);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 0, 0), -EINVAL);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 5, 0), -EINVAL);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, NULL, 2, 0), -EINVAL);
+        lens[1] = 0;
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 2, 0), -EINVAL);
+        lens[1] = 65;
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 2, 0), -EMSGSIZE);
+        lens[1] = 64;
+        CHECK_EQ(ntbt_qp_rx_get(qb, &f), -EAGAIN); /* nothing was sent */
+        CHECK_EQ(ntbt_qp_tx_abort(qa), 0);
+        /* All four came back: the same slots again, from the first. */
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, again, 4), 4);
+        for (i = 0; i < 4; i++) {
+                CHECK(again[i] == slots[i]);
+                fill(again[i], 80000 + (uint64_t)i, 64);
+        }
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 2, 0), 0); /* two sent, two back */
+        CHECK_EQ(ntbt_qp_tx_abort(qa), -EINVAL);              /* nothing open */
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, again, 1), 1);
+        CHECK(again[0] == slots[2]);
+        fill(again[0], 80002, 64);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 1, 0), 0);
+        for (i = 0; i < 3; i++) {
+                CHECK_EQ(ntbt_qp_rx_get(qb, &f), 0);
+                CHECK(f.len == 64 && check(f.data, 80000 + (uint64_t)i, 64));
+                CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
+        }
+        CHECK_EQ(ntbt_qp_rx_get(qb, &f), -EAGAIN); /* writes rx_info */
+        CHECK_EQ(counter(qb, offsetof(struct ntbt_qp_stats, rx_err_ver)), 0);
+        /* Asked for more than the ring has: every free slot, then none. */
+        n = ntbt_qp_tx_reserve_burst(qa, 64, slots, 70);
+        CHECK_EQ(n, (int)entries - 1);
+        for (i = 0; i < n; i++)
+                fill(slots[i], 81000 + (uint64_t)i, 64);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, (unsigned)n, 0), 0);
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, slots, 1), -EAGAIN);
+        for (i = 0; i < n; i++) {
+                CHECK_EQ(ntbt_qp_rx_get(qb, &f), 0);
+                CHECK(f.len == 64 && check(f.data, 81000 + (uint64_t)i, 64));
+                CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
+        }
         teardown();
 }
 
@@ -914,7 +1054,8 @@ static const struct test_case cases[] = {
     TEST_CASE(link_down_held),        TEST_CASE(two_process_both_ways),
     TEST_CASE(reserve_in_window),     TEST_CASE(abort_mid_stream),
     TEST_CASE(link_reset_held),       TEST_CASE(pcie_falls_back),
-    TEST_CASE(slow_receiver),
+    TEST_CASE(slow_receiver),         TEST_CASE(burst_stream),
+    TEST_CASE(burst_stream_pcie),     TEST_CASE(burst_errors),
 };
 
 int main(int argc, char **argv)

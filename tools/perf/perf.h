@@ -17,10 +17,10 @@
  * thread), run.c (opening and closing a run, its counters), client.c,
  * server.c, report.c (the table, the interval lines, JSON).
  *
- * --zc: the client's senders write each message into the buffer
- * ntbt_qp_tx_reserve gives (the slot in the peer's window where the device
- * maps it) and commit it; the server's QPs are poll-mode NTBT_QP_ZC_RX ones,
- * each with a receive thread that takes frames in place (ntbt_qp_rx_get,
+ * --zc: the client's senders write each message into a buffer
+ * ntbt_qp_tx_reserve_burst gives (the slot in the peer's window where the
+ * device maps it), a burst at a time, and commit them together; the server's QPs are poll-mode
+ * NTBT_QP_ZC_RX ones, each with a receive thread that takes frames in place (ntbt_qp_rx_get,
  * ntbt_qp_rx_release) and polls for the link.
  */
 #ifndef NTBT_TOOLS_PERF_H

@@ -290,29 +290,37 @@ static int send_burst(struct ntbt_qp *qp, const struct ntbt_tx_buf *v, unsigned 
         return ret;
 }
 
-/* --zc: one burst, each message reserved, produced in place and
- * committed (the doorbell with the last).  0, or the error that stopped it. */
+/* --zc: one burst, reserved together (as many slots as are free, the rest
+ * after a wait), produced in place and committed together (the doorbell
+ * with the last).  0, or the error that stopped it. */
 static int send_zc_burst(struct perf_qp *q, uint64_t n, unsigned burst)
 {
         struct perf_run *r = q->r;
-        uint32_t size = r->size;
-        unsigned k;
+        uint32_t size = r->size, lens[BURST];
+        void *bufs[BURST];
+        unsigned done, k, i;
         int ret;
 
-        for (k = 0; k < burst; k++) {
-                uint8_t *buf;
-
-                while ((ret = ntbt_qp_tx_reserve(q->qp, size, (void **)&buf)) == -EAGAIN) {
+        for (done = 0; done < burst; done += k) {
+                while ((ret = ntbt_qp_tx_reserve_burst(q->qp, size, bufs, burst - done)) ==
+                       -EAGAIN) {
                         ret = ntbt_qp_wait_tx(q->qp, 1, 5 * NS_PER_SEC);
                         if (ret && ret != -ETIMEDOUT)
                                 return ret;
                 }
-                if (ret)
+                if (ret < 0)
                         return ret;
-                produce(buf, size, n + k, r->o->work_ns, r->verify, 1);
-                if (r->corrupt_n && n + k + 1 == r->corrupt_n)
-                        buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
-                ret = ntbt_qp_tx_commit(q->qp, size, k + 1 < burst ? NTBT_TX_MORE : 0);
+                k = (unsigned)ret;
+                for (i = 0; i < k; i++) {
+                        uint8_t *buf = bufs[i];
+                        uint64_t seq = n + done + i;
+
+                        produce(buf, size, seq, r->o->work_ns, r->verify, 1);
+                        if (r->corrupt_n && seq + 1 == r->corrupt_n)
+                                buf[size - 1] ^= 0x40; /* after its CRC: the server must notice */
+                        lens[i] = size;
+                }
+                ret = ntbt_qp_tx_commit_burst(q->qp, lens, k, done + k < burst ? NTBT_TX_MORE : 0);
                 if (ret)
                         return ret;
         }
