@@ -12,6 +12,10 @@
 #   send    host `ntbt recv` of the guest's as many MiB: sha256
 #   perf    host `ntbt perf --client --verify --bidir`, inline copy, then
 #           the copy thread; 0 errors
+#   zc      host `ntbt perf --server --zc` against the guest's `--client
+#           --zc --verify` (its zero-copy send through kdev's mapping of
+#           the window): 3 sizes verified; then host `--client --zc
+#           --verify` against the guest's `--server --zc` (in-place receive)
 #   ping    host `ntbt ping --client`
 #   tun     host `ntbt tun` in a network namespace: ping both ways, then the
 #           host's tun stops and the guest's carrier must drop
@@ -177,6 +181,17 @@ for tx in inline thread; do
                 --size 64,1500,65524 --time 1
         cat "$work/perf-$tx.out"
 done
+
+echo "== perf --zc --verify: the guest reserves slots in the window kdev maps"
+wait_for "VM-STEP zc-send" 120
+host zc-send "$NTBT" perf --server --dev "shm:$name" --zc
+cat "$work/zc-send.out"
+[ "$(grep -c ', verified' "$work/zc-send.out")" = 3 ] ||
+        fail "the host's --zc server did not verify the guest's 3 sizes"
+echo "== perf --zc --verify: the guest reads frames in place"
+wait_for "VM-STEP zc-recv" 120
+host zc-recv "$NTBT" perf --client --dev "shm:$name" --zc --verify --size 64,1500,65524 --time 1
+cat "$work/zc-recv.out"
 
 echo "== ping"
 wait_for "VM-STEP ping" 120

@@ -17,6 +17,9 @@
 #   send    send NTBT_MIB MiB of /dev/urandom to the host (sha256 printed)
 #   perf    ntbt perf --server twice (the host's client runs --verify
 #           --bidir, inline copy, then the copy thread)
+#   zc      ntbt perf --client --zc --verify (zero-copy send into the
+#           window kdev maps), then ntbt perf --server --zc (frames read
+#           in place in the inbound window)
 #   ping    ntbt ping --server (the host's client counts round trips)
 #   tun     ntbt tun ntb0 NTBT_IP; ping the host's ntbt tun
 #   lost    ntbt recv while the host's sender is SIGKILLed: must exit 1
@@ -115,6 +118,14 @@ for tx in inline thread; do
         echo "VM-STEP perf-$tx"
         ntbt perf --server --dev "$DEV" --tx "$tx" || vm_fail "perf server ($tx) failed"
 done
+
+# ---- zero copy: this side's reserve/commit into the window kdev maps
+# (peer_mw_map), then its in-place receive (rx_get/release) ----
+echo "VM-STEP zc-send"
+ntbt perf --client --dev "$DEV" --zc --verify --size 64,1500,65524 --time 1 --timeout 120 ||
+        vm_fail "perf --zc client failed"
+echo "VM-STEP zc-recv"
+ntbt perf --server --dev "$DEV" --zc || vm_fail "perf --zc server failed"
 
 # ---- ping ----
 echo "VM-STEP ping"
