@@ -185,11 +185,12 @@ static void tx_doorbell_locked(struct ntbt_qp *qp, uint64_t done_off)
         ntbt_dev_peer_db_set(dev, 1ull << qp->num);
 }
 
-/* Under tx_lock: the DONE word of the last slot reserved (db_pending: it
- * was written, and its doorbell is owed). */
+/* Under frame_lock: the DONE word of the last frame written (db_pending:
+ * its doorbell is owed).  Not the last slot taken: slots a zero-copy
+ * reservation holds lie past it, unwritten. */
 static uint64_t tx_last_done_off(struct ntbt_qp *qp)
 {
-        uint32_t last = (qp->tx_index + qp->tx_g.entries - 1) % qp->tx_g.entries;
+        uint32_t last = (qp->written_index + qp->tx_g.entries - 1) % qp->tx_g.entries;
 
         return geom_hdr_off(&qp->tx_g, last) + NTB_HDR_FLAGS_OFF;
 }

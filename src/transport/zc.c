@@ -90,20 +90,25 @@ static void zc_consume_skipped(struct ntbt_qp *qp)
         }
 }
 
-/* *buf holds at least n bytes (zeroed when new; what it held is not kept),
- * *cap its size: the refused-slot map and the staging buffer. */
+#define ZC_ALIGN 64 /* a cache line: staging buffers start as slots do */
+
+/* *buf holds at least n bytes from a cache-line boundary (zeroed when new;
+ * what it held is not kept), *cap its size: the refused-slot map and the
+ * staging buffer. */
 static int zc_grow(void **buf, size_t *cap, size_t n)
 {
+        size_t size = (n + ZC_ALIGN - 1) & ~(size_t)(ZC_ALIGN - 1); /* aligned_alloc's rule */
         void *p;
 
         if (*cap >= n)
                 return 0;
-        p = calloc(n, 1);
+        p = aligned_alloc(ZC_ALIGN, size);
         if (!p)
                 return -ENOMEM;
+        memset(p, 0, size);
         free(*buf);
         *buf = p;
-        *cap = n;
+        *cap = size;
         return 0;
 }
 
@@ -204,16 +209,24 @@ int zc_rx_release(struct ntbt_qp *qp, const struct ntbt_rx_frame *f)
  * len_max written from the start is where the receiver reads it, and the
  * commit writes only the headers, DONE and the doorbell.  Elsewhere (pcie,
  * whose model the pointer would go around; a slot outside the mapping) they
- * are len_max-byte pieces of a staging buffer the commit copies from; their
- * total is at most the ring's (each len_max <= the frame's payload).
+ * are pieces of a staging buffer the commit copies from, each len_max bytes
+ * rounded up to a cache line (ZC_ALIGN: every one as aligned as a slot,
+ * whatever len_max); their total is at most the ring's plus k lines (each
+ * len_max <= the frame's payload).
  */
+static size_t zc_stage_stride(uint32_t len_max)
+{
+        return ((size_t)len_max + ZC_ALIGN - 1) & ~(size_t)(ZC_ALIGN - 1);
+}
+
 static int zc_stage(struct ntbt_qp *qp, uint32_t len_max, void **bufs, uint32_t k)
 {
-        int ret = zc_grow(&qp->zc_stage, &qp->zc_stage_cap, (size_t)k * len_max);
+        size_t stride = zc_stage_stride(len_max);
+        int ret = zc_grow(&qp->zc_stage, &qp->zc_stage_cap, (size_t)k * stride);
         uint32_t i;
 
         for (i = 0; !ret && i < k; i++)
-                bufs[i] = (uint8_t *)qp->zc_stage + (size_t)i * len_max;
+                bufs[i] = (uint8_t *)qp->zc_stage + (size_t)i * stride;
         return ret;
 }
 
@@ -258,7 +271,7 @@ int zc_tx_reserve(struct ntbt_qp *qp, uint32_t len_max, void **bufs, uint32_t n,
 
 int zc_tx_commit(struct ntbt_qp *qp, const uint32_t *lens, uint32_t k, unsigned flags, int *tick)
 {
-        struct tx_zc_send s = {.stride = qp->zc_len_max, .lens = lens, .k = k};
+        struct tx_zc_send s = {.stride = zc_stage_stride(qp->zc_len_max), .lens = lens, .k = k};
         uint32_t i;
         int ret;
 

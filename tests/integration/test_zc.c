@@ -35,7 +35,9 @@
  *  burst_stream, burst_stream_pcie: ntbt_qp_tx_reserve_burst and
  *     commit_burst, some bursts committed in part, 3000 frames in order;
  *  burst_errors: the burst calls' refusals, what an abort and a partial
- *     commit give back, a burst asking for more than the ring has.
+ *     commit give back, a burst asking for more than the ring has;
+ *  burst_more_and_reset: NTBT_TX_MORE on a burst commit owes the
+ *     doorbell; a burst held across a link reset: -ENOLINK, a clean ring.
  */
 #include "../harness.h"
 
@@ -736,6 +738,9 @@ static void burst_stream_on(const char *type)
                                 uint64_t seq = i < keep ? committed + i : 999999;
 
                                 CHECK_EQ(in_window(p.dev[0], slots[i], &off), type == NULL);
+                                /* In place or staged, each starts on a line (max is no
+                                 * multiple of 64). */
+                                CHECK_EQ((uintptr_t)slots[i] % 64, 0);
                                 lens[i] = size_of(committed + i, max);
                                 fill(slots[i], seq, lens[i]);
                         }
@@ -828,6 +833,64 @@ static void burst_errors(void)
                 CHECK(f.len == 64 && check(f.data, 81000 + (uint64_t)i, 64));
                 CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
         }
+        teardown();
+}
+
+/* A commit with NTBT_TX_MORE writes its frames but owes the doorbell, which
+ * the next commit without it rings; a burst held across the peer's
+ * LINK_DOWN: its commit says -ENOLINK, nothing of it arrives, and the next
+ * session's bursts start clean at ver 0. */
+static void burst_more_and_reset(void)
+{
+        uint32_t lens[5] = {64, 64, 64, 64, 64};
+        struct ntbt_rx_frame f;
+        void *slots[5];
+        int i, k;
+
+        setup();
+        ntbt_dev_db_clear(p.dev[1], 1);
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, slots, 3), 3);
+        for (i = 0; i < 3; i++)
+                fill(slots[i], 90000 + (uint64_t)i, 64);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 3, NTBT_TX_MORE), 0);
+        CHECK_EQ(ntbt_dev_db_read(p.dev[1]) & 1, 0); /* written, not rung */
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, slots, 2), 2);
+        for (i = 0; i < 2; i++)
+                fill(slots[i], 90003 + (uint64_t)i, 64);
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 2, 0), 0);
+        CHECK_EQ(ntbt_dev_db_read(p.dev[1]) & 1, 1);
+        for (i = 0; i < 5; i++) {
+                CHECK_EQ(ntbt_qp_rx_get(qb, &f), 0);
+                CHECK(f.len == 64 && check(f.data, 90000 + (uint64_t)i, 64));
+                CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
+        }
+        /* Five slots held while the peer takes the link down. */
+        CHECK_EQ(ntbt_qp_tx_reserve_burst(qa, 64, slots, 5), 5);
+        for (i = 0; i < 5; i++)
+                fill(slots[i], 91000 + (uint64_t)i, 64);
+        CHECK_EQ(ntbt_qp_link_down(qb), 0);
+        while (ntbt_qp_link_is_up(qa))
+                ntbt_qp_poll(qa, 16);
+        relink();
+        CHECK_EQ(ntbt_qp_tx_enqueue(qa, NULL, "x", 1, 0), -EAGAIN); /* still held */
+        CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, 3, 0), -ENOLINK);
+        CHECK_EQ(ntbt_qp_tx_abort(qa), -EINVAL); /* let go by the commit */
+        CHECK_EQ(ntbt_qp_rx_get(qb, &f), -EAGAIN);
+        for (i = 0; i < 12; i++) { /* bursts of 5 round the new ring, from ver 0 */
+                k = ntbt_qp_tx_reserve_burst(qa, 64, slots, 5);
+                CHECK_EQ(k, 5);
+                for (int j = 0; j < k; j++)
+                        fill(slots[j], 92000 + (uint64_t)(i * 5 + j), 64);
+                CHECK_EQ(ntbt_qp_tx_commit_burst(qa, lens, (unsigned)k, 0), 0);
+                for (int j = 0; j < k; j++) {
+                        CHECK_EQ(ntbt_qp_rx_get(qb, &f), 0);
+                        CHECK(f.len == 64 && check(f.data, 92000 + (uint64_t)(i * 5 + j), 64));
+                        CHECK_EQ(ntbt_qp_rx_release(qb, &f), 0);
+                }
+                CHECK_EQ(ntbt_qp_rx_get(qb, &f), -EAGAIN); /* writes rx_info */
+        }
+        CHECK_EQ(counter(qb, offsetof(struct ntbt_qp_stats, rx_err_ver)), 0);
+        CHECK_EQ(counter(qb, offsetof(struct ntbt_qp_stats, rx_err_flags)), 0);
         teardown();
 }
 
@@ -1056,6 +1119,7 @@ static const struct test_case cases[] = {
     TEST_CASE(link_reset_held),       TEST_CASE(pcie_falls_back),
     TEST_CASE(slow_receiver),         TEST_CASE(burst_stream),
     TEST_CASE(burst_stream_pcie),     TEST_CASE(burst_errors),
+    TEST_CASE(burst_more_and_reset),
 };
 
 int main(int argc, char **argv)
