@@ -56,6 +56,11 @@ struct pcie_dev {
         pthread_t drainer;
         pthread_cond_t cond;
         int stop;
+        /* The drainer sleeps with no line to wait for: a window op that
+         * leaves lines queued wakes it (pcie_op_exit); otherwise it wakes
+         * when its next line is due, and no op needs to signal (a futex
+         * wake per op was most of the model's cost in a stream). */
+        int drainer_idle;
         /* A trace of applied line addresses, for tests (pcie_trace). */
         uint64_t *trace;
         uint32_t ntrace, trace_cap;
@@ -131,33 +136,50 @@ static int64_t drain_due(struct pcie_dev *p, int w, int64_t now)
         return INT64_MAX;
 }
 
-/* Move a line into the posted queue; the writer stalls while it is full. */
-static void post_line(struct pcie_dev *p, int w, const struct line *l)
+static void spin_until(int64_t t)
+{
+        while (now_ns() < t)
+                cpu_relax();
+}
+
+/*
+ * Move a line into the posted queue; the writer stalls while it is full.
+ * The stall waits, spinning without the lock, until the oldest eighth of
+ * the queue has landed, then takes all of that room at once: the lines
+ * still queued keep the link busy meanwhile, so the link's rate is what it
+ * was, and the writer takes the lock once per eighth of the queue rather
+ * than once per look (which made it and the drainer sleep on the lock in
+ * turn, a cost of the model that a slow link does not have).  *now: the
+ * time, read by the op that posts and again after each stall (a clock read
+ * per line was a third of the model's own cost); between two reads the
+ * writer only fills WC lines, so a line is timed at most that early, and
+ * only on an idle link.
+ */
+static void post_line(struct pcie_dev *p, int w, const struct line *l, int64_t *now)
 {
         struct pcie_win *pw = &p->win[w];
-        int64_t now = now_ns(), start;
+        int64_t start;
         struct line *slot;
-        int was_empty;
 
         while (pw->count == p->q) {
-                drain_due(p, w, now);
-                if (pw->count < p->q)
-                        break;
-                /* The CPU cost of a slow link: the writer waits, spinning. */
-                pthread_mutex_unlock(&p->lock);
-                cpu_relax();
-                pthread_mutex_lock(&p->lock);
-                now = now_ns();
+                uint32_t batch = p->q / 8 ? p->q / 8 : 1;
+                int64_t due = pw->pq[(pw->head + batch - 1) % p->q].visible_at;
+
+                if (due > *now) {
+                        /* The CPU cost of a slow link: the writer waits, spinning. */
+                        pthread_mutex_unlock(&p->lock);
+                        spin_until(due);
+                        pthread_mutex_lock(&p->lock);
+                        *now = now_ns();
+                }
+                drain_due(p, w, *now);
         }
-        was_empty = pw->count == 0;
         slot = &pw->pq[(pw->head + pw->count) % p->q];
         *slot = *l;
-        start = now > pw->link_busy_until ? now : pw->link_busy_until;
+        start = *now > pw->link_busy_until ? *now : pw->link_busy_until;
         pw->link_busy_until = start + (p->bw ? (int64_t)(LINE * NS_PER_SEC / p->bw) : 0);
         slot->visible_at = pw->link_busy_until + p->lat;
         pw->count++;
-        if (was_empty)
-                pthread_cond_signal(&p->cond);
 }
 
 static int cmp_addr(const void *a, const void *b)
@@ -171,17 +193,18 @@ static int cmp_addr(const void *a, const void *b)
 static void wc_flush_locked(struct pcie_dev *p, int w)
 {
         struct pcie_win *pw = &p->win[w];
+        int64_t now = now_ns();
         uint32_t i;
 
         qsort(pw->wc, pw->nwc, sizeof(*pw->wc), cmp_addr);
         for (i = 0; i < pw->nwc; i++)
-                post_line(p, w, &pw->wc[i]);
+                post_line(p, w, &pw->wc[i], &now);
         pw->nwc = 0;
 }
 
 /* One store into the WC buffer (it does not cross a line). */
 static void wc_store_locked(struct pcie_dev *p, int w, uint64_t off, const uint8_t *src,
-                            uint32_t len)
+                            uint32_t len, int64_t *now)
 {
         struct pcie_win *pw = &p->win[w];
         uint64_t addr = off & ~(uint64_t)(LINE - 1);
@@ -209,7 +232,7 @@ static void wc_store_locked(struct pcie_dev *p, int w, uint64_t off, const uint8
                         struct line out = pw->wc[victim];
 
                         pw->wc[victim] = pw->wc[--pw->nwc];
-                        post_line(p, w, &out);
+                        post_line(p, w, &out, now);
                 }
         }
         memcpy(l->data + k, src, len);
@@ -232,6 +255,9 @@ static void *drainer(void *arg)
                         if (t < next)
                                 next = t;
                 }
+                /* Idle: a writer wakes us for what it leaves (pcie_op_exit).
+                 * Otherwise we wake when the next line is due. */
+                p->drainer_idle = next == INT64_MAX;
                 if (next == INT64_MAX)
                         next = now + 100 * NS_PER_MS;
                 /* Writers that flush drain their own lines; this thread only
@@ -341,26 +367,43 @@ static int check_range(struct pcie_dev *p, int widx, uint64_t off, uint64_t len)
         return off <= size && len <= size - off ? 0 : -EINVAL;
 }
 
+/* A window op ends, under the lock: an idle drainer is woken for the lines
+ * it leaves queued (they land at their time with no writer there). */
+static void pcie_op_exit(struct pcie_dev *p)
+{
+        int w, left = 0;
+
+        for (w = 0; p->drainer_idle && w < p->nwin; w++)
+                left |= p->win[w].count != 0;
+        if (left) {
+                p->drainer_idle = 0;
+                pthread_cond_signal(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+}
+
 static int pcie_peer_mw_write(struct ntbt_dev *dev, int widx, uint64_t off, const void *src,
                               size_t len)
 {
         struct pcie_dev *p = to_pcie(dev);
         const uint8_t *s = src;
+        int64_t now;
 
         if (check_range(p, widx, off, len))
                 return -EINVAL;
         pthread_mutex_lock(&p->lock);
+        now = now_ns();
         while (len) {
                 uint32_t n = LINE - (uint32_t)(off & (LINE - 1));
 
                 if (n > len)
                         n = (uint32_t)len;
-                wc_store_locked(p, widx, off, s, n);
+                wc_store_locked(p, widx, off, s, n, &now);
                 off += n;
                 s += n;
                 len -= n;
         }
-        pthread_mutex_unlock(&p->lock);
+        pcie_op_exit(p);
         return 0;
 }
 
@@ -377,14 +420,8 @@ static int pcie_peer_mw_wmb(struct ntbt_dev *dev, int widx)
                 return -EINVAL;
         pthread_mutex_lock(&p->lock);
         wc_flush_locked(p, widx);
-        pthread_mutex_unlock(&p->lock);
+        pcie_op_exit(p);
         return 0;
-}
-
-static void spin_until(int64_t t)
-{
-        while (now_ns() < t)
-                cpu_relax();
 }
 
 static int pcie_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
@@ -405,7 +442,7 @@ static int pcie_peer_mw_flush(struct ntbt_dev *dev, int widx, uint64_t off)
                         pthread_mutex_lock(&p->lock);
                 }
         }
-        pthread_mutex_unlock(&p->lock);
+        pcie_op_exit(p);
         spin_until(now_ns() + p->rd); /* the read's round trip */
         return ntbt_dev_peer_mw_flush(p->base.inner, widx, off);
 }
